@@ -1,0 +1,242 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Labels set on every ChannelDelivery, so that channel reconcilers watch
+// only their channel and a notification's deliveries list cheaply.
+const (
+	LabelNotification = "notify.herald.dev/notification"
+	LabelChannel      = "notify.herald.dev/channel"
+	LabelRecipient    = "notify.herald.dev/recipient"
+)
+
+// RecipientSnapshot is a copy of the recipient taken at fan-out, so that a
+// later change to the Recipient does not change a delivery in flight.
+type RecipientSnapshot struct {
+	// name of the Recipient.
+	Name string `json:"name"`
+	// +optional
+	Username string `json:"username,omitempty"`
+	// +optional
+	DisplayName string `json:"displayName,omitempty"`
+	// +optional
+	Email string `json:"email,omitempty"`
+	// +optional
+	Phone string `json:"phone,omitempty"`
+	// +optional
+	WebhookURL string `json:"webhookURL,omitempty"`
+	// +optional
+	Timezone string `json:"timezone,omitempty"`
+}
+
+// RenderedContent is the content of one delivery, rendered once at fan-out.
+type RenderedContent struct {
+	// +optional
+	Type NotificationType `json:"type,omitempty"`
+	// +optional
+	Category string `json:"category,omitempty"`
+	// +optional
+	Title string `json:"title,omitempty"`
+	// +optional
+	Message string `json:"message,omitempty"`
+	// +optional
+	Actions []Action `json:"actions,omitempty"`
+	// +optional
+	Email *EmailContent `json:"email,omitempty"`
+	// +optional
+	WhatsApp *WhatsAppContent `json:"whatsapp,omitempty"`
+	// webhookPayload replaces the default webhook JSON body.
+	// +optional
+	WebhookPayload string `json:"webhookPayload,omitempty"`
+}
+
+// ChannelDeliverySpec is one (notification, channel, recipient) unit of work.
+// It is written by the Notification reconciler and never changes.
+type ChannelDeliverySpec struct {
+	// notification is the name of the owning Notification.
+	Notification string `json:"notification"`
+	Channel      Channel `json:"channel"`
+	Recipient    RecipientSnapshot `json:"recipient"`
+	// provider is the NotificationProvider named on the notification;
+	// empty means the namespace's default for the channel.
+	// +optional
+	Provider string `json:"provider,omitempty"`
+	Content  RenderedContent `json:"content"`
+	// retry is the resolved policy (defaults filled in at fan-out).
+	// +optional
+	Retry *RetryPolicy `json:"retry,omitempty"`
+	// timeout bounds one attempt.
+	// +optional
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+	// notBefore holds the delivery until this time (deliverAfter, quiet
+	// hours).
+	// +optional
+	NotBefore *metav1.Time `json:"notBefore,omitempty"`
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+	// skip, when set, records that fan-out decided against sending
+	// (opt-out, no address, unknown recipient); the delivery ends Skipped
+	// with this reason, visible to kubectl like any other outcome.
+	// +optional
+	Skip *SkipDecision `json:"skip,omitempty"`
+}
+
+// SkipDecision is why a delivery is not sent.
+type SkipDecision struct {
+	// reason is a CamelCase word, e.g. OptedOut, NoAddress.
+	Reason string `json:"reason"`
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// DeliveryPhase is where a delivery is in its lifecycle.
+// +kubebuilder:validation:Enum=Pending;Sending;Succeeded;Failed;Skipped;Expired;Cancelled
+type DeliveryPhase string
+
+const (
+	DeliveryPending   DeliveryPhase = "Pending"
+	DeliverySending   DeliveryPhase = "Sending"
+	DeliverySucceeded DeliveryPhase = "Succeeded"
+	DeliveryFailed    DeliveryPhase = "Failed"
+	DeliverySkipped   DeliveryPhase = "Skipped"
+	DeliveryExpired   DeliveryPhase = "Expired"
+	DeliveryCancelled DeliveryPhase = "Cancelled"
+)
+
+// Finished reports whether the phase is terminal.
+func (p DeliveryPhase) Finished() bool {
+	switch p {
+	case DeliverySucceeded, DeliveryFailed, DeliverySkipped, DeliveryExpired, DeliveryCancelled:
+		return true
+	}
+	return false
+}
+
+// FailureReason classifies why an attempt failed.
+// +kubebuilder:validation:Enum=Transient;Permanent;RateLimited;Timeout;InvalidAddress
+type FailureReason string
+
+const (
+	ReasonTransient      FailureReason = "Transient"
+	ReasonPermanent      FailureReason = "Permanent"
+	ReasonRateLimited    FailureReason = "RateLimited"
+	ReasonTimeout        FailureReason = "Timeout"
+	ReasonInvalidAddress FailureReason = "InvalidAddress"
+)
+
+// Attempt records one delivery attempt.
+type Attempt struct {
+	// number is the 1-based attempt number.
+	Number    int32       `json:"number"`
+	StartTime metav1.MicroTime `json:"startTime"`
+	// duration of the attempt.
+	// +optional
+	Duration *metav1.Duration `json:"duration,omitempty"`
+	// outcome: Succeeded, Failed or Abandoned (the controller stopped
+	// during the attempt).
+	Outcome string `json:"outcome"`
+	// +optional
+	Reason FailureReason `json:"reason,omitempty"`
+	// +optional
+	Error string `json:"error,omitempty"`
+	// +optional
+	Provider string `json:"provider,omitempty"`
+}
+
+// MaxAttemptHistory is how many attempts status.history keeps.
+const MaxAttemptHistory = 10
+
+// InboxResponse is a recipient's answer, given through the inbox.
+type InboxResponse struct {
+	Action string `json:"action"`
+	// +optional
+	Comment  string      `json:"comment,omitempty"`
+	Username string      `json:"username,omitempty"`
+	Time     metav1.Time `json:"time"`
+}
+
+// ChannelDeliveryStatus is the observed state of a ChannelDelivery.
+type ChannelDeliveryStatus struct {
+	// +optional
+	Phase DeliveryPhase `json:"phase,omitempty"`
+	// reason is a CamelCase word for why the delivery is in its phase,
+	// e.g. OptedOut, InvalidPhone, AttemptsExhausted, ProviderNotReady.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// message explains reason to a person.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// attempts is the number of attempts started.
+	// +optional
+	Attempts int32 `json:"attempts,omitempty"`
+	// attemptStartTime is when the current attempt started (phase Sending).
+	// A Sending delivery older than its timeout was abandoned by a crash.
+	// +optional
+	AttemptStartTime *metav1.MicroTime `json:"attemptStartTime,omitempty"`
+	// nextAttemptTime is when a Pending delivery will be tried again.
+	// +optional
+	NextAttemptTime *metav1.MicroTime `json:"nextAttemptTime,omitempty"`
+	// +optional
+	LastError string `json:"lastError,omitempty"`
+	// +optional
+	LastErrorReason FailureReason `json:"lastErrorReason,omitempty"`
+	// provider is the NotificationProvider that delivered (or last tried).
+	// +optional
+	Provider string `json:"provider,omitempty"`
+	// +optional
+	ProviderMessageID string `json:"providerMessageID,omitempty"`
+	// history keeps the last attempts, oldest first.
+	// +kubebuilder:validation:MaxItems=10
+	// +optional
+	History []Attempt `json:"history,omitempty"`
+	// completionTime is when the delivery reached a terminal phase.
+	// +optional
+	CompletionTime *metav1.MicroTime `json:"completionTime,omitempty"`
+
+	// readTime is when the recipient read an in-app item.
+	// +optional
+	ReadTime *metav1.Time `json:"readTime,omitempty"`
+	// archivedTime is when the recipient archived an in-app item.
+	// +optional
+	ArchivedTime *metav1.Time `json:"archivedTime,omitempty"`
+	// response is the recipient's answer to an approval.
+	// +optional
+	Response *InboxResponse `json:"response,omitempty"`
+}
+
+// ChannelDelivery is one (notification, channel, recipient) unit of work.
+// Herald creates them; people read them with kubectl get.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=cd;delivery,categories=herald
+// +kubebuilder:printcolumn:name="Notification",type=string,JSONPath=`.spec.notification`
+// +kubebuilder:printcolumn:name="Channel",type=string,JSONPath=`.spec.channel`
+// +kubebuilder:printcolumn:name="Recipient",type=string,JSONPath=`.spec.recipient.name`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Attempts",type=integer,JSONPath=`.status.attempts`
+// +kubebuilder:printcolumn:name="Next Attempt",type=date,JSONPath=`.status.nextAttemptTime`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ChannelDelivery struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable"
+	Spec   ChannelDeliverySpec   `json:"spec"`
+	Status ChannelDeliveryStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// ChannelDeliveryList contains a list of ChannelDelivery.
+type ChannelDeliveryList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ChannelDelivery `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&ChannelDelivery{}, &ChannelDeliveryList{})
+}

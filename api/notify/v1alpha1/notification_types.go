@@ -1,0 +1,248 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// NotificationSpec is one request to notify an audience.
+// +kubebuilder:validation:XValidation:rule="has(self.templateRef) != (has(self.title) || has(self.message))",message="set either templateRef or title/message, not both and not neither"
+// +kubebuilder:validation:XValidation:rule="has(self.templateRef) || has(self.message)",message="message is required when no templateRef is set"
+// +kubebuilder:validation:XValidation:rule="self.type != 'approval' || size(self.actions) > 0",message="an approval notification needs at least one action"
+// +kubebuilder:validation:XValidation:rule="self.type == 'approval' || size(self.actions) == 0",message="actions are only allowed on approval notifications"
+// +kubebuilder:validation:XValidation:rule="!has(self.deliverAfter) || !has(self.expiresAt) || timestamp(self.deliverAfter) < timestamp(self.expiresAt)",message="expiresAt must be later than deliverAfter"
+// +kubebuilder:validation:XValidation:rule="!has(self.quorum) || self.type == 'approval'",message="quorum is only allowed on approval notifications"
+type NotificationSpec struct {
+	// type is how important the notification is: informational, warning,
+	// critical or approval. critical and approval override opt-outs.
+	// +kubebuilder:default=informational
+	// +optional
+	Type NotificationType `json:"type,omitempty"`
+
+	// category groups notifications for recipients' preferences, e.g.
+	// "security" or "deployments".
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$`
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Category string `json:"category,omitempty"`
+
+	// title is a short headline.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Title string `json:"title,omitempty"`
+
+	// message is the body text.
+	// +kubebuilder:validation:MaxLength=16384
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// templateRef renders title, message and per-channel content from a
+	// NotificationTemplate, with params.
+	// +optional
+	TemplateRef *TemplateReference `json:"templateRef,omitempty"`
+
+	// params are the values given to the template.
+	// +kubebuilder:validation:MaxProperties=64
+	// +optional
+	Params map[string]string `json:"params,omitempty"`
+
+	// audience is who receives the notification.
+	Audience Audience `json:"audience"`
+
+	// channels to deliver on.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=4
+	// +listType=set
+	Channels []Channel `json:"channels"`
+
+	// providers names the NotificationProvider per channel; unset channels
+	// use the namespace's default provider for that channel.
+	// +optional
+	Providers *ChannelProviders `json:"providers,omitempty"`
+
+	// deliverAfter holds every delivery until this time.
+	// +optional
+	DeliverAfter *metav1.Time `json:"deliverAfter,omitempty"`
+
+	// expiresAt gives up on deliveries not made by this time (phase
+	// Expired). In-app items disappear from inboxes after it.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// retry overrides the controller's default retry policy.
+	// +optional
+	Retry *RetryPolicy `json:"retry,omitempty"`
+
+	// timeout bounds one delivery attempt, e.g. "30s".
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s') && duration(self) <= duration('10m')",message="timeout must be between 0s (exclusive) and 10m"
+	// +optional
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:Type=string
+	Timeout *metav1.Duration `json:"timeout,omitempty"`
+
+	// actions are the answers an approval notification offers.
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=map
+	// +listMapKey=id
+	// +kubebuilder:default={}
+	// +optional
+	Actions []Action `json:"actions"`
+
+	// quorum is how many matching answers decide an approval. By default
+	// the first answer decides.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	Quorum *int32 `json:"quorum,omitempty"`
+
+	// ttlSecondsAfterFinished deletes the notification (and its
+	// deliveries) this long after it finished.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
+}
+
+// NotificationPhase summarises a notification's progress.
+// +kubebuilder:validation:Enum=Pending;Dispatching;Delivered;PartiallyDelivered;Failed;Expired
+type NotificationPhase string
+
+const (
+	NotificationPending            NotificationPhase = "Pending"
+	NotificationDispatching        NotificationPhase = "Dispatching"
+	NotificationDelivered          NotificationPhase = "Delivered"
+	NotificationPartiallyDelivered NotificationPhase = "PartiallyDelivered"
+	NotificationFailed             NotificationPhase = "Failed"
+	NotificationExpired            NotificationPhase = "Expired"
+)
+
+// Finished reports whether the phase is terminal.
+func (p NotificationPhase) Finished() bool {
+	switch p {
+	case NotificationDelivered, NotificationPartiallyDelivered, NotificationFailed, NotificationExpired:
+		return true
+	}
+	return false
+}
+
+// Notification condition types.
+const (
+	// ConditionDispatched is True once every ChannelDelivery exists.
+	ConditionDispatched = "Dispatched"
+	// ConditionDelivered is True when every delivery succeeded or was
+	// skipped by preference, False with a reason once the notification
+	// finished otherwise.
+	ConditionDelivered = "Delivered"
+	// ConditionApproved and ConditionRejected record an approval decision.
+	ConditionApproved = "Approved"
+	ConditionRejected = "Rejected"
+)
+
+// DeliveryCounts counts deliveries by phase.
+type DeliveryCounts struct {
+	Total     int32 `json:"total"`
+	Pending   int32 `json:"pending"`
+	Sending   int32 `json:"sending"`
+	Succeeded int32 `json:"succeeded"`
+	Failed    int32 `json:"failed"`
+	Skipped   int32 `json:"skipped"`
+	Expired   int32 `json:"expired"`
+	Cancelled int32 `json:"cancelled,omitempty"`
+}
+
+// ChannelStatus counts one channel's deliveries.
+type ChannelStatus struct {
+	Channel        Channel `json:"channel"`
+	DeliveryCounts `json:",inline"`
+}
+
+// Response is one recipient's answer to an approval notification.
+type Response struct {
+	// recipient is the Recipient's name.
+	Recipient string `json:"recipient"`
+	// username is the Kubernetes user who answered.
+	// +optional
+	Username string `json:"username,omitempty"`
+	// action is the chosen action id.
+	Action string `json:"action"`
+	// +optional
+	Comment string `json:"comment,omitempty"`
+	Time    metav1.Time `json:"time"`
+}
+
+// NotificationStatus is the observed state of a Notification.
+type NotificationStatus struct {
+	// +optional
+	Phase NotificationPhase `json:"phase,omitempty"`
+
+	// recipients is the number of distinct recipients resolved.
+	// +optional
+	Recipients int32 `json:"recipients"`
+
+	// unresolved lists audience users that name no Recipient.
+	// +kubebuilder:validation:MaxItems=100
+	// +optional
+	Unresolved []string `json:"unresolved,omitempty"`
+
+	// deliveries counts all deliveries by phase.
+	// +optional
+	Deliveries DeliveryCounts `json:"deliveries,omitempty"`
+
+	// channels counts deliveries per channel.
+	// +listType=map
+	// +listMapKey=channel
+	// +optional
+	Channels []ChannelStatus `json:"channels,omitempty"`
+
+	// responses are the answers to an approval notification, oldest first.
+	// +optional
+	Responses []Response `json:"responses,omitempty"`
+
+	// dispatchTime is when every delivery had been created.
+	// +optional
+	DispatchTime *metav1.Time `json:"dispatchTime,omitempty"`
+
+	// completionTime is when the notification finished.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
+
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+}
+
+// Notification is a request to notify an audience on one or more channels.
+// Its spec cannot change once created: create a new Notification instead.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=notif,categories=herald
+// +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Recipients",type=integer,JSONPath=`.status.recipients`
+// +kubebuilder:printcolumn:name="Succeeded",type=integer,JSONPath=`.status.deliveries.succeeded`
+// +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.deliveries.failed`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Notification struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable: create a new Notification instead"
+	Spec   NotificationSpec   `json:"spec"`
+	Status NotificationStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// NotificationList contains a list of Notification.
+type NotificationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Notification `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Notification{}, &NotificationList{})
+}

@@ -1,0 +1,213 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// SMTPTLSMode is how an SMTP connection is secured.
+// +kubebuilder:validation:Enum=None;StartTLS;ImplicitTLS
+type SMTPTLSMode string
+
+const (
+	SMTPTLSNone     SMTPTLSMode = "None"
+	SMTPStartTLS    SMTPTLSMode = "StartTLS"
+	SMTPImplicitTLS SMTPTLSMode = "ImplicitTLS"
+)
+
+// SMTPProvider sends email through an SMTP server.
+type SMTPProvider struct {
+	// host of the SMTP server.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Host string `json:"host"`
+	// port of the SMTP server, usually 587 (StartTLS) or 465 (ImplicitTLS).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port"`
+	// tls is how the connection is secured.
+	// +kubebuilder:default=StartTLS
+	// +optional
+	TLS SMTPTLSMode `json:"tls,omitempty"`
+	// from is the sender, e.g. "Herald <herald@example.com>".
+	// +kubebuilder:validation:MinLength=3
+	// +kubebuilder:validation:MaxLength=320
+	From string `json:"from"`
+	// replyTo is an optional Reply-To address.
+	// +kubebuilder:validation:MaxLength=320
+	// +optional
+	ReplyTo string `json:"replyTo,omitempty"`
+	// authSecretRef names a Secret with keys "username" and "password"
+	// for SMTP AUTH.
+	// +optional
+	AuthSecretRef *SecretReference `json:"authSecretRef,omitempty"`
+	// caSecretRef names a Secret whose key "ca.crt" holds extra CA
+	// certificates to trust.
+	// +optional
+	CASecretRef *SecretReference `json:"caSecretRef,omitempty"`
+	// insecureSkipVerify disables certificate verification. For tests.
+	// +optional
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+}
+
+// WhatsAppAPI is the WhatsApp gateway a provider speaks to.
+// +kubebuilder:validation:Enum=cloud;twilio;waha
+type WhatsAppAPI string
+
+const (
+	WhatsAppCloud  WhatsAppAPI = "cloud"
+	WhatsAppTwilio WhatsAppAPI = "twilio"
+	WhatsAppWAHA   WhatsAppAPI = "waha"
+)
+
+// WhatsAppProvider sends WhatsApp messages through Meta's Cloud API, Twilio
+// or a WAHA gateway.
+// +kubebuilder:validation:XValidation:rule="self.api != 'cloud' || has(self.phoneNumberID)",message="the cloud api needs phoneNumberID"
+// +kubebuilder:validation:XValidation:rule="self.api != 'twilio' || (has(self.accountSID) && has(self.from))",message="the twilio api needs accountSID and from"
+// +kubebuilder:validation:XValidation:rule="self.api != 'waha' || has(self.baseURL)",message="the waha api needs baseURL"
+type WhatsAppProvider struct {
+	// api is cloud (Meta WhatsApp Cloud API), twilio or waha.
+	API WhatsAppAPI `json:"api"`
+	// baseURL overrides the API's address (required for waha).
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self)",message="baseURL must be an absolute URL"
+	// +optional
+	BaseURL string `json:"baseURL,omitempty"`
+	// apiVersion of the Cloud API, e.g. "v21.0".
+	// +kubebuilder:validation:MaxLength=16
+	// +optional
+	APIVersion string `json:"apiVersion,omitempty"`
+	// phoneNumberID is the Cloud API sender's phone number id.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	PhoneNumberID string `json:"phoneNumberID,omitempty"`
+	// accountSID is the Twilio account.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	AccountSID string `json:"accountSID,omitempty"`
+	// from is the Twilio sender number in E.164.
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^\\\\+[1-9][0-9]{6,14}$')",message="from must be in E.164 form, e.g. +14155238886"
+	// +optional
+	From string `json:"from,omitempty"`
+	// session is the WAHA session name.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	Session string `json:"session,omitempty"`
+	// defaultRegion parses recipients' numbers written without a country
+	// code, e.g. "DE".
+	// +kubebuilder:validation:Pattern=`^[A-Z]{2}$`
+	// +optional
+	DefaultRegion string `json:"defaultRegion,omitempty"`
+	// credentialsSecretRef names a Secret with the API credentials: key
+	// "token" (cloud), "authToken" (twilio) or "apiKey" (waha, optional).
+	// +optional
+	CredentialsSecretRef *SecretReference `json:"credentialsSecretRef,omitempty"`
+}
+
+// WebhookProvider posts JSON to an HTTP endpoint.
+type WebhookProvider struct {
+	// url receives the POST. When empty, each recipient's webhookURL is
+	// used.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || url(self).getScheme() == 'http')",message="url must be an absolute http or https URL"
+	// +optional
+	URL string `json:"url,omitempty"`
+	// signingSecretRef names a Secret key whose value signs each request
+	// with HMAC-SHA256 (header X-Herald-Signature).
+	// +optional
+	SigningSecretRef *SecretKeyReference `json:"signingSecretRef,omitempty"`
+	// headers are added to every request.
+	// +kubebuilder:validation:MaxProperties=32
+	// +optional
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// RateLimit allows `requests` per `per`, with bursts up to `burst`.
+type RateLimit struct {
+	// requests allowed in each period.
+	// +kubebuilder:validation:Minimum=1
+	Requests int32 `json:"requests"`
+	// per is the period, e.g. "1s" or "1m".
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1ms')",message="per must be at least 1ms"
+	// +kubebuilder:default="1s"
+	// +optional
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:Type=string
+	Per metav1.Duration `json:"per,omitempty"`
+	// burst is how many requests may go at once; defaults to requests.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	Burst int32 `json:"burst,omitempty"`
+}
+
+// NotificationProviderSpec says how one channel is delivered.
+// +kubebuilder:validation:XValidation:rule="self.channel != 'inApp'",message="inApp needs no provider: in-app notifications are served by Herald's inbox"
+// +kubebuilder:validation:XValidation:rule="(self.channel == 'email') == has(self.smtp)",message="an email provider needs smtp settings, and only email providers may have them"
+// +kubebuilder:validation:XValidation:rule="(self.channel == 'whatsapp') == has(self.whatsapp)",message="a whatsapp provider needs whatsapp settings, and only whatsapp providers may have them"
+// +kubebuilder:validation:XValidation:rule="(self.channel == 'webhook') == has(self.webhook)",message="a webhook provider needs webhook settings, and only webhook providers may have them"
+type NotificationProviderSpec struct {
+	// channel this provider delivers.
+	Channel Channel `json:"channel"`
+	// default makes this the provider for notifications that name none.
+	// +optional
+	Default bool `json:"default,omitempty"`
+	// +optional
+	SMTP *SMTPProvider `json:"smtp,omitempty"`
+	// +optional
+	WhatsApp *WhatsAppProvider `json:"whatsapp,omitempty"`
+	// +optional
+	Webhook *WebhookProvider `json:"webhook,omitempty"`
+	// rateLimit holds deliveries back so the provider is not flooded. It
+	// is shared by all workers; waiting for it uses no attempt.
+	// +optional
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+	// fallback names providers of the same channel, tried in order when
+	// this one fails for provider reasons (credentials, configuration) or
+	// is not Ready.
+	// +kubebuilder:validation:MaxItems=5
+	// +optional
+	Fallback []string `json:"fallback,omitempty"`
+	// suspend stops deliveries through this provider; they wait.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// NotificationProviderStatus is the observed state of a provider.
+type NotificationProviderStatus struct {
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// NotificationProvider configures how a channel is delivered in a namespace.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=nprov,categories=herald
+// +kubebuilder:printcolumn:name="Channel",type=string,JSONPath=`.spec.channel`
+// +kubebuilder:printcolumn:name="Default",type=boolean,JSONPath=`.spec.default`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type NotificationProvider struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   NotificationProviderSpec   `json:"spec"`
+	Status NotificationProviderStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// NotificationProviderList contains a list of NotificationProvider.
+type NotificationProviderList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NotificationProvider `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&NotificationProvider{}, &NotificationProviderList{})
+}

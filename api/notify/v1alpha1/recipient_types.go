@@ -1,0 +1,151 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// CategoryPreference chooses the channels for one category.
+type CategoryPreference struct {
+	// category the preference applies to.
+	// +kubebuilder:validation:MaxLength=63
+	Category string `json:"category"`
+	// channels to receive this category on; an empty list mutes the
+	// category (critical and approval notifications still arrive).
+	// +listType=set
+	// +optional
+	Channels []Channel `json:"channels"`
+}
+
+// QuietHours defers deliveries that fall inside a daily window in the
+// recipient's timezone. Deliveries are held, never dropped.
+// +kubebuilder:validation:XValidation:rule="self.start != self.end",message="quietHours start and end must differ"
+type QuietHours struct {
+	// start of the window, "HH:MM" in 24-hour time.
+	// +kubebuilder:validation:Pattern=`^([01][0-9]|2[0-3]):[0-5][0-9]$`
+	Start string `json:"start"`
+	// end of the window, "HH:MM"; a window may wrap past midnight.
+	// +kubebuilder:validation:Pattern=`^([01][0-9]|2[0-3]):[0-5][0-9]$`
+	End string `json:"end"`
+	// channels the window applies to. By default every channel except
+	// inApp, which never disturbs anyone.
+	// +listType=set
+	// +optional
+	Channels []Channel `json:"channels,omitempty"`
+	// critical lets critical and approval notifications through the
+	// window when true.
+	// +optional
+	AllowCritical bool `json:"allowCritical,omitempty"`
+}
+
+// Preferences are a recipient's choices about what reaches them where.
+type Preferences struct {
+	// optOut lists channels the recipient does not want. critical and
+	// approval notifications ignore it.
+	// +listType=set
+	// +optional
+	OptOut []Channel `json:"optOut,omitempty"`
+	// categories choose channels per category.
+	// +listType=map
+	// +listMapKey=category
+	// +kubebuilder:validation:MaxItems=100
+	// +optional
+	Categories []CategoryPreference `json:"categories,omitempty"`
+	// +optional
+	QuietHours *QuietHours `json:"quietHours,omitempty"`
+}
+
+// RecipientSpec describes a person who receives notifications.
+type RecipientSpec struct {
+	// displayName is how the person is addressed.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	DisplayName string `json:"displayName,omitempty"`
+
+	// username is the person's Kubernetes user name; their inbox shows
+	// the in-app notifications of every Recipient with this username.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Username string `json:"username,omitempty"`
+
+	// email address for the email channel.
+	// +kubebuilder:validation:MaxLength=254
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[^@\\\\s]+@[^@\\\\s]+\\\\.[^@\\\\s]+$')",message="email must be an address like name@example.com"
+	// +optional
+	Email string `json:"email,omitempty"`
+
+	// phone number in E.164 form for WhatsApp, e.g. "+4915112345678".
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^\\\\+[1-9][0-9]{6,14}$')",message="phone must be in E.164 form: a plus sign and 7 to 15 digits, e.g. +4915112345678"
+	// +optional
+	Phone string `json:"phone,omitempty"`
+
+	// webhookURL receives this person's webhook notifications when the
+	// provider has no URL of its own.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || url(self).getScheme() == 'http')",message="webhookURL must be an absolute http or https URL"
+	// +optional
+	WebhookURL string `json:"webhookURL,omitempty"`
+
+	// roles this person has, for role audiences.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=50
+	// +kubebuilder:validation:items:MaxLength=63
+	// +optional
+	Roles []string `json:"roles,omitempty"`
+
+	// timezone is an IANA zone name, e.g. "Europe/Berlin", for quiet
+	// hours. Defaults to UTC.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	Timezone string `json:"timezone,omitempty"`
+
+	// +optional
+	Preferences Preferences `json:"preferences,omitempty"`
+}
+
+// Recipient condition types.
+const (
+	// ConditionAddressesValid says every address given can be used.
+	ConditionAddressesValid = "AddressesValid"
+)
+
+// RecipientStatus is the observed state of a Recipient.
+type RecipientStatus struct {
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Recipient is a person who receives notifications.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=rcpt,categories=herald
+// +kubebuilder:printcolumn:name="Username",type=string,JSONPath=`.spec.username`
+// +kubebuilder:printcolumn:name="Email",type=string,JSONPath=`.spec.email`
+// +kubebuilder:printcolumn:name="Phone",type=string,JSONPath=`.spec.phone`
+// +kubebuilder:printcolumn:name="Roles",type=string,JSONPath=`.spec.roles`
+// +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="AddressesValid")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Recipient struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   RecipientSpec   `json:"spec,omitempty"`
+	Status RecipientStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// RecipientList contains a list of Recipient.
+type RecipientList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Recipient `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Recipient{}, &RecipientList{})
+}

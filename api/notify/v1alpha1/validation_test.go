@@ -1,0 +1,204 @@
+package v1alpha1_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
+)
+
+// manifest builds a namespaced object of kind with the given spec YAML.
+func manifest(kind, name, spec string) *unstructured.Unstructured {
+	doc := fmt.Sprintf("apiVersion: notify.herald.dev/v1alpha1\nkind: %s\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n%s",
+		kind, name, namespace, indent(spec, "  "))
+	obj := &unstructured.Unstructured{}
+	Expect(yaml.Unmarshal([]byte(doc), &obj.Object)).To(Succeed(), doc)
+	return obj
+}
+
+func indent(s, prefix string) string {
+	lines := strings.Split(strings.Trim(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = prefix + l
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
+
+// A valid Notification spec body that the invalid cases alter.
+const notificationBody = `title: Disk almost full
+message: /var is 95% full on node-1.
+audience:
+  users: [alice]
+channels: [inApp]
+`
+
+func create(obj client.Object) error {
+	return k8sClient.Create(ctx, obj)
+}
+
+var _ = Describe("samples", func() {
+	It("accepts every manifest in config/samples", func() {
+		root, err := heraldenvtest.RepoRoot()
+		Expect(err).NotTo(HaveOccurred())
+		files, err := filepath.Glob(filepath.Join(root, "config", "samples", "*.yaml"))
+		Expect(err).NotTo(HaveOccurred())
+		kinds := map[string]bool{}
+		for _, f := range files {
+			if filepath.Base(f) == "kustomization.yaml" {
+				continue
+			}
+			data, err := os.ReadFile(f)
+			Expect(err).NotTo(HaveOccurred())
+			obj := &unstructured.Unstructured{}
+			Expect(yaml.Unmarshal(data, &obj.Object)).To(Succeed(), f)
+			obj.SetNamespace(namespace)
+			Expect(create(obj)).To(Succeed(), "sample %s was rejected", filepath.Base(f))
+			kinds[obj.GetKind()] = true
+		}
+		Expect(kinds).To(HaveKey("Notification"))
+		Expect(kinds).To(HaveKey("ChannelDelivery"))
+		Expect(kinds).To(HaveKey("Recipient"))
+		Expect(kinds).To(HaveKey("NotificationProvider"))
+		Expect(kinds).To(HaveKey("NotificationTemplate"))
+		Expect(kinds).To(HaveKey("NotificationSchedule"))
+		Expect(kinds).To(HaveKey("EventRule"))
+	})
+})
+
+var _ = Describe("admission", func() {
+	var n int
+	uniqueName := func() string {
+		n++
+		return fmt.Sprintf("invalid-%d", n)
+	}
+
+	DescribeTable("rejects invalid manifests with a clear message",
+		func(kind, spec, want string) {
+			obj := manifest(kind, uniqueName(), spec)
+			err := create(obj)
+			Expect(err).To(HaveOccurred(), "manifest was accepted:\n%s", spec)
+			Expect(err.Error()).To(ContainSubstring(want))
+			GinkgoWriter.Printf("%s rejected: %v\n", kind, err)
+		},
+		// Notification: enums and required fields.
+		Entry("unknown channel", "Notification", strings.Replace(notificationBody, "[inApp]", "[inApp, sms]", 1),
+			`Unsupported value: "sms"`),
+		Entry("unknown type", "Notification", notificationBody+"type: urgent\n",
+			`Unsupported value: "urgent"`),
+		Entry("no channels", "Notification", strings.Replace(notificationBody, "channels: [inApp]\n", "", 1),
+			`spec.channels: Required value`),
+		Entry("empty channels", "Notification", strings.Replace(notificationBody, "[inApp]", "[]", 1),
+			`spec.channels: Invalid value: 0: spec.channels in body should have at least 1 items`),
+		Entry("duplicate channel", "Notification", strings.Replace(notificationBody, "[inApp]", "[email, email]", 1),
+			`Duplicate value: "email"`),
+		Entry("no audience", "Notification", "title: t\nmessage: m\nchannels: [inApp]\n",
+			`spec.audience: Required value`),
+		Entry("empty audience", "Notification", "title: t\nmessage: m\naudience: {}\nchannels: [inApp]\n",
+			`audience needs at least one of users, roles or selector`),
+		Entry("templateRef and message", "Notification", notificationBody+"templateRef:\n  name: disk\n",
+			`set either templateRef or title/message, not both and not neither`),
+		Entry("neither templateRef nor message", "Notification", "audience:\n  users: [alice]\nchannels: [inApp]\n",
+			`set either templateRef or title/message, not both and not neither`),
+		Entry("title without message", "Notification", "title: t\naudience:\n  users: [alice]\nchannels: [inApp]\n",
+			`message is required when no templateRef is set`),
+		Entry("approval without actions", "Notification", notificationBody+"type: approval\n",
+			`an approval notification needs at least one action`),
+		Entry("actions on an informational notification", "Notification", notificationBody+"actions:\n- id: ok\n  label: OK\n",
+			`actions are only allowed on approval notifications`),
+		Entry("quorum on an informational notification", "Notification", notificationBody+"quorum: 2\n",
+			`quorum is only allowed on approval notifications`),
+		Entry("action id with capitals", "Notification", notificationBody+"type: approval\nactions:\n- id: Approve!\n  label: Approve\n",
+			`spec.actions[0].id in body should match`),
+		Entry("category with spaces", "Notification", notificationBody+"category: Security Alerts\n",
+			`spec.category in body should match`),
+		// Retry policy.
+		Entry("maxAttempts 0", "Notification", notificationBody+"retry:\n  maxAttempts: 0\n",
+			`spec.retry.maxAttempts in body should be greater than or equal to 1`),
+		Entry("maxAttempts 51", "Notification", notificationBody+"retry:\n  maxAttempts: 51\n",
+			`spec.retry.maxAttempts in body should be less than or equal to 50`),
+		Entry("initialDelay longer than maxDelay", "Notification", notificationBody+"retry:\n  initialDelay: 10m\n  maxDelay: 1m\n",
+			`initialDelay must not be longer than maxDelay`),
+		Entry("unknown backoff strategy", "Notification", notificationBody+"retry:\n  strategy: Random\n",
+			`Unsupported value: "Random"`),
+		Entry("malformed duration", "Notification", notificationBody+"retry:\n  initialDelay: soon\n",
+			`spec.retry.initialDelay in body should match`),
+		Entry("zero timeout", "Notification", notificationBody+"timeout: 0s\n",
+			`timeout must be between 0s (exclusive) and 10m`),
+		Entry("expiry before deliverAfter", "Notification", notificationBody+"deliverAfter: \"2030-01-02T00:00:00Z\"\nexpiresAt: \"2030-01-01T00:00:00Z\"\n",
+			`expiresAt must be later than deliverAfter`),
+		// Recipient.
+		Entry("phone not in E.164", "Recipient", "phone: \"0151 12345678\"\n",
+			`phone must be in E.164 form`),
+		Entry("email without a domain", "Recipient", "email: alice\n",
+			`email must be an address like name@example.com`),
+		Entry("quiet hours at 25:00", "Recipient", "preferences:\n  quietHours:\n    start: \"25:00\"\n    end: \"07:00\"\n",
+			`spec.preferences.quietHours.start in body should match`),
+		Entry("quiet hours of zero length", "Recipient", "preferences:\n  quietHours:\n    start: \"07:00\"\n    end: \"07:00\"\n",
+			`quietHours start and end must differ`),
+		Entry("ftp webhook URL", "Recipient", "webhookURL: ftp://example.com/hook\n",
+			`webhookURL must be an absolute http or https URL`),
+		Entry("unknown opt-out channel", "Recipient", "preferences:\n  optOut: [pager]\n",
+			`Unsupported value: "pager"`),
+		// NotificationProvider.
+		Entry("inApp provider", "NotificationProvider", "channel: inApp\n",
+			`inApp needs no provider`),
+		Entry("email provider without smtp", "NotificationProvider", "channel: email\nwebhook:\n  url: https://example.com\n",
+			`an email provider needs smtp settings, and only email providers may have them`),
+		Entry("email provider with webhook settings too", "NotificationProvider",
+			"channel: email\nsmtp:\n  host: smtp.example.com\n  port: 587\n  from: a@example.com\nwebhook:\n  url: https://example.com\n",
+			`a webhook provider needs webhook settings, and only webhook providers may have them`),
+		Entry("unknown SMTP TLS mode", "NotificationProvider", "channel: email\nsmtp:\n  host: smtp.example.com\n  port: 587\n  tls: SSL\n  from: a@example.com\n",
+			`Unsupported value: "SSL"`),
+		Entry("SMTP port out of range", "NotificationProvider", "channel: email\nsmtp:\n  host: smtp.example.com\n  port: 70000\n  from: a@example.com\n",
+			`spec.smtp.port in body should be less than or equal to 65535`),
+		Entry("cloud API without phoneNumberID", "NotificationProvider", "channel: whatsapp\nwhatsapp:\n  api: cloud\n",
+			`the cloud api needs phoneNumberID`),
+		Entry("twilio without sender", "NotificationProvider", "channel: whatsapp\nwhatsapp:\n  api: twilio\n  accountSID: AC123\n",
+			`the twilio api needs accountSID and from`),
+		Entry("unknown WhatsApp API", "NotificationProvider", "channel: whatsapp\nwhatsapp:\n  api: telegram\n",
+			`Unsupported value: "telegram"`),
+		Entry("rate limit of zero", "NotificationProvider", "channel: webhook\nwebhook:\n  url: https://example.com\nrateLimit:\n  requests: 0\n",
+			`spec.rateLimit.requests in body should be greater than or equal to 1`),
+		// NotificationSchedule.
+		Entry("schedule in words", "NotificationSchedule", "schedule: every monday\nnotification:\n  spec:\n"+indent(notificationBody, "    "),
+			`schedule must be five cron fields`),
+		Entry("negative starting deadline", "NotificationSchedule", "schedule: \"@daily\"\nstartingDeadlineSeconds: -5\nnotification:\n  spec:\n"+indent(notificationBody, "    "),
+			`spec.startingDeadlineSeconds in body should be greater than or equal to 0`),
+		Entry("schedule with an invalid notification", "NotificationSchedule", "schedule: \"@daily\"\nnotification:\n  spec:\n"+indent(strings.Replace(notificationBody, "[inApp]", "[fax]", 1), "    "),
+			`Unsupported value: "fax"`),
+		// NotificationTemplate.
+		Entry("required param with default", "NotificationTemplate", "params:\n- name: app\n  required: true\n  default: web\nmessage: hi {{ .app }}\n",
+			`a required param cannot have a default`),
+		Entry("param name with a dash", "NotificationTemplate", "params:\n- name: my-app\nmessage: hi\n",
+			`spec.params[0].name in body should match`),
+		Entry("template without message", "NotificationTemplate", "title: hi\n",
+			`spec.message: Required value`),
+		// EventRule.
+		Entry("unknown event type", "EventRule", "match:\n  types: [Error]\nnotification:\n  spec:\n"+indent(notificationBody, "    "),
+			`Unsupported value: "Error"`),
+	)
+
+	It("keeps a Notification's spec immutable", func() {
+		obj := manifest("Notification", "immutable", notificationBody)
+		Expect(create(obj)).To(Succeed())
+		Expect(unstructured.SetNestedField(obj.Object, "Changed title", "spec", "title")).To(Succeed())
+		err := k8sClient.Update(ctx, obj)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("spec is immutable: create a new Notification instead"))
+	})
+
+	It("fills defaults a person would expect", func() {
+		obj := manifest("Notification", "defaults", notificationBody)
+		Expect(create(obj)).To(Succeed())
+		typ, _, _ := unstructured.NestedString(obj.Object, "spec", "type")
+		Expect(typ).To(Equal("informational"))
+	})
+})

@@ -1,0 +1,164 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/channel"
+	"github.com/herald-dev/herald/internal/provider"
+)
+
+// Handler is what a channel plugs into the generic delivery reconciler: the
+// reconciler owns claiming, retries, status and metrics; the handler owns
+// the choice of provider and the wire.
+type Handler interface {
+	// NeedsClaim is true when a send has effects outside the cluster, so an
+	// attempt must be recorded (phase Sending) before it starts. In-app
+	// delivery has none and skips that write.
+	NeedsClaim() bool
+	// Admit returns how long the delivery must wait for its provider's rate
+	// limit (zero: go now). An error means the delivery cannot be attempted
+	// now (no usable provider), and counts as a failed attempt.
+	Admit(d *notifyv1.ChannelDelivery, now time.Time) (time.Duration, error)
+	// Send makes one attempt and returns the provider that made it.
+	Send(ctx context.Context, d *notifyv1.ChannelDelivery, msg *channel.Message) (providerName string, res channel.Result, err error)
+}
+
+// Handlers maps each channel to its handler.
+type Handlers map[notifyv1.Channel]Handler
+
+// Validate fails unless every channel the API accepts has a handler, so a
+// channel can never be accepted at admission and then silently ignored (the
+// predecessor's failure).
+func (h Handlers) Validate() error {
+	for _, c := range notifyv1.Channels {
+		if h[c] == nil {
+			return fmt.Errorf("no delivery handler registered for channel %q", c)
+		}
+	}
+	return nil
+}
+
+// InAppHandler delivers in-app notifications: a delivery is visible in its
+// recipient's inbox as soon as it is Succeeded, so sending is only that
+// status write.
+type InAppHandler struct{}
+
+func (InAppHandler) NeedsClaim() bool { return false }
+
+func (InAppHandler) Admit(*notifyv1.ChannelDelivery, time.Time) (time.Duration, error) {
+	return 0, nil
+}
+
+func (InAppHandler) Send(_ context.Context, d *notifyv1.ChannelDelivery, _ *channel.Message) (string, channel.Result, error) {
+	if d.Spec.Recipient.Username == "" {
+		return "", channel.Result{}, channel.NewInvalidAddress(fmt.Errorf("recipient %s has no username", d.Spec.Recipient.Name))
+	}
+	return "", channel.Result{}, nil
+}
+
+// ReasonProviderNotReady is set on deliveries that found no usable provider.
+const ReasonProviderNotReady = "ProviderNotReady"
+
+// suspendedWait is how often a delivery held by a suspended provider looks
+// again. Suspension uses no attempts.
+const suspendedWait = 30 * time.Second
+
+// ProviderHandler delivers through NotificationProviders: the named one or
+// the namespace default, then its fallbacks when it is not Ready or fails
+// for a provider reason.
+type ProviderHandler struct {
+	Channel  notifyv1.Channel
+	Registry *provider.Registry
+}
+
+func (h *ProviderHandler) NeedsClaim() bool { return true }
+
+// usable returns the chain's Ready providers, and why none is usable when
+// the result is empty.
+func (h *ProviderHandler) usable(d *notifyv1.ChannelDelivery) ([]*provider.Entry, bool, error) {
+	chain, missing := h.Registry.Chain(d.Namespace, channel.Name(h.Channel), d.Spec.Provider)
+	if len(chain) == 0 {
+		if d.Spec.Provider != "" {
+			return nil, false, notReady("no %s NotificationProvider named %q in namespace %s", h.Channel, d.Spec.Provider, d.Namespace)
+		}
+		return nil, false, notReady("no default %s NotificationProvider in namespace %s; create one with spec.default: true", h.Channel, d.Namespace)
+	}
+	var ready []*provider.Entry
+	suspended := false
+	var reasons []string
+	for _, e := range chain {
+		switch {
+		case e.Suspended:
+			suspended = true
+		case !e.Ready:
+			reasons = append(reasons, fmt.Sprintf("%s: %s", e.Name, e.Message))
+		default:
+			ready = append(ready, e)
+		}
+	}
+	if len(ready) > 0 {
+		return ready, false, nil
+	}
+	if suspended {
+		return nil, true, nil
+	}
+	if len(missing) > 0 {
+		reasons = append(reasons, fmt.Sprintf("fallback providers not found: %v", missing))
+	}
+	return nil, false, notReady("no Ready %s provider: %v", h.Channel, reasons)
+}
+
+func notReady(format string, args ...any) error {
+	return &channel.Error{Reason: channel.Transient, Code: ReasonProviderNotReady, ProviderFault: true, Err: fmt.Errorf(format, args...)}
+}
+
+func (h *ProviderHandler) Admit(d *notifyv1.ChannelDelivery, now time.Time) (time.Duration, error) {
+	ready, suspended, err := h.usable(d)
+	if err != nil {
+		return 0, err
+	}
+	if suspended {
+		return suspendedWait, nil
+	}
+	return ready[0].Pacer.Admit(string(d.UID), now), nil
+}
+
+func (h *ProviderHandler) Send(ctx context.Context, d *notifyv1.ChannelDelivery, msg *channel.Message) (string, channel.Result, error) {
+	ready, suspended, err := h.usable(d)
+	if err != nil {
+		return "", channel.Result{}, err
+	}
+	if suspended {
+		return "", channel.Result{}, channel.NewRateLimited("ProviderSuspended", suspendedWait, fmt.Errorf("provider suspended"))
+	}
+	var lastErr error
+	for i, e := range ready {
+		// Admit already paced the first provider; a fallback takes a token
+		// of its own or the attempt waits as rate limited.
+		if i > 0 {
+			if wait := e.Pacer.Admit(string(d.UID)+"/"+e.Name, time.Now()); wait > 0 {
+				return e.Name, channel.Result{}, channel.NewRateLimited("fallback "+e.Name, wait, fmt.Errorf("fallback provider %s is rate limited: %w", e.Name, lastErr))
+			}
+		}
+		res, err := e.Sender.Send(ctx, msg)
+		if err == nil {
+			return e.Name, res, nil
+		}
+		lastErr = err
+		ce := channel.Classify(err)
+		if !ce.ProviderFault || i == len(ready)-1 {
+			return e.Name, res, err
+		}
+	}
+	return "", channel.Result{}, lastErr
+}
+
+// providerKey names a provider in the delivery's namespace.
+func providerKey(d *notifyv1.ChannelDelivery, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: d.Namespace, Name: name}
+}

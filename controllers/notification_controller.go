@@ -1,0 +1,563 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/audience"
+	"github.com/herald-dev/herald/internal/render"
+	"github.com/herald-dev/herald/internal/retry"
+)
+
+// Notification condition reasons.
+const (
+	ReasonDispatched         = "Dispatched"
+	ReasonTemplateNotFound   = "TemplateNotFound"
+	ReasonTemplateInvalid    = "TemplateInvalid"
+	ReasonInvalidAudience    = "InvalidAudience"
+	ReasonNoRecipients       = "NoRecipients"
+	ReasonInProgress         = "InProgress"
+	ReasonAllDelivered       = "AllDelivered"
+	ReasonSomeFailed         = "SomeFailed"
+	ReasonAllFailed          = "AllFailed"
+	ReasonNotificationExpire = "Expired"
+	ReasonUnknownRecipients  = "UnknownRecipients"
+	ReasonAwaitingResponse   = "AwaitingResponse"
+	ReasonQuorumReached      = "QuorumReached"
+)
+
+// templateRetryInterval is how often a notification waiting for a missing
+// or broken template looks again.
+const templateRetryInterval = 30 * time.Second
+
+// NotificationReconciler fans Notifications out into ChannelDeliveries and
+// aggregates their outcomes back into the Notification's status.
+type NotificationReconciler struct {
+	client.Client
+	Recorder       events.EventRecorder
+	Clock          clock.PassiveClock
+	DefaultRetry   retry.Policy
+	DefaultTimeout time.Duration
+	// FanOutParallelism bounds concurrent creates for one notification.
+	FanOutParallelism int
+	Workers           int
+}
+
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=recipients,verbs=get;list;watch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationtemplates,verbs=get;list;watch
+
+func (r *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var n notifyv1.Notification
+	if err := r.Get(ctx, req.NamespacedName, &n); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if n.DeletionTimestamp != nil {
+		return ctrl.Result{}, nil
+	}
+	before := n.Status.DeepCopy()
+	now := r.Clock.Now()
+	result := ctrl.Result{}
+
+	if !meta.IsStatusConditionTrue(n.Status.Conditions, notifyv1.ConditionDispatched) && !n.Status.Phase.Finished() {
+		res, err := r.dispatch(ctx, &n, now)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		result = res
+	}
+
+	if meta.IsStatusConditionTrue(n.Status.Conditions, notifyv1.ConditionDispatched) {
+		if err := r.aggregate(ctx, &n, now); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	n.Status.ObservedGeneration = n.Generation
+
+	if !equality.Semantic.DeepEqual(before, &n.Status) {
+		if err := r.Status().Update(ctx, &n); err != nil {
+			if apierrors.IsConflict(err) {
+				return ctrl.Result{Requeue: true}, nil
+			}
+			return ctrl.Result{}, fmt.Errorf("updating notification status: %w", err)
+		}
+		r.announce(&n, before)
+	}
+
+	if n.Status.Phase.Finished() && n.Spec.TTLSecondsAfterFinished != nil && n.Status.CompletionTime != nil {
+		expiry := n.Status.CompletionTime.Add(time.Duration(*n.Spec.TTLSecondsAfterFinished) * time.Second)
+		if !now.Before(expiry) {
+			log.FromContext(ctx).V(1).Info("deleting finished notification after its TTL")
+			err := r.Delete(ctx, &n, client.PropagationPolicy(metav1.DeletePropagationBackground))
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+		return ctrl.Result{RequeueAfter: expiry.Sub(now)}, nil
+	}
+	return result, nil
+}
+
+// announce emits Events for the transitions users care about: dispatch
+// problems and completion. Successful deliveries get none; at scale that
+// would double the API writes.
+func (r *NotificationReconciler) announce(n *notifyv1.Notification, before *notifyv1.NotificationStatus) {
+	if len(n.Status.Unresolved) > 0 && len(before.Unresolved) == 0 {
+		r.Recorder.Eventf(n, nil, "Warning", ReasonUnknownRecipients, "Dispatch",
+			"no Recipient named %s in namespace %s", strings.Join(n.Status.Unresolved, ", "), n.Namespace)
+	}
+	if c := meta.FindStatusCondition(n.Status.Conditions, notifyv1.ConditionDispatched); c != nil && c.Status == metav1.ConditionFalse {
+		if old := meta.FindStatusCondition(before.Conditions, notifyv1.ConditionDispatched); old == nil || old.Reason != c.Reason || old.Message != c.Message {
+			r.Recorder.Eventf(n, nil, "Warning", c.Reason, "Dispatch", "%s", c.Message)
+		}
+	}
+	if n.Status.Phase.Finished() && !before.Phase.Finished() {
+		notificationsFinished.WithLabelValues(string(n.Status.Phase)).Inc()
+		typ := "Normal"
+		if n.Status.Phase != notifyv1.NotificationDelivered {
+			typ = "Warning"
+		}
+		d := n.Status.Deliveries
+		r.Recorder.Eventf(n, nil, typ, string(n.Status.Phase), "Complete",
+			"%d deliveries: %d succeeded, %d failed, %d skipped, %d expired", d.Total, d.Succeeded, d.Failed, d.Skipped, d.Expired)
+	}
+	for _, t := range []string{notifyv1.ConditionApproved, notifyv1.ConditionRejected} {
+		if meta.IsStatusConditionTrue(n.Status.Conditions, t) && !meta.IsStatusConditionTrue(before.Conditions, t) {
+			c := meta.FindStatusCondition(n.Status.Conditions, t)
+			r.Recorder.Eventf(n, nil, "Normal", t, "Respond", "%s", c.Message)
+		}
+	}
+}
+
+// dispatch resolves the audience, renders the content and creates one
+// ChannelDelivery per (channel, recipient). Names are deterministic and
+// creation tolerates AlreadyExists, so a restart mid-way creates nothing
+// twice.
+func (r *NotificationReconciler) dispatch(ctx context.Context, n *notifyv1.Notification, now time.Time) (ctrl.Result, error) {
+	if n.Status.Phase == "" {
+		n.Status.Phase = notifyv1.NotificationPending
+	}
+	if n.Spec.ExpiresAt != nil && !now.Before(n.Spec.ExpiresAt.Time) {
+		msg := fmt.Sprintf("expired at %s before it was dispatched", n.Spec.ExpiresAt.UTC().Format(time.RFC3339))
+		r.setCondition(n, notifyv1.ConditionDispatched, metav1.ConditionFalse, ReasonNotificationExpire, msg)
+		r.setCondition(n, notifyv1.ConditionDelivered, metav1.ConditionFalse, ReasonNotificationExpire, msg)
+		n.Status.Phase = notifyv1.NotificationExpired
+		n.Status.CompletionTime = &metav1.Time{Time: now}
+		return ctrl.Result{}, nil
+	}
+
+	var tmpl *notifyv1.NotificationTemplateContent
+	if ref := n.Spec.TemplateRef; ref != nil {
+		var t notifyv1.NotificationTemplate
+		if err := r.Get(ctx, client.ObjectKey{Namespace: n.Namespace, Name: ref.Name}, &t); err != nil {
+			if !apierrors.IsNotFound(err) {
+				return ctrl.Result{}, fmt.Errorf("reading template %s: %w", ref.Name, err)
+			}
+			r.setCondition(n, notifyv1.ConditionDispatched, metav1.ConditionFalse, ReasonTemplateNotFound,
+				fmt.Sprintf("NotificationTemplate %q not found in namespace %s; nothing is sent until it exists", ref.Name, n.Namespace))
+			return ctrl.Result{RequeueAfter: templateRetryInterval}, nil
+		}
+		tmpl = &t.Spec
+	}
+	content, err := render.Content(&n.Spec, tmpl)
+	if err != nil {
+		r.setCondition(n, notifyv1.ConditionDispatched, metav1.ConditionFalse, ReasonTemplateInvalid,
+			fmt.Sprintf("cannot render template %q: %v; nothing is sent", n.Spec.TemplateRef.Name, err))
+		return ctrl.Result{RequeueAfter: templateRetryInterval}, nil
+	}
+
+	var all notifyv1.RecipientList
+	if err := r.List(ctx, &all, client.InNamespace(n.Namespace)); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing recipients: %w", err)
+	}
+	res, err := audience.Resolve(n.Spec.Audience, all.Items)
+	if err != nil {
+		r.setCondition(n, notifyv1.ConditionDispatched, metav1.ConditionFalse, ReasonInvalidAudience, err.Error())
+		n.Status.Phase = notifyv1.NotificationFailed
+		n.Status.CompletionTime = &metav1.Time{Time: now}
+		r.setCondition(n, notifyv1.ConditionDelivered, metav1.ConditionFalse, ReasonInvalidAudience, err.Error())
+		return ctrl.Result{}, nil
+	}
+
+	deliveries := r.plan(n, content, res, now)
+	existing, err := r.existingDeliveries(ctx, n)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.createAll(ctx, deliveries, existing); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	n.Status.Recipients = int32(len(res.Recipients))
+	n.Status.Unresolved = capList(res.Unresolved, 100)
+	n.Status.Phase = notifyv1.NotificationDispatching
+	n.Status.DispatchTime = &metav1.Time{Time: now}
+	msg := fmt.Sprintf("%d deliveries for %d recipients on %d channels", len(deliveries), len(res.Recipients), len(n.Spec.Channels))
+	if len(deliveries) == 0 {
+		msg = "the audience matched no Recipient"
+		r.setCondition(n, notifyv1.ConditionDispatched, metav1.ConditionTrue, ReasonNoRecipients, msg)
+	} else {
+		r.setCondition(n, notifyv1.ConditionDispatched, metav1.ConditionTrue, ReasonDispatched, msg)
+	}
+	return ctrl.Result{}, nil
+}
+
+// plan builds every delivery of the notification, skipped ones included,
+// so that each decision is visible with kubectl.
+func (r *NotificationReconciler) plan(n *notifyv1.Notification, content notifyv1.RenderedContent, res audience.Resolution, now time.Time) []*notifyv1.ChannelDelivery {
+	sendAt := now
+	if n.Spec.DeliverAfter != nil && n.Spec.DeliverAfter.After(now) {
+		sendAt = n.Spec.DeliverAfter.Time
+	}
+	retryPolicy := r.resolvedRetry(n.Spec.Retry)
+	timeout := &metav1.Duration{Duration: r.DefaultTimeout}
+	if n.Spec.Timeout != nil {
+		timeout = n.Spec.Timeout
+	}
+	var out []*notifyv1.ChannelDelivery
+	for _, ch := range n.Spec.Channels {
+		for i := range res.Recipients {
+			rc := &res.Recipients[i]
+			d := r.newDelivery(n, ch, rc.Name, content, retryPolicy, timeout)
+			d.Spec.Recipient = notifyv1.RecipientSnapshot{
+				Name:        rc.Name,
+				Username:    rc.Spec.Username,
+				DisplayName: rc.Spec.DisplayName,
+				Email:       rc.Spec.Email,
+				Phone:       rc.Spec.Phone,
+				WebhookURL:  rc.Spec.WebhookURL,
+				Timezone:    rc.Spec.Timezone,
+			}
+			if sendAt.After(now) {
+				d.Spec.NotBefore = &metav1.Time{Time: sendAt}
+			}
+			dec := audience.Decide(rc, n.Spec.Type, n.Spec.Category, ch, sendAt)
+			switch {
+			case !dec.Send:
+				d.Spec.Skip = &notifyv1.SkipDecision{Reason: dec.Reason, Message: dec.Message}
+			case dec.NotBefore != nil:
+				d.Spec.NotBefore = &metav1.Time{Time: *dec.NotBefore}
+			}
+			out = append(out, d)
+		}
+		for _, user := range res.Unresolved {
+			d := r.newDelivery(n, ch, user, content, retryPolicy, timeout)
+			d.Spec.Recipient = notifyv1.RecipientSnapshot{Name: user}
+			d.Spec.Skip = &notifyv1.SkipDecision{
+				Reason:  audience.ReasonUnknownRecipient,
+				Message: fmt.Sprintf("no Recipient named %q in namespace %s", user, n.Namespace),
+			}
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func (r *NotificationReconciler) newDelivery(n *notifyv1.Notification, ch notifyv1.Channel, recipient string, content notifyv1.RenderedContent, rp *notifyv1.RetryPolicy, timeout *metav1.Duration) *notifyv1.ChannelDelivery {
+	d := &notifyv1.ChannelDelivery{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      DeliveryName(n.Name, ch, recipient),
+			Namespace: n.Namespace,
+			Labels: map[string]string{
+				notifyv1.LabelNotification: LabelValue(n.Name),
+				notifyv1.LabelChannel:      string(ch),
+				notifyv1.LabelRecipient:    LabelValue(recipient),
+			},
+		},
+		Spec: notifyv1.ChannelDeliverySpec{
+			Notification: n.Name,
+			Channel:      ch,
+			Provider:     n.Spec.Providers.For(ch),
+			Content:      content,
+			Retry:        rp,
+			Timeout:      timeout,
+			ExpiresAt:    n.Spec.ExpiresAt,
+		},
+	}
+	// Owner reference: deliveries go with their notification, and their
+	// changes wake the notification's reconciler.
+	_ = controllerutil.SetControllerReference(n, d, r.Scheme())
+	return d
+}
+
+func (r *NotificationReconciler) resolvedRetry(p *notifyv1.RetryPolicy) *notifyv1.RetryPolicy {
+	out := notifyv1.RetryPolicy{}
+	if p != nil {
+		out = *p.DeepCopy()
+	}
+	d := r.DefaultRetry
+	if out.Strategy == "" {
+		out.Strategy = notifyv1.BackoffStrategy(d.Strategy)
+	}
+	if out.MaxAttempts == nil {
+		v := int32(d.MaxAttempts)
+		out.MaxAttempts = &v
+	}
+	if out.InitialDelay == nil {
+		out.InitialDelay = &metav1.Duration{Duration: d.InitialDelay}
+	}
+	if out.MaxDelay == nil {
+		out.MaxDelay = &metav1.Duration{Duration: max(d.MaxDelay, out.InitialDelay.Duration)}
+	}
+	return &out
+}
+
+func (r *NotificationReconciler) existingDeliveries(ctx context.Context, n *notifyv1.Notification) (map[string]bool, error) {
+	var list notifyv1.ChannelDeliveryList
+	if err := r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingLabels{notifyv1.LabelNotification: LabelValue(n.Name)}); err != nil {
+		return nil, fmt.Errorf("listing deliveries: %w", err)
+	}
+	out := make(map[string]bool, len(list.Items))
+	for i := range list.Items {
+		out[list.Items[i].Name] = true
+	}
+	return out, nil
+}
+
+func (r *NotificationReconciler) createAll(ctx context.Context, deliveries []*notifyv1.ChannelDelivery, existing map[string]bool) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, r.FanOutParallelism))
+	for _, d := range deliveries {
+		if existing[d.Name] {
+			continue
+		}
+		g.Go(func() error {
+			if err := r.Create(gctx, d); err != nil && !apierrors.IsAlreadyExists(err) {
+				return fmt.Errorf("creating delivery %s: %w", d.Name, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// aggregate counts the notification's deliveries into its status and
+// derives phase, conditions and approval responses.
+func (r *NotificationReconciler) aggregate(ctx context.Context, n *notifyv1.Notification, now time.Time) error {
+	var list notifyv1.ChannelDeliveryList
+	if err := r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingLabels{notifyv1.LabelNotification: LabelValue(n.Name)}); err != nil {
+		return fmt.Errorf("listing deliveries: %w", err)
+	}
+	var total notifyv1.DeliveryCounts
+	perChannel := map[notifyv1.Channel]*notifyv1.DeliveryCounts{}
+	for _, ch := range n.Spec.Channels {
+		perChannel[ch] = &notifyv1.DeliveryCounts{}
+	}
+	var problems, unfinished int32
+	var responses []notifyv1.Response
+	for i := range list.Items {
+		d := &list.Items[i]
+		if !metav1.IsControlledBy(d, n) {
+			continue
+		}
+		c := perChannel[d.Spec.Channel]
+		if c == nil {
+			c = &notifyv1.DeliveryCounts{}
+			perChannel[d.Spec.Channel] = c
+		}
+		count(&total, d.Status.Phase)
+		count(c, d.Status.Phase)
+		switch d.Status.Phase {
+		case notifyv1.DeliveryFailed, notifyv1.DeliveryExpired, notifyv1.DeliveryCancelled:
+			problems++
+		case notifyv1.DeliverySkipped:
+			if !intendedSkip(d.Status.Reason) {
+				problems++
+			}
+		case notifyv1.DeliverySucceeded:
+		default:
+			unfinished++
+		}
+		if resp := d.Status.Response; resp != nil {
+			responses = append(responses, notifyv1.Response{
+				Recipient: d.Spec.Recipient.Name,
+				Username:  resp.Username,
+				Action:    resp.Action,
+				Comment:   resp.Comment,
+				Time:      resp.Time,
+			})
+		}
+	}
+	n.Status.Deliveries = total
+	n.Status.Channels = n.Status.Channels[:0]
+	for _, ch := range notifyv1.Channels {
+		if c := perChannel[ch]; c != nil {
+			n.Status.Channels = append(n.Status.Channels, notifyv1.ChannelStatus{Channel: ch, DeliveryCounts: *c})
+		}
+	}
+	if len(n.Status.Channels) == 0 {
+		n.Status.Channels = nil
+	}
+	sort.SliceStable(responses, func(i, j int) bool { return responses[i].Time.Before(&responses[j].Time) })
+	n.Status.Responses = responses
+	if n.Spec.Type == notifyv1.TypeApproval {
+		r.decideApproval(n)
+	}
+
+	// The cache may not show every delivery just created; the notification
+	// is only finished when all that were planned are accounted for.
+	expected := int32(len(n.Spec.Channels)) * (n.Status.Recipients + int32(len(n.Status.Unresolved)))
+	if unfinished > 0 || total.Total < expected {
+		n.Status.Phase = notifyv1.NotificationDispatching
+		r.setCondition(n, notifyv1.ConditionDelivered, metav1.ConditionUnknown, ReasonInProgress,
+			fmt.Sprintf("%d of %d deliveries finished", total.Total-unfinished, max(expected, total.Total)))
+		n.Status.CompletionTime = nil
+		return nil
+	}
+	switch {
+	case problems == 0:
+		n.Status.Phase = notifyv1.NotificationDelivered
+		r.setCondition(n, notifyv1.ConditionDelivered, metav1.ConditionTrue, ReasonAllDelivered,
+			fmt.Sprintf("%d delivered, %d skipped by preference", total.Succeeded, total.Skipped))
+	case total.Succeeded > 0:
+		n.Status.Phase = notifyv1.NotificationPartiallyDelivered
+		r.setCondition(n, notifyv1.ConditionDelivered, metav1.ConditionFalse, ReasonSomeFailed,
+			fmt.Sprintf("%d delivered, %d not (failed %d, expired %d, skipped %d)", total.Succeeded, problems, total.Failed, total.Expired, total.Skipped))
+	case total.Expired > 0 && total.Failed == 0:
+		n.Status.Phase = notifyv1.NotificationExpired
+		r.setCondition(n, notifyv1.ConditionDelivered, metav1.ConditionFalse, ReasonNotificationExpire,
+			fmt.Sprintf("%d deliveries expired before they could be made", total.Expired))
+	default:
+		n.Status.Phase = notifyv1.NotificationFailed
+		r.setCondition(n, notifyv1.ConditionDelivered, metav1.ConditionFalse, ReasonAllFailed,
+			fmt.Sprintf("nothing delivered: failed %d, expired %d, skipped %d", total.Failed, total.Expired, total.Skipped))
+	}
+	if n.Status.CompletionTime == nil {
+		n.Status.CompletionTime = &metav1.Time{Time: now}
+	}
+	return nil
+}
+
+// decideApproval sets Approved or Rejected once enough answers agree: the
+// first outcome to reach the quorum (default 1) wins, and answers are fixed
+// once given, so the decision never flips.
+func (r *NotificationReconciler) decideApproval(n *notifyv1.Notification) {
+	quorum := int32(1)
+	if n.Spec.Quorum != nil {
+		quorum = *n.Spec.Quorum
+	}
+	outcome := map[string]notifyv1.ActionOutcome{}
+	for _, a := range n.Spec.Actions {
+		outcome[a.ID] = a.Outcome
+	}
+	votes := map[notifyv1.ActionOutcome]int32{}
+	for _, resp := range n.Status.Responses {
+		o := outcome[resp.Action]
+		if o != notifyv1.OutcomeApprove && o != notifyv1.OutcomeReject {
+			continue
+		}
+		votes[o]++
+		if votes[o] < quorum {
+			continue
+		}
+		who := resp.Username
+		if who == "" {
+			who = resp.Recipient
+		}
+		if o == notifyv1.OutcomeApprove {
+			r.setCondition(n, notifyv1.ConditionApproved, metav1.ConditionTrue, ReasonQuorumReached, fmt.Sprintf("approved by %s (%d of %d needed)", who, votes[o], quorum))
+			r.setCondition(n, notifyv1.ConditionRejected, metav1.ConditionFalse, ReasonQuorumReached, "the notification was approved")
+		} else {
+			r.setCondition(n, notifyv1.ConditionRejected, metav1.ConditionTrue, ReasonQuorumReached, fmt.Sprintf("rejected by %s (%d of %d needed)", who, votes[o], quorum))
+			r.setCondition(n, notifyv1.ConditionApproved, metav1.ConditionFalse, ReasonQuorumReached, "the notification was rejected")
+		}
+		return
+	}
+	msg := fmt.Sprintf("%d answers so far; %d needed", len(n.Status.Responses), quorum)
+	r.setCondition(n, notifyv1.ConditionApproved, metav1.ConditionUnknown, ReasonAwaitingResponse, msg)
+	r.setCondition(n, notifyv1.ConditionRejected, metav1.ConditionUnknown, ReasonAwaitingResponse, msg)
+}
+
+func count(c *notifyv1.DeliveryCounts, p notifyv1.DeliveryPhase) {
+	c.Total++
+	switch p {
+	case notifyv1.DeliverySending:
+		c.Sending++
+	case notifyv1.DeliverySucceeded:
+		c.Succeeded++
+	case notifyv1.DeliveryFailed:
+		c.Failed++
+	case notifyv1.DeliverySkipped:
+		c.Skipped++
+	case notifyv1.DeliveryExpired:
+		c.Expired++
+	case notifyv1.DeliveryCancelled:
+		c.Cancelled++
+	default:
+		c.Pending++
+	}
+}
+
+// intendedSkip reports whether a skip reflects the recipient's own choice,
+// which counts as delivered-as-intended rather than as a problem.
+func intendedSkip(reason string) bool {
+	return reason == audience.ReasonOptedOut || reason == audience.ReasonCategoryMuted
+}
+
+func (r *NotificationReconciler) setCondition(n *notifyv1.Notification, typ string, status metav1.ConditionStatus, reason, msg string) {
+	meta.SetStatusCondition(&n.Status.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: msg, ObservedGeneration: n.Generation,
+	})
+}
+
+func capList(s []string, n int) []string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// DeliveryName is the deterministic name of the delivery of notification
+// on channel to recipient. Names longer than an object name allows are
+// shortened with a hash of the full name, so they stay unique.
+func DeliveryName(notification string, ch notifyv1.Channel, recipient string) string {
+	name := fmt.Sprintf("%s-%s-%s", notification, strings.ToLower(string(ch)), recipient)
+	return shorten(name, 253)
+}
+
+// LabelValue fits an object name into a label value (63 characters),
+// keeping it readable when it already fits.
+func LabelValue(name string) string {
+	return shorten(name, 63)
+}
+
+func shorten(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	return strings.TrimRight(s[:limit-11], "-.") + "-" + hex.EncodeToString(sum[:])[:10]
+}
+
+// SetupWithManager watches Notifications (spec changes only: its own status
+// writes must not wake it) and the deliveries it owns.
+func (r *NotificationReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&notifyv1.Notification{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&notifyv1.ChannelDelivery{}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Workers)}).
+		Complete(r)
+}

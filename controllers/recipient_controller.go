@@ -1,0 +1,79 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/channel/whatsapp"
+)
+
+// RecipientReconciler reports whether a Recipient's addresses can be used,
+// beyond what admission can check (a phone number that is well-formed but
+// not a real number, an unknown time zone).
+type RecipientReconciler struct {
+	client.Client
+}
+
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=recipients/status,verbs=get;update;patch
+
+func (r *RecipientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var rc notifyv1.Recipient
+	if err := r.Get(ctx, req.NamespacedName, &rc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := rc.Status.DeepCopy()
+	problems := AddressProblems(&rc.Spec)
+	cond := metav1.Condition{Type: notifyv1.ConditionAddressesValid, Status: metav1.ConditionTrue, Reason: "Valid",
+		Message: "every address given can be used", ObservedGeneration: rc.Generation}
+	if len(problems) > 0 {
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "InvalidAddress", strings.Join(problems, "; ")
+	}
+	meta.SetStatusCondition(&rc.Status.Conditions, cond)
+	rc.Status.ObservedGeneration = rc.Generation
+	if equality.Semantic.DeepEqual(before, &rc.Status) {
+		return ctrl.Result{}, nil
+	}
+	if err := r.Status().Update(ctx, &rc); err != nil {
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{Requeue: true}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("updating recipient status: %w", err)
+	}
+	return ctrl.Result{}, nil
+}
+
+// AddressProblems lists what is wrong with a recipient's addresses.
+func AddressProblems(s *notifyv1.RecipientSpec) []string {
+	var out []string
+	if s.Email != "" {
+		if _, err := mail.ParseAddress(s.Email); err != nil {
+			out = append(out, fmt.Sprintf("email %q: %v", s.Email, err))
+		}
+	}
+	if s.Phone != "" {
+		if _, err := whatsapp.Normalize(s.Phone, ""); err != nil {
+			out = append(out, fmt.Sprintf("phone %q: %v", s.Phone, err))
+		}
+	}
+	if s.Timezone != "" {
+		if _, err := time.LoadLocation(s.Timezone); err != nil {
+			out = append(out, fmt.Sprintf("timezone %q is not an IANA time zone", s.Timezone))
+		}
+	}
+	return out
+}
+
+func (r *RecipientReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).For(&notifyv1.Recipient{}).Complete(r)
+}

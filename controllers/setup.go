@@ -1,0 +1,110 @@
+package controllers
+
+import (
+	"fmt"
+	"time"
+
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/provider"
+	"github.com/herald-dev/herald/internal/retry"
+)
+
+// Options configures the controllers. The defaults reproduce the
+// predecessor's job queue knobs: 5 workers per channel, 4 attempts (3
+// retries) with exponential backoff from 1s, and a 30s attempt timeout.
+type Options struct {
+	// Workers is the number of concurrent deliveries per channel; a
+	// channel missing from the map gets DefaultWorkers.
+	Workers        map[notifyv1.Channel]int
+	DefaultWorkers int
+	// NotificationWorkers reconcile Notifications (fan-out, aggregation).
+	NotificationWorkers int
+	// FanOutParallelism bounds concurrent creates for one notification.
+	FanOutParallelism int
+	DefaultRetry      retry.Policy
+	DefaultTimeout    time.Duration
+	Clock             clock.PassiveClock
+}
+
+// DefaultOptions returns the defaults documented in docs/operations.md.
+func DefaultOptions() Options {
+	return Options{
+		DefaultWorkers:      5,
+		NotificationWorkers: 4,
+		FanOutParallelism:   16,
+		DefaultRetry:        retry.Default(),
+		DefaultTimeout:      30 * time.Second,
+		Clock:               clock.RealClock{},
+	}
+}
+
+// Setup registers every Herald controller with the manager. It fails when a
+// channel of the API has no handler, before anything starts.
+func Setup(mgr ctrl.Manager, opts Options) (*provider.Registry, error) {
+	if err := opts.DefaultRetry.Validate(); err != nil {
+		return nil, fmt.Errorf("default retry policy: %w", err)
+	}
+	if opts.DefaultTimeout <= 0 {
+		return nil, fmt.Errorf("default attempt timeout must be positive, got %s", opts.DefaultTimeout)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	registry := provider.NewRegistry()
+	handlers := Handlers{
+		notifyv1.ChannelInApp:    InAppHandler{},
+		notifyv1.ChannelEmail:    &ProviderHandler{Channel: notifyv1.ChannelEmail, Registry: registry},
+		notifyv1.ChannelWhatsApp: &ProviderHandler{Channel: notifyv1.ChannelWhatsApp, Registry: registry},
+		notifyv1.ChannelWebhook:  &ProviderHandler{Channel: notifyv1.ChannelWebhook, Registry: registry},
+	}
+	if err := handlers.Validate(); err != nil {
+		return nil, err
+	}
+
+	recorder := mgr.GetEventRecorder("herald-controller")
+	if err := (&NotificationReconciler{
+		Client:            mgr.GetClient(),
+		Recorder:          recorder,
+		Clock:             opts.Clock,
+		DefaultRetry:      opts.DefaultRetry,
+		DefaultTimeout:    opts.DefaultTimeout,
+		FanOutParallelism: opts.FanOutParallelism,
+		Workers:           opts.NotificationWorkers,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up notification controller: %w", err)
+	}
+	for _, ch := range notifyv1.Channels {
+		workers := opts.DefaultWorkers
+		if w, ok := opts.Workers[ch]; ok {
+			workers = w
+		}
+		if err := (&DeliveryReconciler{
+			Client:         mgr.GetClient(),
+			Channel:        ch,
+			Handler:        handlers[ch],
+			Recorder:       recorder,
+			Clock:          opts.Clock,
+			DefaultRetry:   opts.DefaultRetry,
+			DefaultTimeout: opts.DefaultTimeout,
+			Workers:        workers,
+		}).SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("setting up %s delivery controller: %w", ch, err)
+		}
+	}
+	if err := (&ProviderReconciler{
+		Client:       mgr.GetClient(),
+		SecretReader: mgr.GetAPIReader(),
+		Registry:     registry,
+		Recorder:     recorder,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up provider controller: %w", err)
+	}
+	if err := (&RecipientReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up recipient controller: %w", err)
+	}
+	registerPhaseGauge(mgr.GetCache())
+	return registry, nil
+}

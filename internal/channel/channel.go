@@ -1,0 +1,196 @@
+// Package channel defines what every delivery channel implements: a Sender
+// that takes one rendered Message for one recipient and either delivers it or
+// returns a classified *Error that tells the delivery reconciler whether to
+// retry, wait, or give up.
+//
+// Channel packages (inapp, webhook, email, whatsapp) know nothing about
+// Kubernetes objects; the reconcilers translate ChannelDelivery and
+// NotificationProvider objects into Message and provider configuration.
+package channel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Name is a delivery channel. The values match the CRD enum.
+type Name string
+
+const (
+	InApp    Name = "inApp"
+	Email    Name = "email"
+	WhatsApp Name = "whatsapp"
+	Webhook  Name = "webhook"
+)
+
+// All lists every channel the API accepts. Start-up checks that each one has
+// a registered handler, so a channel can never be accepted and then ignored.
+var All = []Name{InApp, Email, WhatsApp, Webhook}
+
+// Recipient is the snapshot of a person taken when the delivery was created.
+type Recipient struct {
+	// Name is the Recipient object's name.
+	Name        string
+	Username    string
+	DisplayName string
+	Email       string
+	// Phone is E.164, for example +4915112345678.
+	Phone string
+	// WebhookURL is the recipient's own endpoint, if any.
+	WebhookURL string
+}
+
+// EmailContent is the email-specific rendering of a message.
+type EmailContent struct {
+	Subject string
+	Text    string
+	HTML    string
+}
+
+// WhatsAppContent is the WhatsApp-specific rendering. Either Text is set (a
+// free-form session message) or TemplateName (an approved template message).
+type WhatsAppContent struct {
+	Text             string
+	TemplateName     string
+	TemplateLanguage string
+	// TemplateParams are positional body parameters ({{1}}, {{2}}, ...).
+	TemplateParams []string
+	// ContentSID is Twilio's identifier of an approved content template.
+	ContentSID string
+}
+
+// Action is an approval choice offered with a message.
+type Action struct {
+	ID    string
+	Label string
+}
+
+// Message is one rendered notification for one recipient on one channel.
+type Message struct {
+	// ID is stable for the delivery across attempts and restarts (the
+	// ChannelDelivery UID). Receivers de-duplicate repeated sends with it:
+	// it becomes the email Message-ID and the webhook Idempotency-Key.
+	ID string
+	// Delivery and Notification name the Kubernetes objects, for receivers
+	// that want to correlate.
+	Namespace    string
+	Delivery     string
+	Notification string
+	// Attempt is the 1-based attempt number.
+	Attempt int
+
+	Type     string
+	Category string
+	Title    string
+	Body     string
+	Actions  []Action
+
+	Recipient Recipient
+	Email     *EmailContent
+	WhatsApp  *WhatsAppContent
+	// WebhookPayload, when set, is sent as the webhook body instead of the
+	// default JSON document.
+	WebhookPayload []byte
+
+	CreatedAt time.Time
+}
+
+// Result describes a successful send.
+type Result struct {
+	// ProviderMessageID is the identifier the provider assigned, if any.
+	ProviderMessageID string
+}
+
+// Sender delivers messages for one configured provider. Implementations must
+// be safe for concurrent use and must honour ctx's deadline.
+type Sender interface {
+	Send(ctx context.Context, msg *Message) (Result, error)
+}
+
+// Reason classifies a failed attempt. The values appear in
+// ChannelDelivery.status.lastErrorReason.
+type Reason string
+
+const (
+	// Transient failures are retried according to the retry policy.
+	Transient Reason = "Transient"
+	// Permanent failures end the delivery at once.
+	Permanent Reason = "Permanent"
+	// RateLimited failures are retried after RetryAfter (or the policy's
+	// delay when the provider gave none).
+	RateLimited Reason = "RateLimited"
+	// Timeout means the attempt ran out of time; it is retried.
+	Timeout Reason = "Timeout"
+	// InvalidAddress means the recipient's address cannot be used at all;
+	// the delivery is skipped rather than failed.
+	InvalidAddress Reason = "InvalidAddress"
+)
+
+// Error is a classified send failure.
+type Error struct {
+	Reason Reason
+	// Code is the provider's own error code or status, for people reading
+	// status (for example "smtp 550 5.1.1", "http 503", "meta 131047").
+	Code string
+	// RetryAfter is the provider's requested wait, zero when it gave none.
+	RetryAfter time.Duration
+	// ProviderFault marks failures of the provider's configuration or
+	// credentials (bad auth, unknown sender) rather than of this message. A
+	// delivery may fall back to another provider on such failures.
+	ProviderFault bool
+	Err           error
+}
+
+func (e *Error) Error() string {
+	if e.Code != "" {
+		return fmt.Sprintf("%s (%s): %v", e.Reason, e.Code, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", e.Reason, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Retryable reports whether the delivery should be attempted again.
+func (e *Error) Retryable() bool {
+	switch e.Reason {
+	case Transient, RateLimited, Timeout:
+		return true
+	}
+	return false
+}
+
+// NewTransient, NewPermanent and friends build classified errors.
+func NewTransient(code string, err error) *Error {
+	return &Error{Reason: Transient, Code: code, Err: err}
+}
+
+func NewPermanent(code string, err error) *Error {
+	return &Error{Reason: Permanent, Code: code, Err: err}
+}
+
+func NewRateLimited(code string, retryAfter time.Duration, err error) *Error {
+	return &Error{Reason: RateLimited, Code: code, RetryAfter: retryAfter, Err: err}
+}
+
+func NewInvalidAddress(err error) *Error {
+	return &Error{Reason: InvalidAddress, Err: err}
+}
+
+// Classify turns any error returned by a Sender into a *Error. Unclassified
+// errors count as transient (the safe choice: a bounded number of retries),
+// and a context deadline becomes Timeout.
+func Classify(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	var ce *Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return &Error{Reason: Timeout, Err: err}
+	}
+	return &Error{Reason: Transient, Err: err}
+}

@@ -1,0 +1,143 @@
+package email
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/textproto"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-dev/herald/internal/channel"
+)
+
+// Replies Mailpit cannot be made to send; the live tests cover the rest.
+func TestClassifyReply(t *testing.T) {
+	for _, tc := range []struct {
+		stage         stage
+		code          int
+		enhanced      string
+		reason        channel.Reason
+		providerFault bool
+		label         string
+	}{
+		{stageSession, 421, "4.3.2", channel.Transient, false, "smtp 421 4.3.2"},
+		{stageSession, 454, "4.7.0", channel.Transient, false, "smtp 454 4.7.0"},
+		{stageSession, 554, "5.7.1", channel.Permanent, true, "smtp 554 5.7.1"},
+		{stageMailFrom, 451, "4.3.0", channel.Transient, false, "smtp 451 4.3.0"},
+		{stageMailFrom, 550, "5.7.1", channel.Permanent, true, "smtp 550 5.7.1"},
+		{stageMailFrom, 530, "5.7.0", channel.Permanent, true, "smtp 530 5.7.0"},
+		{stageRcptTo, 452, "4.2.2", channel.Transient, false, "smtp 452 4.2.2"},
+		{stageRcptTo, 550, "5.1.1", channel.Permanent, false, "smtp 550 5.1.1"},
+		{stageRcptTo, 554, "5.7.1", channel.Permanent, true, "smtp 554 5.7.1"},
+		{stageRcptTo, 550, "", channel.Permanent, false, "smtp 550"},
+		{stageData, 554, "5.7.1", channel.Permanent, false, "smtp 554 5.7.1"},
+		{stageData, 552, "5.3.4", channel.Permanent, false, "smtp 552 5.3.4"},
+		{stageData, 535, "", channel.Permanent, true, "smtp 535"},
+		{stageOther, 250, "", channel.Transient, false, "smtp 250"},
+	} {
+		t.Run(tc.label, func(t *testing.T) {
+			ce := classifyReply(tc.stage, tc.code, tc.enhanced, errors.New("reply"))
+			if ce.Reason != tc.reason || ce.ProviderFault != tc.providerFault || ce.Code != tc.label {
+				t.Fatalf("got %s/%v/%q, want %s/%v/%q", ce.Reason, ce.ProviderFault, ce.Code, tc.reason, tc.providerFault, tc.label)
+			}
+		})
+	}
+}
+
+func TestClassifySessionReply(t *testing.T) {
+	// Session replies reach classify as a wrapped *textproto.Error.
+	err := fmt.Errorf("dial failed: %w", fmt.Errorf("SMTP AUTH failed: %w", &textproto.Error{Code: 535, Msg: "5.7.8 Authentication credentials invalid"}))
+	ce := classify(context.Background(), err)
+	if ce.Reason != channel.Permanent || !ce.ProviderFault || ce.Code != "smtp 535 5.7.8" {
+		t.Fatalf("got %+v", ce)
+	}
+}
+
+func TestClassifyContext(t *testing.T) {
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if ce := classify(ctx, errors.New("use of closed network connection")); ce.Reason != channel.Timeout || !errors.Is(ce, context.DeadlineExceeded) {
+		t.Fatalf("expired deadline: got %+v", ce)
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	cancel()
+	if ce := classify(ctx, errors.New("x")); ce.Reason != channel.Transient || ce.Code != "canceled" {
+		t.Fatalf("cancelled: got %+v", ce)
+	}
+}
+
+func TestEnhancedCode(t *testing.T) {
+	for msg, want := range map[string]string{
+		"5.7.8 Authentication credentials invalid": "5.7.8",
+		"5.1.10 Null MX":                    "5.1.10",
+		"Chaos sender error":                "",
+		"4.3.0 wrong class for a 5xx reply": "",
+		"see 5.7.1 later in the text":       "",
+	} {
+		if got := enhancedCode(550, msg); got != want {
+			t.Errorf("enhancedCode(550, %q) = %q, want %q", msg, got, want)
+		}
+	}
+}
+
+func TestMessageID(t *testing.T) {
+	if got := messageID("7c9e6679-7425-40de-944b-e07fc1f90ae7"); got != "7c9e6679-7425-40de-944b-e07fc1f90ae7@herald" {
+		t.Errorf("UID: %q", got)
+	}
+	if got := messageID(""); got != "" {
+		t.Errorf("empty: %q", got)
+	}
+	odd := messageID("has space<and>brackets")
+	if odd != messageID("has space<and>brackets") || !strings.HasSuffix(odd, "@herald") || !isDotAtom(strings.TrimSuffix(odd, "@herald")) {
+		t.Errorf("non-atom ID must map to a stable valid ID, got %q", odd)
+	}
+}
+
+func TestQueueID(t *testing.T) {
+	for reply, want := range map[string]string{
+		"2.0.0 Ok: queued as 4Fz1abc": "4Fz1abc",
+		"2.0.0 Ok: queued as X trail": "X",
+		"OK id=1r2s3t-000Abc-4D":      "OK id=1r2s3t-000Abc-4D",
+		" 2.0.0 Ok: queued ":          "2.0.0 Ok: queued",
+	} {
+		if got := queueID(reply); got != want {
+			t.Errorf("queueID(%q) = %q, want %q", reply, got, want)
+		}
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	good := Config{Host: "smtp.example.test", Port: 587, From: "Herald <noreply@example.test>"}
+	if s, err := New(good); err != nil {
+		t.Fatalf("valid config: %v", err)
+	} else if s.cfg.TLS != TLSStartTLS {
+		t.Errorf("default TLS = %q, want %q", s.cfg.TLS, TLSStartTLS)
+	}
+	for name, mutate := range map[string]func(*Config){
+		"no host":           func(c *Config) { c.Host = "" },
+		"host with port":    func(c *Config) { c.Host = "smtp.example.test:587" },
+		"host with scheme":  func(c *Config) { c.Host = "smtp://smtp.example.test" },
+		"port zero":         func(c *Config) { c.Port = 0 },
+		"port too big":      func(c *Config) { c.Port = 70000 },
+		"bad TLS mode":      func(c *Config) { c.TLS = "SSL" },
+		"no from":           func(c *Config) { c.From = "" },
+		"bad from":          func(c *Config) { c.From = "not an address" },
+		"bad reply-to":      func(c *Config) { c.ReplyTo = "nope@" },
+		"password only":     func(c *Config) { c.Password = "x" },
+		"bad CA":            func(c *Config) { c.CAPEM = []byte("not pem") },
+		"HELO with a space": func(c *Config) { c.HeloName = "a b" },
+	} {
+		cfg := good
+		mutate(&cfg)
+		if _, err := New(cfg); err == nil {
+			t.Errorf("%s: New accepted %+v", name, cfg)
+		}
+	}
+	v6 := good
+	v6.Host = "::1"
+	if _, err := New(v6); err != nil {
+		t.Errorf("IPv6 host: %v", err)
+	}
+}

@@ -1,0 +1,369 @@
+// Package webhook delivers messages by POSTing JSON to an HTTP endpoint,
+// either one configured for the provider or the recipient's own.
+//
+// Every request carries an Idempotency-Key equal to the message ID, which
+// stays the same across attempts, so receivers can safely drop duplicates
+// caused by retries after lost responses.
+//
+// # Signatures
+//
+// When the Sender has a secret, every request carries
+//
+//	X-Herald-Timestamp: <unix seconds>
+//	X-Herald-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>
+//
+// The timestamp is inside the MAC so a captured request cannot be replayed
+// later with a fresh timestamp. To verify, a receiver reads the raw body
+// before parsing it, then calls Verify (or reimplements it): recompute the
+// MAC over the timestamp header, a dot and the exact body bytes, compare in
+// constant time, and reject timestamps further than a few minutes from its
+// own clock. Each attempt is signed afresh, so retries of an old delivery
+// still verify; use the Idempotency-Key to drop duplicates.
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/herald-dev/herald/internal/channel"
+)
+
+// Header names the Sender sets. They are reserved: Config.Headers may not
+// override them, so a misconfiguration cannot break de-duplication or
+// signatures.
+const (
+	IdempotencyKeyHeader = "Idempotency-Key"
+	DeliveryHeader       = "X-Herald-Delivery"
+	AttemptHeader        = "X-Herald-Attempt"
+	// MessageIDHeader is read from the response as the provider message ID.
+	MessageIDHeader = "X-Message-Id"
+
+	// UserAgent identifies Herald to receivers, unless Config.Headers sets
+	// its own User-Agent.
+	UserAgent = "herald-webhook/1"
+)
+
+const (
+	// snippetLimit bounds how much of an error response ends up in
+	// ChannelDelivery status: enough to show a reason, small enough not to
+	// bloat objects or leak whole pages.
+	snippetLimit = 256
+	// drainLimit bounds how much of a response is read only so the
+	// connection can be reused; beyond it closing is cheaper than reading.
+	drainLimit = 64 << 10
+)
+
+// reservedHeaders may not appear in Config.Headers: they are owned by the
+// protocol (signature, idempotency) or by the HTTP client itself.
+var reservedHeaders = map[string]bool{
+	IdempotencyKeyHeader: true,
+	DeliveryHeader:       true,
+	AttemptHeader:        true,
+	SignatureHeader:      true,
+	TimestampHeader:      true,
+	"Host":               true,
+	"Content-Length":     true,
+	"Transfer-Encoding":  true,
+	"Connection":         true,
+}
+
+// Config configures a Sender.
+type Config struct {
+	// URL is the endpoint to POST to. When empty, each message goes to its
+	// recipient's WebhookURL instead.
+	URL string
+	// Secret is the HMAC key used to sign requests. Optional; without it
+	// requests carry no signature headers.
+	Secret []byte
+	// Headers are added to every request, for example an Authorization
+	// token. They may set Content-Type and User-Agent but not the headers
+	// the Sender owns (see reservedHeaders).
+	Headers map[string]string
+	// Client sends the requests. Nil means a shared client that does not
+	// follow redirects and has bounded dial and TLS handshake times.
+	Client *http.Client
+}
+
+// Sender is a channel.Sender for webhooks. It is safe for concurrent use.
+type Sender struct {
+	url     string
+	secret  []byte
+	headers http.Header
+	client  *http.Client
+	now     func() time.Time
+}
+
+var _ channel.Sender = (*Sender)(nil)
+
+// New validates cfg and returns a Sender.
+func New(cfg Config) (*Sender, error) {
+	if cfg.URL != "" {
+		if _, err := parseEndpoint(cfg.URL); err != nil {
+			return nil, fmt.Errorf("webhook: url: %w", err)
+		}
+	}
+	headers := make(http.Header, len(cfg.Headers))
+	for name, value := range cfg.Headers {
+		if !validHeaderName(name) {
+			return nil, fmt.Errorf("webhook: header name %q is not a valid HTTP token", name)
+		}
+		canon := http.CanonicalHeaderKey(name)
+		if reservedHeaders[canon] {
+			return nil, fmt.Errorf("webhook: header %q is set by the sender and cannot be configured", canon)
+		}
+		if strings.ContainsAny(value, "\r\n\x00") {
+			return nil, fmt.Errorf("webhook: header %q value contains a line break or NUL", canon)
+		}
+		headers.Set(canon, value)
+	}
+	client := cfg.Client
+	if client == nil {
+		client = defaultClient()
+	}
+	return &Sender{
+		url:     cfg.URL,
+		secret:  bytes.Clone(cfg.Secret),
+		headers: headers,
+		client:  client,
+		now:     time.Now,
+	}, nil
+}
+
+// defaultClient is shared so that all webhook Senders share one connection
+// pool instead of each holding idle connections of its own.
+var defaultClient = sync.OnceValue(func() *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   10,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	return &http.Client{
+		Transport: transport,
+		// Go's client would turn a 301/302 POST into a GET and re-send
+		// our signature and idempotency headers to wherever the receiver
+		// points; a webhook endpoint that moved should be reconfigured.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		// A backstop for callers without a deadline; the reconciler's
+		// context normally ends the request much earlier.
+		Timeout: 2 * time.Minute,
+	}
+})
+
+// parseEndpoint accepts only absolute http and https URLs with a host.
+func parseEndpoint(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// url.Error repeats the whole URL, which may embed a token.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("not a valid URL: %v", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("scheme must be http or https, got %q", u.Scheme)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return nil, errors.New("URL must be absolute with a host")
+	}
+	return u, nil
+}
+
+// redact reduces a URL to scheme and host for error messages. Webhook URLs
+// often carry a secret token in their path or query (Slack, Teams, ...),
+// and errors end up in object status that many people can read.
+func redact(u *url.URL) string {
+	return u.Scheme + "://" + u.Host
+}
+
+// Send POSTs msg and classifies the outcome.
+func (s *Sender) Send(ctx context.Context, msg *channel.Message) (channel.Result, error) {
+	raw := s.url
+	if raw == "" {
+		raw = msg.Recipient.WebhookURL
+	}
+	if raw == "" {
+		return channel.Result{}, channel.NewInvalidAddress(errors.New("no webhook URL configured for the provider or the recipient"))
+	}
+	endpoint, err := parseEndpoint(raw)
+	if err != nil {
+		// Only a recipient URL can be bad here; New checked the provider's.
+		return channel.Result{}, channel.NewInvalidAddress(fmt.Errorf("recipient webhook URL: %w", err))
+	}
+
+	body := msg.WebhookPayload
+	if body == nil {
+		body, err = json.Marshal(NewPayload(msg))
+		if err != nil {
+			return channel.Result{}, channel.NewPermanent("encode", fmt.Errorf("encoding webhook payload: %w", err))
+		}
+	}
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint.String(), bytes.NewReader(body))
+	if err != nil {
+		return channel.Result{}, channel.NewPermanent("request", fmt.Errorf("building request for %s: %v", redact(endpoint), err))
+	}
+	s.setHeaders(req.Header, msg, body)
+
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return channel.Result{}, classifyTransportError(ctx, endpoint, err)
+	}
+	defer func() {
+		// Draining lets the transport reuse the connection; the cap stops
+		// a huge or endless body from holding the attempt hostage.
+		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
+		_ = resp.Body.Close()
+	}()
+
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return channel.Result{ProviderMessageID: resp.Header.Get(MessageIDHeader)}, nil
+	}
+	snippet := readSnippet(resp.Body)
+	return channel.Result{}, s.classifyStatus(endpoint, resp, snippet)
+}
+
+func (s *Sender) setHeaders(h http.Header, msg *channel.Message, body []byte) {
+	for name, values := range s.headers {
+		h[name] = append([]string(nil), values...)
+	}
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "application/json")
+	}
+	if h.Get("User-Agent") == "" {
+		h.Set("User-Agent", UserAgent)
+	}
+	if msg.ID != "" {
+		h.Set(IdempotencyKeyHeader, msg.ID)
+	}
+	if msg.Delivery != "" {
+		h.Set(DeliveryHeader, msg.Namespace+"/"+msg.Delivery)
+	}
+	attempt := msg.Attempt
+	if attempt < 1 {
+		attempt = 1
+	}
+	h.Set(AttemptHeader, strconv.Itoa(attempt))
+	if len(s.secret) > 0 {
+		ts := s.now().Unix()
+		h.Set(TimestampHeader, strconv.FormatInt(ts, 10))
+		h.Set(SignatureHeader, Sign(s.secret, ts, body))
+	}
+}
+
+func classifyTransportError(ctx context.Context, endpoint *url.URL, err error) error {
+	// Replace url.Error, whose message contains the full URL, with one
+	// naming only the host, keeping the cause for errors.Is.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	wrapped := fmt.Errorf("POST %s: %w", redact(endpoint), err)
+
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if !errors.Is(wrapped, context.DeadlineExceeded) {
+			wrapped = fmt.Errorf("%w (%w)", wrapped, context.DeadlineExceeded)
+		}
+		return &channel.Error{Reason: channel.Timeout, Code: "timeout", Err: wrapped}
+	}
+	// Transport-level timeouts (dial, TLS handshake, response headers,
+	// client timeout) are the same situation for the reconciler.
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &channel.Error{Reason: channel.Timeout, Code: "timeout", Err: wrapped}
+	}
+	// Refused connections, resets, DNS failures and cancellation are all
+	// worth another attempt: endpoints restart, DNS recovers, and a
+	// cancelled attempt never reached a verdict.
+	return channel.NewTransient("network", wrapped)
+}
+
+func (s *Sender) classifyStatus(endpoint *url.URL, resp *http.Response, snippet string) error {
+	code := "http " + strconv.Itoa(resp.StatusCode)
+	msg := fmt.Sprintf("POST %s: %s", redact(endpoint), resp.Status)
+	if snippet != "" {
+		msg += ": " + strconv.Quote(snippet)
+	}
+	err := errors.New(msg)
+	retryAfter := channel.ParseRetryAfter(resp.Header.Get("Retry-After"), s.now())
+
+	switch status := resp.StatusCode; {
+	case status == http.StatusTooManyRequests:
+		return channel.NewRateLimited(code, retryAfter, err)
+	case status == http.StatusRequestTimeout, status == http.StatusTooEarly, status >= 500:
+		e := channel.NewTransient(code, err)
+		// 503 in particular often carries Retry-After; honour it.
+		e.RetryAfter = retryAfter
+		return e
+	case status == http.StatusUnauthorized, status == http.StatusForbidden:
+		// The receiver refuses our credentials, which no retry of this
+		// message will change; another provider might succeed.
+		e := channel.NewPermanent(code, err)
+		e.ProviderFault = true
+		return e
+	default:
+		// Other 4xx: the receiver rejected this request as such. 3xx only
+		// reaches here because redirects are not followed.
+		return channel.NewPermanent(code, err)
+	}
+}
+
+// readSnippet returns the start of a response body as printable text.
+func readSnippet(r io.Reader) string {
+	buf, _ := io.ReadAll(io.LimitReader(r, snippetLimit))
+	// Cutting at a byte limit may split the last rune; drop that fragment
+	// rather than showing garbage. Other invalid bytes (binary bodies) are
+	// dropped below.
+	for i := len(buf) - 1; i >= 0 && i >= len(buf)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(buf[i]) {
+			if !utf8.FullRune(buf[i:]) {
+				buf = buf[:i]
+			}
+			break
+		}
+	}
+	s := strings.ToValidUTF8(string(buf), "")
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// validHeaderName reports whether name is an RFC 9110 token.
+func validHeaderName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,365 @@
+package whatsapp_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-dev/herald/internal/channel"
+	"github.com/herald-dev/herald/internal/channel/whatsapp"
+	"github.com/herald-dev/herald/internal/channel/whatsapp/whatsapptest"
+)
+
+func newMeta(t *testing.T) *whatsapptest.Meta {
+	t.Helper()
+	m := whatsapptest.NewMeta(whatsapptest.WithLogf(t.Logf))
+	t.Cleanup(m.Close)
+	return m
+}
+
+func cloudSender(t *testing.T, m *whatsapptest.Meta, edit ...func(*whatsapp.CloudConfig)) *whatsapp.CloudSender {
+	t.Helper()
+	cfg := whatsapp.CloudConfig{
+		BaseURL:       m.URL,
+		APIVersion:    m.APIVersion,
+		PhoneNumberID: m.PhoneNumberID,
+		AccessToken:   m.AccessToken,
+	}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	s, err := whatsapp.NewCloud(cfg)
+	if err != nil {
+		t.Fatalf("NewCloud: %v", err)
+	}
+	return s
+}
+
+func TestCloudSendText(t *testing.T) {
+	m := newMeta(t)
+	res, err := cloudSender(t, m).Send(t.Context(), textMessage())
+	if err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	noRejections(t, m.Server)
+	got := onlyMessage(t, m.Server)
+
+	if res.ProviderMessageID == "" || res.ProviderMessageID != got.ID {
+		t.Errorf("ProviderMessageID = %q, want the fake's %q", res.ProviderMessageID, got.ID)
+	}
+	if !strings.HasPrefix(res.ProviderMessageID, "wamid.") {
+		t.Errorf("ProviderMessageID = %q, want a wamid", res.ProviderMessageID)
+	}
+	if h := got.Header.Get("Authorization"); h != "Bearer "+m.AccessToken {
+		t.Errorf("Authorization = %q", h)
+	}
+	if h := got.Header.Get("Content-Type"); h != "application/json" {
+		t.Errorf("Content-Type = %q", h)
+	}
+	jsonEqual(t, got.Body, `{
+		"messaging_product": "whatsapp",
+		"recipient_type": "individual",
+		"to": "`+aliceWire+`",
+		"type": "text",
+		"text": {"preview_url": false, "body": "Disk almost full\n\nnode-1 is at 91%"}
+	}`)
+}
+
+func TestCloudSendPrefersWhatsAppText(t *testing.T) {
+	m := newMeta(t)
+	msg := textMessage()
+	msg.WhatsApp = &channel.WhatsAppContent{Text: "*Disk* almost full on node-1"}
+	if _, err := cloudSender(t, m).Send(t.Context(), msg); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if got := onlyMessage(t, m.Server); got.Text != "*Disk* almost full on node-1" {
+		t.Fatalf("text = %q", got.Text)
+	}
+}
+
+func TestCloudSendNationalNumberWithDefaultRegion(t *testing.T) {
+	m := newMeta(t)
+	msg := textMessage()
+	msg.Recipient.Phone = "0151 1234-5678"
+	s := cloudSender(t, m, func(c *whatsapp.CloudConfig) { c.DefaultRegion = "DE" })
+	if _, err := s.Send(t.Context(), msg); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if got := onlyMessage(t, m.Server); got.To != aliceE164 {
+		t.Fatalf("to = %q, want %q", got.To, aliceE164)
+	}
+}
+
+func TestCloudSendTemplate(t *testing.T) {
+	m := newMeta(t)
+	msg := textMessage()
+	msg.WhatsApp = &channel.WhatsAppContent{
+		Text:             "ignored: a template is always deliverable, text is not",
+		TemplateName:     "disk_alert",
+		TemplateLanguage: "de",
+		TemplateParams:   []string{"node-1", "91%"},
+	}
+	res, err := cloudSender(t, m).Send(t.Context(), msg)
+	if err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	noRejections(t, m.Server)
+	got := onlyMessage(t, m.Server)
+	if res.ProviderMessageID != got.ID {
+		t.Errorf("ProviderMessageID = %q, want %q", res.ProviderMessageID, got.ID)
+	}
+	jsonEqual(t, got.Body, `{
+		"messaging_product": "whatsapp",
+		"recipient_type": "individual",
+		"to": "`+aliceWire+`",
+		"type": "template",
+		"template": {
+			"name": "disk_alert",
+			"language": {"code": "de"},
+			"components": [{"type": "body", "parameters": [
+				{"type": "text", "text": "node-1"},
+				{"type": "text", "text": "91%"}
+			]}]
+		}
+	}`)
+}
+
+func TestCloudSendTemplateDefaults(t *testing.T) {
+	m := newMeta(t)
+	msg := textMessage()
+	msg.WhatsApp = &channel.WhatsAppContent{TemplateName: "hello_world"}
+	if _, err := cloudSender(t, m).Send(t.Context(), msg); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	// No parameters means no components at all, and the language falls
+	// back to the default.
+	jsonEqual(t, onlyMessage(t, m.Server).Body, `{
+		"messaging_product": "whatsapp", "recipient_type": "individual", "to": "`+aliceWire+`",
+		"type": "template", "template": {"name": "hello_world", "language": {"code": "en_US"}}
+	}`)
+}
+
+func TestCloudErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		spec       whatsapptest.ErrorSpec
+		reason     channel.Reason
+		code       string
+		retryAfter time.Duration
+		fault      bool
+		mention    []string
+	}{
+		{name: "throughput rate limit with Retry-After", spec: whatsapptest.ErrorSpec{Code: 130429, RetryAfter: "7"},
+			reason: channel.RateLimited, code: "meta 130429", retryAfter: 7 * time.Second, mention: []string{"Rate limit hit"}},
+		{name: "pair rate limit", spec: whatsapptest.ErrorSpec{Code: 131056},
+			reason: channel.RateLimited, code: "meta 131056"},
+		{name: "app rate limit", spec: whatsapptest.ErrorSpec{Code: 4},
+			reason: channel.RateLimited, code: "meta 4"},
+		{name: "WABA rate limit", spec: whatsapptest.ErrorSpec{Code: 80007},
+			reason: channel.RateLimited, code: "meta 80007"},
+		{name: "outside the 24h window", spec: whatsapptest.ErrorSpec{Code: 131047},
+			reason: channel.Permanent, code: "meta 131047", mention: []string{"24 hours", "approved template"}},
+		{name: "expired token", spec: whatsapptest.ErrorSpec{Code: 190},
+			reason: channel.Permanent, code: "meta 190", fault: true, mention: []string{"access token"}},
+		{name: "auth exception", spec: whatsapptest.ErrorSpec{Code: 0},
+			reason: channel.Permanent, code: "meta 0", fault: true},
+		{name: "permission denied", spec: whatsapptest.ErrorSpec{Code: 10},
+			reason: channel.Permanent, code: "meta 10", fault: true},
+		{name: "API permission", spec: whatsapptest.ErrorSpec{Code: 200},
+			reason: channel.Permanent, code: "meta 200", fault: true},
+		{name: "undeliverable", spec: whatsapptest.ErrorSpec{Code: 131026},
+			reason: channel.Permanent, code: "meta 131026"},
+		{name: "not in allowed list", spec: whatsapptest.ErrorSpec{Code: 131030},
+			reason: channel.Permanent, code: "meta 131030", mention: []string{"allowed list"}},
+		{name: "something went wrong", spec: whatsapptest.ErrorSpec{Code: 131000},
+			reason: channel.Transient, code: "meta 131000"},
+		{name: "service unavailable with Retry-After", spec: whatsapptest.ErrorSpec{Code: 131016, RetryAfter: "3"},
+			reason: channel.Transient, code: "meta 131016", retryAfter: 3 * time.Second},
+		{name: "unknown code on 5xx", spec: whatsapptest.ErrorSpec{HTTPStatus: http.StatusBadGateway, Code: 999999},
+			reason: channel.Transient, code: "meta 999999"},
+		{name: "unknown code on 400", spec: whatsapptest.ErrorSpec{Code: 999999},
+			reason: channel.Permanent, code: "meta 999999"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMeta(t)
+			m.FailNext(1, tc.spec)
+			_, err := cloudSender(t, m).Send(t.Context(), textMessage())
+			ce := classified(t, err, tc.reason)
+			if ce.Code != tc.code {
+				t.Errorf("code = %q, want %q", ce.Code, tc.code)
+			}
+			if ce.RetryAfter != tc.retryAfter {
+				t.Errorf("RetryAfter = %v, want %v", ce.RetryAfter, tc.retryAfter)
+			}
+			if ce.ProviderFault != tc.fault {
+				t.Errorf("ProviderFault = %v, want %v", ce.ProviderFault, tc.fault)
+			}
+			contains(t, err, append(tc.mention, "fbtrace_id", "body: {")...)
+			noRejections(t, m.Server)
+			if n := len(m.Messages()); n != 0 {
+				t.Errorf("fake accepted %d messages", n)
+			}
+		})
+	}
+}
+
+func TestCloudBadToken(t *testing.T) {
+	m := newMeta(t)
+	s := cloudSender(t, m, func(c *whatsapp.CloudConfig) { c.AccessToken = "EAAexpired" })
+	_, err := s.Send(t.Context(), textMessage())
+	ce := classified(t, err, channel.Permanent)
+	if !ce.ProviderFault || ce.Code != "meta 190" {
+		t.Fatalf("got %+v, want a provider fault with code meta 190", ce)
+	}
+	if ce.Retryable() {
+		t.Error("bad credentials must not be retried")
+	}
+}
+
+func TestCloudWrongPhoneNumberID(t *testing.T) {
+	m := newMeta(t)
+	s := cloudSender(t, m, func(c *whatsapp.CloudConfig) { c.PhoneNumberID = "999" })
+	_, err := s.Send(t.Context(), textMessage())
+	ce := classified(t, err, channel.Permanent)
+	if ce.Code != "meta 100" {
+		t.Fatalf("code = %q, want meta 100", ce.Code)
+	}
+	contains(t, err, "does not exist")
+}
+
+func TestCloudTransientThenSuccess(t *testing.T) {
+	m := newMeta(t)
+	m.FailNext(1, whatsapptest.ErrorSpec{Code: 131000})
+	s := cloudSender(t, m)
+	_, err := s.Send(t.Context(), textMessage())
+	if !classified(t, err, channel.Transient).Retryable() {
+		t.Fatal("transient error must be retryable")
+	}
+	res, err := s.Send(t.Context(), textMessage())
+	if err != nil {
+		t.Fatalf("second Send: %v", err)
+	}
+	if got := onlyMessage(t, m.Server); got.ID != res.ProviderMessageID {
+		t.Fatalf("ProviderMessageID = %q, want %q", res.ProviderMessageID, got.ID)
+	}
+}
+
+func TestCloudInvalidPhoneNeverReachesServer(t *testing.T) {
+	for _, phone := range []string{"", "015112345678", "+49 151 123", "not a number"} {
+		t.Run(phone, func(t *testing.T) {
+			m := newMeta(t)
+			msg := textMessage()
+			msg.Recipient.Phone = phone
+			_, err := cloudSender(t, m).Send(t.Context(), msg)
+			classified(t, err, channel.InvalidAddress)
+			contains(t, err, "invalid phone", "alice")
+			if n := m.Requests(); n != 0 {
+				t.Fatalf("%d requests reached the server", n)
+			}
+		})
+	}
+}
+
+func TestCloudNothingToSend(t *testing.T) {
+	m := newMeta(t)
+	msg := textMessage()
+	msg.Title, msg.Body = "", " "
+	_, err := cloudSender(t, m).Send(t.Context(), msg)
+	classified(t, err, channel.Permanent)
+	if m.Requests() != 0 {
+		t.Fatal("an empty message reached the server")
+	}
+}
+
+func TestCloudDeadline(t *testing.T) {
+	m := newMeta(t)
+	m.StallNext(1)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, err := cloudSender(t, m).Send(ctx, textMessage())
+	ce := classified(t, err, channel.Timeout)
+	if !ce.Retryable() {
+		t.Fatal("a timeout must be retryable")
+	}
+	if ce2 := channel.Classify(err); ce2.Reason != channel.Timeout {
+		t.Fatalf("Classify reason = %s", ce2.Reason)
+	}
+}
+
+func TestCloudClientTimeout(t *testing.T) {
+	m := newMeta(t)
+	m.StallNext(1)
+	s := cloudSender(t, m, func(c *whatsapp.CloudConfig) {
+		c.HTTPClient = &http.Client{Timeout: 200 * time.Millisecond}
+	})
+	_, err := s.Send(t.Context(), textMessage())
+	classified(t, err, channel.Timeout)
+}
+
+func TestCloudGatewayErrorPage(t *testing.T) {
+	s := rawServer(t, http.StatusBadGateway, "text/html", "<html><body>502 Bad Gateway</body></html>")
+	c, err := whatsapp.NewCloud(whatsapp.CloudConfig{BaseURL: s.URL, PhoneNumberID: "1", AccessToken: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Send(t.Context(), textMessage())
+	ce := classified(t, err, channel.Transient)
+	if ce.Code != "http 502" {
+		t.Errorf("code = %q", ce.Code)
+	}
+	contains(t, err, "502 Bad Gateway")
+}
+
+func TestCloudSuccessThatIsNotTheAPI(t *testing.T) {
+	s := rawServer(t, http.StatusOK, "text/html", "<html>Sign in to the proxy</html>")
+	c, err := whatsapp.NewCloud(whatsapp.CloudConfig{BaseURL: s.URL, PhoneNumberID: "1", AccessToken: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Send(t.Context(), textMessage())
+	if ce := classified(t, err, channel.Permanent); !ce.ProviderFault {
+		t.Fatal("want a provider fault: the base URL is wrong")
+	}
+	contains(t, err, "Sign in to the proxy")
+}
+
+func TestCloudNetworkError(t *testing.T) {
+	c, err := whatsapp.NewCloud(whatsapp.CloudConfig{BaseURL: closedURL(t), PhoneNumberID: "1", AccessToken: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Send(t.Context(), textMessage())
+	classified(t, err, channel.Transient)
+}
+
+func TestNewCloudValidates(t *testing.T) {
+	valid := whatsapp.CloudConfig{PhoneNumberID: "106540352242922", AccessToken: "EAAx"}
+	if _, err := whatsapp.NewCloud(valid); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	tests := []struct {
+		name    string
+		edit    func(*whatsapp.CloudConfig)
+		wantErr string
+	}{
+		{"no phone number ID", func(c *whatsapp.CloudConfig) { c.PhoneNumberID = "" }, "phoneNumberID is required"},
+		{"phone number instead of ID", func(c *whatsapp.CloudConfig) { c.PhoneNumberID = "+4915112345678" }, "not the phone number"},
+		{"no token", func(c *whatsapp.CloudConfig) { c.AccessToken = " " }, "accessToken is required"},
+		{"bad version", func(c *whatsapp.CloudConfig) { c.APIVersion = "21" }, "v21.0"},
+		{"bad scheme", func(c *whatsapp.CloudConfig) { c.BaseURL = "ftp://graph.facebook.com" }, "http://"},
+		{"no host", func(c *whatsapp.CloudConfig) { c.BaseURL = "https://" }, "no host"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := valid
+			tc.edit(&cfg)
+			_, err := whatsapp.NewCloud(cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("NewCloud error = %v, want it to mention %q", err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -1,0 +1,235 @@
+package whatsapp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/herald-dev/herald/internal/channel"
+)
+
+// DefaultTwilioBaseURL is Twilio's REST API host.
+const DefaultTwilioBaseURL = "https://api.twilio.com"
+
+// TwilioConfig configures a sender for WhatsApp over Twilio's Messages API.
+type TwilioConfig struct {
+	// BaseURL defaults to DefaultTwilioBaseURL.
+	BaseURL string
+	// AccountSID (AC...) names the account the message is sent from. Required.
+	AccountSID string
+	// AuthToken authenticates as the account. Either AuthToken or the
+	// APIKeySID/APIKeySecret pair is required; an API key wins when both
+	// are set, because it can be revoked without rotating the account token.
+	AuthToken    string
+	APIKeySID    string
+	APIKeySecret string
+	// From is the WhatsApp-enabled sender number in E.164, with or without
+	// the "whatsapp:" prefix. Required.
+	From string
+	// DefaultRegion reads recipient numbers written without a country code.
+	DefaultRegion string
+	// HTTPClient defaults to a client with a 30 second timeout.
+	HTTPClient *http.Client
+}
+
+// TwilioSender sends WhatsApp messages through Twilio. It is safe for
+// concurrent use.
+type TwilioSender struct {
+	endpoint      string
+	user, pass    string
+	from          string // whatsapp:+E164
+	defaultRegion string
+	client        *http.Client
+}
+
+var _ channel.Sender = (*TwilioSender)(nil)
+
+var (
+	accountSIDRE = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+	apiKeySIDRE  = regexp.MustCompile(`^SK[0-9a-fA-F]{32}$`)
+)
+
+// NewTwilio validates cfg and returns a sender.
+func NewTwilio(cfg TwilioConfig) (*TwilioSender, error) {
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = DefaultTwilioBaseURL
+	}
+	base, err := validateBaseURL("whatsapp twilio: baseURL", cfg.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	cfg.AccountSID = strings.TrimSpace(cfg.AccountSID)
+	if !accountSIDRE.MatchString(cfg.AccountSID) {
+		return nil, fmt.Errorf("whatsapp twilio: accountSID %q must be AC followed by 32 hex digits", cfg.AccountSID)
+	}
+	user, pass := cfg.AccountSID, cfg.AuthToken
+	switch {
+	case cfg.APIKeySID != "":
+		if !apiKeySIDRE.MatchString(cfg.APIKeySID) {
+			return nil, fmt.Errorf("whatsapp twilio: apiKeySID %q must be SK followed by 32 hex digits", cfg.APIKeySID)
+		}
+		if cfg.APIKeySecret == "" {
+			return nil, errors.New("whatsapp twilio: apiKeySecret is required with apiKeySID")
+		}
+		user, pass = cfg.APIKeySID, cfg.APIKeySecret
+	case cfg.AuthToken == "":
+		return nil, errors.New("whatsapp twilio: authToken (or apiKeySID and apiKeySecret) is required")
+	}
+	fromRaw := strings.TrimPrefix(strings.TrimSpace(cfg.From), "whatsapp:")
+	if fromRaw == "" {
+		return nil, errors.New("whatsapp twilio: from (the WhatsApp sender number) is required")
+	}
+	from, err := Normalize(fromRaw, "")
+	if err != nil {
+		return nil, fmt.Errorf("whatsapp twilio: from: %w", err)
+	}
+	return &TwilioSender{
+		endpoint:      base + "/2010-04-01/Accounts/" + url.PathEscape(cfg.AccountSID) + "/Messages.json",
+		user:          user,
+		pass:          pass,
+		from:          "whatsapp:" + from,
+		defaultRegion: cfg.DefaultRegion,
+		client:        httpClientOrDefault(cfg.HTTPClient),
+	}, nil
+}
+
+type twilioMessage struct {
+	SID string `json:"sid"`
+}
+
+type twilioError struct {
+	Code     *int   `json:"code"`
+	Message  string `json:"message"`
+	MoreInfo string `json:"more_info"`
+	Status   int    `json:"status"`
+}
+
+// Send delivers msg. A message with a ContentSID goes out as a content
+// template (the only kind WhatsApp delivers outside the 24-hour window) with
+// TemplateParams as variables "1".."n"; otherwise the text is sent as Body.
+// Twilio has no notion of Meta template names, so a TemplateName without a
+// ContentSID falls back to the text.
+func (s *TwilioSender) Send(ctx context.Context, msg *channel.Message) (channel.Result, error) {
+	to, err := recipientPhone(msg, s.defaultRegion)
+	if err != nil {
+		return channel.Result{}, err
+	}
+	form := url.Values{}
+	form.Set("To", "whatsapp:"+to)
+	form.Set("From", s.from)
+	if wa := msg.WhatsApp; wa != nil && wa.ContentSID != "" {
+		form.Set("ContentSid", wa.ContentSID)
+		if len(wa.TemplateParams) > 0 {
+			vars := make(map[string]string, len(wa.TemplateParams))
+			for i, p := range wa.TemplateParams {
+				vars[strconv.Itoa(i+1)] = p
+			}
+			b, err := json.Marshal(vars)
+			if err != nil {
+				return channel.Result{}, channel.NewPermanent("", fmt.Errorf("whatsapp twilio: encoding content variables: %w", err))
+			}
+			form.Set("ContentVariables", string(b))
+		}
+	} else {
+		text := messageText(msg)
+		if text == "" {
+			return channel.Result{}, channel.NewPermanent("", errors.New("whatsapp twilio: message has neither text nor a content template (contentSID)"))
+		}
+		form.Set("Body", text)
+	}
+
+	resp, err := post(ctx, s.client, "whatsapp twilio", s.endpoint, strings.NewReader(form.Encode()), func(h http.Header) {
+		h.Set("Content-Type", "application/x-www-form-urlencoded")
+		h.Set("Authorization", basicAuth(s.user, s.pass))
+	})
+	if err != nil {
+		return channel.Result{}, err
+	}
+	if resp.status >= 200 && resp.status < 300 {
+		if !isJSON(resp) {
+			return channel.Result{}, unexpectedSuccess("whatsapp twilio", resp)
+		}
+		var m twilioMessage
+		_ = json.Unmarshal(resp.body, &m)
+		return channel.Result{ProviderMessageID: m.SID}, nil
+	}
+	return channel.Result{}, classifyTwilio(resp)
+}
+
+func basicAuth(user, pass string) string {
+	r := http.Request{Header: http.Header{}}
+	r.SetBasicAuth(user, pass)
+	return r.Header.Get("Authorization")
+}
+
+// Twilio error codes, from the Twilio error dictionary.
+const (
+	twilioAuthenticate      = 20003
+	twilioAccountInactive   = 20005
+	twilioNotFound          = 20404
+	twilioTooManyRequests   = 20429
+	twilioInvalidTo         = 21211
+	twilioFromNotCapable    = 21606
+	twilioUnverifiedTrialTo = 21608
+	twilioUnsubscribed      = 21610
+	twilioToNotOnWhatsApp   = 63003
+	twilioNoFromChannel     = 63007
+	twilioOutsideWindow     = 63016
+	twilioChannelRateLimit  = 63018
+	twilioDailyLimit        = 63038
+)
+
+// classifyTwilio maps a Twilio REST error to a channel.Error.
+func classifyTwilio(r *response) error {
+	var te twilioError
+	if err := json.Unmarshal(r.body, &te); err != nil || te.Code == nil {
+		code := fmt.Sprintf("http %d", r.status)
+		return fallbackByStatus(code, r, fmt.Errorf("whatsapp twilio: HTTP %d: %s", r.status, snippet(r.body)))
+	}
+	n := *te.Code
+	code := fmt.Sprintf("twilio %d", n)
+	describe := func(advice string) error {
+		var b strings.Builder
+		fmt.Fprintf(&b, "whatsapp twilio: HTTP %d: %s", r.status, te.Message)
+		if advice != "" {
+			fmt.Fprintf(&b, ". %s", advice)
+		}
+		if te.MoreInfo != "" {
+			fmt.Fprintf(&b, " (%s)", te.MoreInfo)
+		}
+		fmt.Fprintf(&b, "; body: %s", snippet(r.body))
+		return errors.New(b.String())
+	}
+	providerFault := func(advice string) error {
+		pe := channel.NewPermanent(code, describe(advice))
+		pe.ProviderFault = true
+		return pe
+	}
+
+	switch n {
+	case twilioAuthenticate:
+		return providerFault("The account SID and auth token (or API key) were rejected")
+	case twilioAccountInactive, twilioNotFound:
+		return providerFault("Check the account SID")
+	case twilioTooManyRequests, twilioChannelRateLimit, twilioDailyLimit:
+		return channel.NewRateLimited(code, retryAfter(r), describe(""))
+	case twilioOutsideWindow:
+		return channel.NewPermanent(code, describe(
+			"Free-form WhatsApp messages are only allowed within 24 hours of the recipient's last reply: set an approved content template (contentSID) for this notification"))
+	case twilioInvalidTo, twilioToNotOnWhatsApp:
+		ie := channel.NewInvalidAddress(describe(""))
+		ie.Code = code
+		return ie
+	case twilioFromNotCapable, twilioUnverifiedTrialTo, twilioNoFromChannel:
+		return providerFault("Check that the From number is a WhatsApp sender enabled on this account")
+	case twilioUnsubscribed:
+		return channel.NewPermanent(code, describe("The recipient has opted out of messages from this sender"))
+	}
+	return fallbackByStatus(code, r, describe(""))
+}

@@ -1,0 +1,279 @@
+package whatsapp_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-dev/herald/internal/channel"
+	"github.com/herald-dev/herald/internal/channel/whatsapp"
+	"github.com/herald-dev/herald/internal/channel/whatsapp/whatsapptest"
+)
+
+func newTwilio(t *testing.T) *whatsapptest.Twilio {
+	t.Helper()
+	f := whatsapptest.NewTwilio(whatsapptest.WithLogf(t.Logf))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func twilioSender(t *testing.T, f *whatsapptest.Twilio, edit ...func(*whatsapp.TwilioConfig)) *whatsapp.TwilioSender {
+	t.Helper()
+	cfg := whatsapp.TwilioConfig{
+		BaseURL:    f.URL,
+		AccountSID: f.AccountSID,
+		AuthToken:  f.AuthToken,
+		From:       f.From,
+	}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	s, err := whatsapp.NewTwilio(cfg)
+	if err != nil {
+		t.Fatalf("NewTwilio: %v", err)
+	}
+	return s
+}
+
+// formOf decodes a recorded form body.
+func formOf(t *testing.T, body []byte) url.Values {
+	t.Helper()
+	v, err := url.ParseQuery(string(body))
+	if err != nil {
+		t.Fatalf("body is not a form: %v", err)
+	}
+	return v
+}
+
+func TestTwilioSendText(t *testing.T) {
+	f := newTwilio(t)
+	res, err := twilioSender(t, f).Send(t.Context(), textMessage())
+	if err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	noRejections(t, f.Server)
+	got := onlyMessage(t, f.Server)
+
+	if !strings.HasPrefix(res.ProviderMessageID, "SM") || res.ProviderMessageID != got.ID {
+		t.Errorf("ProviderMessageID = %q, want the fake's %q", res.ProviderMessageID, got.ID)
+	}
+	if ct := got.Header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	req := http.Request{Header: got.Header}
+	if u, p, ok := req.BasicAuth(); !ok || u != f.AccountSID || p != f.AuthToken {
+		t.Errorf("basic auth = %q:%q (%v)", u, p, ok)
+	}
+	want := url.Values{
+		"To":   {"whatsapp:" + aliceE164},
+		"From": {"whatsapp:" + f.From},
+		"Body": {wantText},
+	}
+	if form := formOf(t, got.Body); !reflect.DeepEqual(form, want) {
+		t.Fatalf("form = %v, want %v", form, want)
+	}
+}
+
+func TestTwilioSendWithAPIKeyAndPrefixedFrom(t *testing.T) {
+	f := newTwilio(t)
+	s := twilioSender(t, f, func(c *whatsapp.TwilioConfig) {
+		c.AuthToken = ""
+		c.APIKeySID, c.APIKeySecret = f.APIKeySID, f.APIKeySecret
+		c.From = "whatsapp:" + f.From
+	})
+	if _, err := s.Send(t.Context(), textMessage()); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	got := onlyMessage(t, f.Server)
+	req := http.Request{Header: got.Header}
+	if u, _, _ := req.BasicAuth(); u != f.APIKeySID {
+		t.Errorf("basic auth user = %q, want the API key SID", u)
+	}
+	if got.From != f.From {
+		t.Errorf("From = %q", got.From)
+	}
+}
+
+func TestTwilioSendContentTemplate(t *testing.T) {
+	f := newTwilio(t)
+	msg := textMessage()
+	contentSID := "HX" + strings.Repeat("b5", 16)
+	msg.WhatsApp = &channel.WhatsAppContent{
+		TemplateName:   "disk_alert",
+		TemplateParams: []string{"node-1", "91%"},
+		ContentSID:     contentSID,
+	}
+	res, err := twilioSender(t, f).Send(t.Context(), msg)
+	if err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	noRejections(t, f.Server)
+	got := onlyMessage(t, f.Server)
+	if res.ProviderMessageID != got.ID {
+		t.Errorf("ProviderMessageID = %q, want %q", res.ProviderMessageID, got.ID)
+	}
+	form := formOf(t, got.Body)
+	if form.Has("Body") {
+		t.Errorf("a content template message must not carry Body, got %q", form.Get("Body"))
+	}
+	if form.Get("ContentSid") != contentSID {
+		t.Errorf("ContentSid = %q", form.Get("ContentSid"))
+	}
+	jsonEqual(t, []byte(form.Get("ContentVariables")), `{"1": "node-1", "2": "91%"}`)
+	if !reflect.DeepEqual(got.ContentVariables, map[string]string{"1": "node-1", "2": "91%"}) {
+		t.Errorf("recorded variables = %v", got.ContentVariables)
+	}
+}
+
+func TestTwilioTemplateNameWithoutContentSIDSendsText(t *testing.T) {
+	f := newTwilio(t)
+	msg := textMessage()
+	msg.WhatsApp = &channel.WhatsAppContent{TemplateName: "disk_alert"}
+	if _, err := twilioSender(t, f).Send(t.Context(), msg); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if got := onlyMessage(t, f.Server); got.Text != wantText || got.ContentSID != "" {
+		t.Fatalf("got text %q content %q", got.Text, got.ContentSID)
+	}
+}
+
+func TestTwilioErrors(t *testing.T) {
+	tests := []struct {
+		name       string
+		spec       whatsapptest.ErrorSpec
+		reason     channel.Reason
+		code       string
+		retryAfter time.Duration
+		fault      bool
+		mention    []string
+	}{
+		{name: "too many requests with Retry-After", spec: whatsapptest.ErrorSpec{Code: 20429, RetryAfter: "30"},
+			reason: channel.RateLimited, code: "twilio 20429", retryAfter: 30 * time.Second},
+		{name: "outside the 24h window", spec: whatsapptest.ErrorSpec{Code: 63016},
+			reason: channel.Permanent, code: "twilio 63016", mention: []string{"24 hours", "content template"}},
+		{name: "invalid To", spec: whatsapptest.ErrorSpec{Code: 21211},
+			reason: channel.InvalidAddress, code: "twilio 21211"},
+		{name: "authenticate", spec: whatsapptest.ErrorSpec{Code: 20003},
+			reason: channel.Permanent, code: "twilio 20003", fault: true},
+		{name: "From not capable", spec: whatsapptest.ErrorSpec{Code: 21606},
+			reason: channel.Permanent, code: "twilio 21606", fault: true, mention: []string{"From number"}},
+		{name: "trial unverified", spec: whatsapptest.ErrorSpec{Code: 21608},
+			reason: channel.Permanent, code: "twilio 21608", fault: true},
+		{name: "no channel for From", spec: whatsapptest.ErrorSpec{Code: 63007},
+			reason: channel.Permanent, code: "twilio 63007", fault: true},
+		{name: "internal error", spec: whatsapptest.ErrorSpec{Code: 20500},
+			reason: channel.Transient, code: "twilio 20500"},
+		{name: "unavailable with Retry-After", spec: whatsapptest.ErrorSpec{Code: 20503, RetryAfter: "2"},
+			reason: channel.Transient, code: "twilio 20503", retryAfter: 2 * time.Second},
+		{name: "unknown 4xx", spec: whatsapptest.ErrorSpec{Code: 21999},
+			reason: channel.Permanent, code: "twilio 21999"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newTwilio(t)
+			f.FailNext(1, tc.spec)
+			_, err := twilioSender(t, f).Send(t.Context(), textMessage())
+			ce := classified(t, err, tc.reason)
+			if ce.Code != tc.code {
+				t.Errorf("code = %q, want %q", ce.Code, tc.code)
+			}
+			if ce.RetryAfter != tc.retryAfter {
+				t.Errorf("RetryAfter = %v, want %v", ce.RetryAfter, tc.retryAfter)
+			}
+			if ce.ProviderFault != tc.fault {
+				t.Errorf("ProviderFault = %v, want %v", ce.ProviderFault, tc.fault)
+			}
+			contains(t, err, append(tc.mention, "twilio.com/docs/errors", "body: {")...)
+			noRejections(t, f.Server)
+		})
+	}
+}
+
+func TestTwilioBadCredentials(t *testing.T) {
+	f := newTwilio(t)
+	s := twilioSender(t, f, func(c *whatsapp.TwilioConfig) { c.AuthToken = "wrong" })
+	_, err := s.Send(t.Context(), textMessage())
+	ce := classified(t, err, channel.Permanent)
+	if !ce.ProviderFault || ce.Code != "twilio 20003" {
+		t.Fatalf("got %+v, want a provider fault with code twilio 20003", ce)
+	}
+}
+
+func TestTwilioUnknownSender(t *testing.T) {
+	f := newTwilio(t)
+	s := twilioSender(t, f, func(c *whatsapp.TwilioConfig) { c.From = "+14155550100" })
+	_, err := s.Send(t.Context(), textMessage())
+	ce := classified(t, err, channel.Permanent)
+	if !ce.ProviderFault || ce.Code != "twilio 63007" {
+		t.Fatalf("got %+v, want a provider fault with code twilio 63007", ce)
+	}
+}
+
+func TestTwilioInvalidPhoneNeverReachesServer(t *testing.T) {
+	f := newTwilio(t)
+	msg := textMessage()
+	msg.Recipient.Phone = "+1 555"
+	_, err := twilioSender(t, f).Send(t.Context(), msg)
+	classified(t, err, channel.InvalidAddress)
+	contains(t, err, "invalid phone")
+	if f.Requests() != 0 {
+		t.Fatal("a request reached the server")
+	}
+}
+
+func TestTwilioDeadline(t *testing.T) {
+	f := newTwilio(t)
+	f.StallNext(1)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, err := twilioSender(t, f).Send(ctx, textMessage())
+	classified(t, err, channel.Timeout)
+}
+
+func TestTwilioRateLimitedWithoutBody(t *testing.T) {
+	s := rawServer(t, http.StatusTooManyRequests, "text/plain", "slow down")
+	c, err := whatsapp.NewTwilio(whatsapp.TwilioConfig{
+		BaseURL: s.URL, AccountSID: "AC" + strings.Repeat("0", 32), AuthToken: "x", From: "+14155238886",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Send(t.Context(), textMessage())
+	if ce := classified(t, err, channel.RateLimited); ce.Code != "http 429" {
+		t.Fatalf("code = %q", ce.Code)
+	}
+}
+
+func TestNewTwilioValidates(t *testing.T) {
+	valid := whatsapp.TwilioConfig{AccountSID: "AC" + strings.Repeat("a", 32), AuthToken: "tok", From: "+14155238886"}
+	if _, err := whatsapp.NewTwilio(valid); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	tests := []struct {
+		name    string
+		edit    func(*whatsapp.TwilioConfig)
+		wantErr string
+	}{
+		{"bad account SID", func(c *whatsapp.TwilioConfig) { c.AccountSID = "SK123" }, "accountSID"},
+		{"no credentials", func(c *whatsapp.TwilioConfig) { c.AuthToken = "" }, "authToken"},
+		{"bad API key SID", func(c *whatsapp.TwilioConfig) { c.APIKeySID = "AC1" }, "apiKeySID"},
+		{"API key without secret", func(c *whatsapp.TwilioConfig) { c.APIKeySID = "SK" + strings.Repeat("b", 32) }, "apiKeySecret"},
+		{"no From", func(c *whatsapp.TwilioConfig) { c.From = "" }, "from"},
+		{"national From", func(c *whatsapp.TwilioConfig) { c.From = "4155238886" }, "country code"},
+		{"bad base URL", func(c *whatsapp.TwilioConfig) { c.BaseURL = "api.twilio.com" }, "http://"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := valid
+			tc.edit(&cfg)
+			_, err := whatsapp.NewTwilio(cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("NewTwilio error = %v, want it to mention %q", err, tc.wantErr)
+			}
+		})
+	}
+}

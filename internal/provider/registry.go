@@ -1,0 +1,126 @@
+// Package provider keeps the senders built from NotificationProviders in
+// memory, so that a delivery finds its provider, credentials and rate limit
+// without reading the API server. The NotificationProvider reconciler fills
+// the registry; delivery reconcilers only read it.
+package provider
+
+import (
+	"sort"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/herald-dev/herald/internal/channel"
+)
+
+// Entry is one usable (or unusable, with a reason) provider.
+type Entry struct {
+	Name      string
+	Namespace string
+	Channel   channel.Name
+	Default   bool
+	Suspended bool
+	// Ready is false when the provider cannot be used; Reason and Message
+	// say why (SecretNotFound, InvalidConfig, ...).
+	Ready   bool
+	Reason  string
+	Message string
+	Sender  channel.Sender
+	// Pacer enforces the provider's rate limit; nil means unlimited.
+	Pacer    *Pacer
+	Fallback []string
+}
+
+// Registry is safe for concurrent use.
+type Registry struct {
+	mu      sync.RWMutex
+	entries map[types.NamespacedName]*Entry
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{entries: map[types.NamespacedName]*Entry{}}
+}
+
+// Set stores or replaces the entry for its namespace and name.
+func (r *Registry) Set(e *Entry) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.entries[types.NamespacedName{Namespace: e.Namespace, Name: e.Name}] = e
+}
+
+// Delete forgets a provider.
+func (r *Registry) Delete(key types.NamespacedName) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.entries, key)
+}
+
+// Get returns the provider with this key.
+func (r *Registry) Get(key types.NamespacedName) (*Entry, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.entries[key]
+	return e, ok
+}
+
+// Default returns the namespace's default provider for a channel. When
+// several claim to be the default the first by name wins, so the choice is
+// stable; the provider reconciler warns about the others.
+func (r *Registry) Default(namespace string, ch channel.Name) (*Entry, bool) {
+	defaults := r.Defaults(namespace, ch)
+	if len(defaults) == 0 {
+		return nil, false
+	}
+	return defaults[0], true
+}
+
+// Defaults returns every provider of the channel in the namespace that is
+// marked default, sorted by name.
+func (r *Registry) Defaults(namespace string, ch channel.Name) []*Entry {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var out []*Entry
+	for k, e := range r.entries {
+		if k.Namespace == namespace && e.Channel == ch && e.Default {
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Chain returns the providers to try for a delivery, in order: the named
+// provider (or the default) followed by its fallbacks, each once. Names
+// that are not registered are returned in missing.
+func (r *Registry) Chain(namespace string, ch channel.Name, named string) (chain []*Entry, missing []string) {
+	var first *Entry
+	if named != "" {
+		e, ok := r.Get(types.NamespacedName{Namespace: namespace, Name: named})
+		if !ok {
+			return nil, []string{named}
+		}
+		first = e
+	} else {
+		e, ok := r.Default(namespace, ch)
+		if !ok {
+			return nil, nil
+		}
+		first = e
+	}
+	seen := map[string]bool{first.Name: true}
+	chain = append(chain, first)
+	for _, name := range first.Fallback {
+		if seen[name] {
+			continue
+		}
+		seen[name] = true
+		e, ok := r.Get(types.NamespacedName{Namespace: namespace, Name: name})
+		if !ok || e.Channel != ch {
+			missing = append(missing, name)
+			continue
+		}
+		chain = append(chain, e)
+	}
+	return chain, missing
+}

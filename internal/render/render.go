@@ -1,0 +1,173 @@
+// Package render produces a delivery's content from a Notification, either
+// directly from its title and message or from a NotificationTemplate with
+// params. Rendering happens once, at fan-out; deliveries carry the result.
+package render
+
+import (
+	"bytes"
+	"fmt"
+	htmltemplate "html/template"
+	"sort"
+	"strings"
+	texttemplate "text/template"
+
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+)
+
+// Content renders the notification. tmpl must be the template named by
+// spec.templateRef, or nil when the notification has none.
+func Content(spec *notifyv1.NotificationSpec, tmpl *notifyv1.NotificationTemplateContent) (notifyv1.RenderedContent, error) {
+	out := notifyv1.RenderedContent{
+		Type:     spec.Type,
+		Category: spec.Category,
+		Actions:  spec.Actions,
+	}
+	if tmpl == nil {
+		out.Title = spec.Title
+		out.Message = spec.Message
+		return out, nil
+	}
+	params, err := Params(tmpl.Params, spec.Params)
+	if err != nil {
+		return out, err
+	}
+	r := renderer{params: params}
+	out.Title = r.text("title", tmpl.Title)
+	out.Message = r.text("message", tmpl.Message)
+	if e := tmpl.Email; e != nil {
+		out.Email = &notifyv1.EmailContent{
+			Subject: r.text("email.subject", e.Subject),
+			Text:    r.text("email.text", e.Text),
+			HTML:    r.html("email.html", e.HTML),
+		}
+	}
+	if w := tmpl.WhatsApp; w != nil {
+		out.WhatsApp = &notifyv1.WhatsAppContent{Text: r.text("whatsapp.text", w.Text)}
+		if t := w.Template; t != nil {
+			wt := *t
+			wt.Params = make([]string, len(t.Params))
+			for i, p := range t.Params {
+				wt.Params[i] = r.text(fmt.Sprintf("whatsapp.template.params[%d]", i), p)
+			}
+			out.WhatsApp.Template = &wt
+		}
+	}
+	out.WebhookPayload = r.text("webhookPayload", tmpl.WebhookPayload)
+	return out, r.err
+}
+
+// Params merges given values with the declared defaults. It fails when a
+// required param is missing or an undeclared one is given, naming them.
+func Params(declared []notifyv1.TemplateParam, given map[string]string) (map[string]string, error) {
+	out := make(map[string]string, len(declared))
+	known := make(map[string]bool, len(declared))
+	var missing, unknown []string
+	for _, p := range declared {
+		known[p.Name] = true
+		v, ok := given[p.Name]
+		switch {
+		case ok:
+			out[p.Name] = v
+		case p.Required:
+			missing = append(missing, p.Name)
+		default:
+			out[p.Name] = p.Default
+		}
+	}
+	for k := range given {
+		if !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	sort.Strings(unknown)
+	switch {
+	case len(missing) > 0:
+		return nil, fmt.Errorf("missing required params: %s", strings.Join(missing, ", "))
+	case len(unknown) > 0:
+		return nil, fmt.Errorf("params not declared by the template: %s", strings.Join(unknown, ", "))
+	}
+	return out, nil
+}
+
+// Check parses every template of a NotificationTemplate and reports the
+// first error with the field and line it is in.
+func Check(tmpl *notifyv1.NotificationTemplateContent) error {
+	zero := map[string]string{}
+	for _, p := range tmpl.Params {
+		zero[p.Name] = p.Default
+	}
+	r := renderer{params: zero}
+	fields := map[string]string{"title": tmpl.Title, "message": tmpl.Message, "webhookPayload": tmpl.WebhookPayload}
+	if e := tmpl.Email; e != nil {
+		fields["email.subject"], fields["email.text"] = e.Subject, e.Text
+		r.parseHTML("email.html", e.HTML)
+	}
+	if w := tmpl.WhatsApp; w != nil {
+		fields["whatsapp.text"] = w.Text
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		r.parseText(k, fields[k])
+	}
+	return r.err
+}
+
+// renderer keeps the first error so that callers can render every field and
+// check once.
+type renderer struct {
+	params map[string]string
+	err    error
+}
+
+func (r *renderer) parseText(name, src string) *texttemplate.Template {
+	if r.err != nil || src == "" {
+		return nil
+	}
+	t, err := texttemplate.New(name).Option("missingkey=error").Parse(src)
+	if err != nil {
+		r.err = fmt.Errorf("%s: %w", name, err)
+		return nil
+	}
+	return t
+}
+
+func (r *renderer) parseHTML(name, src string) *htmltemplate.Template {
+	if r.err != nil || src == "" {
+		return nil
+	}
+	t, err := htmltemplate.New(name).Option("missingkey=error").Parse(src)
+	if err != nil {
+		r.err = fmt.Errorf("%s: %w", name, err)
+		return nil
+	}
+	return t
+}
+
+func (r *renderer) text(name, src string) string {
+	t := r.parseText(name, src)
+	if t == nil {
+		return ""
+	}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, r.params); err != nil {
+		r.err = fmt.Errorf("%s: %w", name, err)
+	}
+	return buf.String()
+}
+
+// html renders with html/template so that params are escaped in email HTML.
+func (r *renderer) html(name, src string) string {
+	t := r.parseHTML(name, src)
+	if t == nil {
+		return ""
+	}
+	var buf bytes.Buffer
+	if err := t.Execute(&buf, r.params); err != nil {
+		r.err = fmt.Errorf("%s: %w", name, err)
+	}
+	return buf.String()
+}
