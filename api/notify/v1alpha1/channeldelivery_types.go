@@ -56,13 +56,13 @@ type RenderedContent struct {
 // It is written by the Notification reconciler and never changes.
 type ChannelDeliverySpec struct {
 	// notification is the name of the owning Notification.
-	Notification string `json:"notification"`
-	Channel      Channel `json:"channel"`
+	Notification string            `json:"notification"`
+	Channel      Channel           `json:"channel"`
 	Recipient    RecipientSnapshot `json:"recipient"`
 	// provider is the NotificationProvider named on the notification;
 	// empty means the namespace's default for the channel.
 	// +optional
-	Provider string `json:"provider,omitempty"`
+	Provider string          `json:"provider,omitempty"`
 	Content  RenderedContent `json:"content"`
 	// retry is the resolved policy (defaults filled in at fan-out).
 	// +optional
@@ -129,7 +129,7 @@ const (
 // Attempt records one delivery attempt.
 type Attempt struct {
 	// number is the 1-based attempt number.
-	Number    int32       `json:"number"`
+	Number    int32            `json:"number"`
 	StartTime metav1.MicroTime `json:"startTime"`
 	// duration of the attempt.
 	// +optional

@@ -163,7 +163,7 @@ type Response struct {
 	// action is the chosen action id.
 	Action string `json:"action"`
 	// +optional
-	Comment string `json:"comment,omitempty"`
+	Comment string      `json:"comment,omitempty"`
 	Time    metav1.Time `json:"time"`
 }
 
