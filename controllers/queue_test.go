@@ -316,6 +316,6 @@ func expectEvent(ns, name, reason string) {
 			}
 			seen = append(seen, fmt.Sprintf("%s/%s", e.InvolvedObject.Name, e.Reason))
 		}
-		g.Expect(seen).To(ContainElement(name+"/"+reason))
+		g.Expect(seen).To(ContainElement(name + "/" + reason))
 	}).Should(Succeed())
 }
