@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"k8s.io/apimachinery/pkg/types"
-
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/provider"
@@ -74,7 +72,19 @@ const suspendedWait = 30 * time.Second
 type ProviderHandler struct {
 	Channel  notifyv1.Channel
 	Registry *provider.Registry
+	// TripFor is how long a provider that failed for a provider reason
+	// (rejected credentials, unknown sender) is skipped before it is tried
+	// again; zero means defaultTripDuration.
+	TripFor time.Duration
+	// OnTrip is told when a provider's circuit opens, so that its Ready
+	// condition can say so.
+	OnTrip func(namespace, name string)
 }
+
+// defaultTripDuration is how long a provider with rejected credentials is
+// left alone: long enough not to hammer it, short enough to notice a fix
+// without a restart. Changing the provider or its Secret closes it at once.
+const defaultTripDuration = 5 * time.Minute
 
 func (h *ProviderHandler) NeedsClaim() bool { return true }
 
@@ -91,12 +101,16 @@ func (h *ProviderHandler) usable(d *notifyv1.ChannelDelivery) ([]*provider.Entry
 	var ready []*provider.Entry
 	suspended := false
 	var reasons []string
+	now := time.Now()
 	for _, e := range chain {
+		tripped, why := e.Tripped(now)
 		switch {
 		case e.Suspended:
 			suspended = true
 		case !e.Ready:
 			reasons = append(reasons, fmt.Sprintf("%s: %s", e.Name, e.Message))
+		case tripped:
+			reasons = append(reasons, fmt.Sprintf("%s: %s", e.Name, why))
 		default:
 			ready = append(ready, e)
 		}
@@ -151,6 +165,9 @@ func (h *ProviderHandler) Send(ctx context.Context, d *notifyv1.ChannelDelivery,
 		}
 		lastErr = err
 		ce := channel.Classify(err)
+		if ce.ProviderFault && !ce.Retryable() {
+			h.trip(e, ce)
+		}
 		if !ce.ProviderFault || i == len(ready)-1 {
 			return e.Name, res, err
 		}
@@ -158,7 +175,14 @@ func (h *ProviderHandler) Send(ctx context.Context, d *notifyv1.ChannelDelivery,
 	return "", channel.Result{}, lastErr
 }
 
-// providerKey names a provider in the delivery's namespace.
-func providerKey(d *notifyv1.ChannelDelivery, name string) types.NamespacedName {
-	return types.NamespacedName{Namespace: d.Namespace, Name: name}
+// trip opens a provider's circuit after a permanent provider fault.
+func (h *ProviderHandler) trip(e *provider.Entry, ce *channel.Error) {
+	d := h.TripFor
+	if d <= 0 {
+		d = defaultTripDuration
+	}
+	e.Trip(time.Now().Add(d), fmt.Sprintf("the provider rejected a delivery: %v", ce))
+	if h.OnTrip != nil {
+		h.OnTrip(e.Namespace, e.Name)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -16,8 +17,10 @@ import (
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
@@ -53,7 +56,14 @@ type ProviderReconciler struct {
 	SecretReader client.Reader
 	Registry     *provider.Registry
 	Recorder     events.EventRecorder
+	// Trips delivers a request whenever a delivery opens a provider's
+	// circuit, so its Ready condition reports it.
+	Trips chan event.TypedGenericEvent[*notifyv1.NotificationProvider]
 }
+
+// ReasonProviderRejected is the Ready reason while a provider's circuit is
+// open after it rejected a delivery for a provider reason.
+const ReasonProviderRejected = "DeliveriesRejected"
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationproviders,verbs=get;list;watch
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationproviders/status,verbs=get;update;patch
@@ -70,40 +80,45 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	before := p.Status.DeepCopy()
 
+	b := r.build(ctx, &p)
 	entry := &provider.Entry{
-		Name:      p.Name,
-		Namespace: p.Namespace,
-		Channel:   channel.Name(p.Spec.Channel),
-		Default:   p.Spec.Default,
-		Suspended: p.Spec.Suspend,
-		Fallback:  p.Spec.Fallback,
-		Pacer:     r.pacer(req.NamespacedName, p.Spec.RateLimit),
+		Fingerprint: b.fingerprint,
+		Name:        p.Name,
+		Namespace:   p.Namespace,
+		Channel:     channel.Name(p.Spec.Channel),
+		Default:     p.Spec.Default,
+		Suspended:   p.Spec.Suspend,
+		Fallback:    p.Spec.Fallback,
+		Pacer:       r.pacer(req.NamespacedName, p.Spec.RateLimit),
 	}
-	sender, reason, err := r.build(ctx, &p)
-	if err != nil {
-		entry.Reason, entry.Message = reason, err.Error()
+	cond := metav1.Condition{Type: notifyv1.ConditionReady, Status: metav1.ConditionTrue, ObservedGeneration: p.Generation}
+	if b.err != nil {
+		entry.Reason, entry.Message = b.reason, b.err.Error()
+		cond.Status = metav1.ConditionFalse
 	} else {
-		entry.Ready, entry.Sender = true, sender
+		entry.Ready, entry.Sender = true, b.sender
 		entry.Reason, entry.Message = ReasonProviderReady, fmt.Sprintf("%s provider is configured", p.Spec.Channel)
 		if p.Spec.Suspend {
 			entry.Reason, entry.Message = ReasonSuspended, "deliveries wait while the provider is suspended"
 		}
 	}
+	cond.Reason, cond.Message = entry.Reason, entry.Message
 	r.Registry.Set(entry)
 
-	status := metav1.ConditionTrue
-	if !entry.Ready {
-		status = metav1.ConditionFalse
+	requeue := providerResync
+	now := time.Now()
+	if tripped, why := entry.Tripped(now); entry.Ready && tripped {
+		until := entry.TrippedUntil()
+		cond.Status, cond.Reason = metav1.ConditionFalse, ReasonProviderRejected
+		cond.Message = fmt.Sprintf("%s; skipped until %s unless the provider or its Secret changes", why, until.UTC().Format(time.RFC3339))
+		requeue = until.Sub(now) + time.Second
 	}
-	message := entry.Message
 	if p.Spec.Default {
 		if defs := r.Registry.Defaults(p.Namespace, entry.Channel); len(defs) > 1 && defs[0].Name != p.Name {
-			message += fmt.Sprintf("; warning: %s is also a default %s provider and is used instead", defs[0].Name, p.Spec.Channel)
+			cond.Message += fmt.Sprintf("; warning: %s is also a default %s provider and is used instead", defs[0].Name, p.Spec.Channel)
 		}
 	}
-	meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{
-		Type: notifyv1.ConditionReady, Status: status, Reason: entry.Reason, Message: message, ObservedGeneration: p.Generation,
-	})
+	meta.SetStatusCondition(&p.Status.Conditions, cond)
 	p.Status.ObservedGeneration = p.Generation
 	if !equality.Semantic.DeepEqual(before, &p.Status) {
 		if err := r.Status().Update(ctx, &p); err != nil {
@@ -112,11 +127,11 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 			}
 			return ctrl.Result{}, fmt.Errorf("updating provider status: %w", err)
 		}
-		if !entry.Ready {
-			r.Recorder.Eventf(&p, nil, "Warning", entry.Reason, "Validate", "%s", entry.Message)
+		if cond.Status == metav1.ConditionFalse {
+			r.Recorder.Eventf(&p, nil, "Warning", cond.Reason, "Validate", "%s", cond.Message)
 		}
 	}
-	return ctrl.Result{RequeueAfter: providerResync}, nil
+	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
 // pacer keeps a provider's rate limiter across reconciles when the limit is
@@ -148,17 +163,36 @@ type configError struct {
 
 func (e *configError) Error() string { return e.err.Error() }
 
-func (r *ProviderReconciler) build(ctx context.Context, p *notifyv1.NotificationProvider) (channel.Sender, string, error) {
+// built is the outcome of building a provider's sender.
+type built struct {
+	sender channel.Sender
+	// fingerprint identifies the configuration: the provider's generation
+	// and the resourceVersions of the Secrets it read.
+	fingerprint string
+	reason      string
+	err         error
+}
+
+func (r *ProviderReconciler) build(ctx context.Context, p *notifyv1.NotificationProvider) built {
+	versions := []string{fmt.Sprint(p.Generation)}
+	ctx = context.WithValue(ctx, secretVersionsKey{}, &versions)
 	s, err := r.buildSender(ctx, p)
+	b := built{sender: s, fingerprint: strings.Join(versions, "/")}
 	if err == nil {
-		return s, "", nil
+		return b
 	}
 	var ce *configError
 	if errors.As(err, &ce) {
-		return nil, ce.reason, ce.err
+		b.reason, b.err = ce.reason, ce.err
+		return b
 	}
-	return nil, ReasonInvalidConfig, err
+	b.reason, b.err = ReasonInvalidConfig, err
+	return b
 }
+
+// secretVersionsKey collects the resourceVersions of Secrets read while
+// building one provider.
+type secretVersionsKey struct{}
 
 func (r *ProviderReconciler) buildSender(ctx context.Context, p *notifyv1.NotificationProvider) (channel.Sender, error) {
 	switch p.Spec.Channel {
@@ -271,6 +305,9 @@ func (r *ProviderReconciler) secret(ctx context.Context, namespace, name string,
 		}
 		return nil, fmt.Errorf("reading Secret %s: %w", name, err)
 	}
+	if v, ok := ctx.Value(secretVersionsKey{}).(*[]string); ok {
+		*v = append(*v, name+"@"+s.ResourceVersion)
+	}
 	for _, k := range required {
 		if len(s.Data[k]) == 0 {
 			return nil, &configError{reason: ReasonSecretKeyAbsent, err: fmt.Errorf("Secret %q has no key %q", name, k)}
@@ -316,8 +353,11 @@ func (r *ProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 		return reqs
 	})
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&notifyv1.NotificationProvider{}).
-		WatchesMetadata(&corev1.Secret{}, secretToProviders).
-		Complete(r)
+		WatchesMetadata(&corev1.Secret{}, secretToProviders)
+	if r.Trips != nil {
+		b = b.WatchesRawSource(source.Channel(r.Trips, &handler.TypedEnqueueRequestForObject[*notifyv1.NotificationProvider]{}))
+	}
+	return b.Complete(r)
 }

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/provider"
@@ -26,18 +28,22 @@ type Options struct {
 	FanOutParallelism int
 	DefaultRetry      retry.Policy
 	DefaultTimeout    time.Duration
-	Clock             clock.PassiveClock
+	// ProviderTripDuration is how long a provider that rejected a delivery
+	// for a provider reason (credentials, sender) is skipped.
+	ProviderTripDuration time.Duration
+	Clock                clock.PassiveClock
 }
 
 // DefaultOptions returns the defaults documented in docs/operations.md.
 func DefaultOptions() Options {
 	return Options{
-		DefaultWorkers:      5,
-		NotificationWorkers: 4,
-		FanOutParallelism:   16,
-		DefaultRetry:        retry.Default(),
-		DefaultTimeout:      30 * time.Second,
-		Clock:               clock.RealClock{},
+		DefaultWorkers:       5,
+		NotificationWorkers:  4,
+		FanOutParallelism:    16,
+		DefaultRetry:         retry.Default(),
+		DefaultTimeout:       30 * time.Second,
+		ProviderTripDuration: 5 * time.Minute,
+		Clock:                clock.RealClock{},
 	}
 }
 
@@ -54,11 +60,25 @@ func Setup(mgr ctrl.Manager, opts Options) (*provider.Registry, error) {
 		opts.Clock = clock.RealClock{}
 	}
 	registry := provider.NewRegistry()
+	// A delivery that trips a provider's circuit nudges the provider
+	// controller, which reports it in the provider's Ready condition.
+	trips := make(chan event.TypedGenericEvent[*notifyv1.NotificationProvider], 64)
+	onTrip := func(namespace, name string) {
+		select {
+		case trips <- event.TypedGenericEvent[*notifyv1.NotificationProvider]{
+			Object: &notifyv1.NotificationProvider{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name}},
+		}:
+		default: // the periodic resync reports it later
+		}
+	}
+	viaProvider := func(ch notifyv1.Channel) Handler {
+		return &ProviderHandler{Channel: ch, Registry: registry, TripFor: opts.ProviderTripDuration, OnTrip: onTrip}
+	}
 	handlers := Handlers{
 		notifyv1.ChannelInApp:    InAppHandler{},
-		notifyv1.ChannelEmail:    &ProviderHandler{Channel: notifyv1.ChannelEmail, Registry: registry},
-		notifyv1.ChannelWhatsApp: &ProviderHandler{Channel: notifyv1.ChannelWhatsApp, Registry: registry},
-		notifyv1.ChannelWebhook:  &ProviderHandler{Channel: notifyv1.ChannelWebhook, Registry: registry},
+		notifyv1.ChannelEmail:    viaProvider(notifyv1.ChannelEmail),
+		notifyv1.ChannelWhatsApp: viaProvider(notifyv1.ChannelWhatsApp),
+		notifyv1.ChannelWebhook:  viaProvider(notifyv1.ChannelWebhook),
 	}
 	if err := handlers.Validate(); err != nil {
 		return nil, err
@@ -99,6 +119,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*provider.Registry, error) {
 		SecretReader: mgr.GetAPIReader(),
 		Registry:     registry,
 		Recorder:     recorder,
+		Trips:        trips,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up provider controller: %w", err)
 	}

@@ -38,6 +38,7 @@ type controllerFlags struct {
 	maxDelay       time.Duration
 	jitter         float64
 	timeout        time.Duration
+	tripFor        time.Duration
 	zap            zap.Options
 }
 
@@ -59,6 +60,7 @@ func (f *controllerFlags) bind(cmd *cobra.Command) {
 	fs.DurationVar(&f.maxDelay, "default-max-delay", 5*time.Minute, "Longest delay between attempts.")
 	fs.Float64Var(&f.jitter, "default-jitter", 0, "Fraction (0-1) of each delay drawn at random, to spread retries.")
 	fs.DurationVar(&f.timeout, "default-timeout", 30*time.Second, "Timeout of one attempt (JOB_QUEUE_DEFAULT_TIMEOUT_SECONDS).")
+	fs.DurationVar(&f.tripFor, "provider-trip-duration", 5*time.Minute, "How long a provider that rejected a delivery for a provider reason (credentials, sender) is skipped; changing it or its Secret ends this at once.")
 	gofs := flag.NewFlagSet("zap", flag.ExitOnError)
 	f.zap.BindFlags(gofs)
 	fs.AddGoFlagSet(gofs)
@@ -70,6 +72,7 @@ func (f *controllerFlags) options() (controllers.Options, error) {
 	opts.NotificationWorkers = f.notifWorkers
 	opts.FanOutParallelism = f.fanOut
 	opts.DefaultTimeout = f.timeout
+	opts.ProviderTripDuration = f.tripFor
 	opts.DefaultRetry = retry.Policy{
 		Strategy:     retry.Strategy(f.strategy),
 		MaxAttempts:  f.maxAttempts,

@@ -7,6 +7,7 @@ package provider
 import (
 	"sort"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
@@ -29,6 +30,52 @@ type Entry struct {
 	// Pacer enforces the provider's rate limit; nil means unlimited.
 	Pacer    *Pacer
 	Fallback []string
+	// Fingerprint identifies the configuration the sender was built from
+	// (generation and Secret versions); a trip survives re-validation of
+	// the same configuration but not a change to it.
+	Fingerprint string
+
+	mu           sync.Mutex
+	trippedUntil time.Time
+	tripReason   string
+}
+
+// Trip opens the provider's circuit until the given time: deliveries skip
+// it (falling back where they can) because it failed for a provider reason
+// such as rejected credentials, which every further message would repeat.
+func (e *Entry) Trip(until time.Time, reason string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.trippedUntil, e.tripReason = until, reason
+}
+
+// Tripped reports whether the circuit is open at now, and why.
+func (e *Entry) Tripped(now time.Time) (bool, string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if now.Before(e.trippedUntil) {
+		return true, e.tripReason
+	}
+	return false, ""
+}
+
+// TrippedUntil returns when the circuit closes again (zero when closed).
+func (e *Entry) TrippedUntil() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.trippedUntil
+}
+
+// inheritTrip carries an open circuit over to a rebuilt entry of the same
+// configuration.
+func (e *Entry) inheritTrip(old *Entry) {
+	if old == nil || old.Fingerprint != e.Fingerprint {
+		return
+	}
+	old.mu.Lock()
+	until, reason := old.trippedUntil, old.tripReason
+	old.mu.Unlock()
+	e.Trip(until, reason)
 }
 
 // Registry is safe for concurrent use.
@@ -42,11 +89,15 @@ func NewRegistry() *Registry {
 	return &Registry{entries: map[types.NamespacedName]*Entry{}}
 }
 
-// Set stores or replaces the entry for its namespace and name.
+// Set stores or replaces the entry for its namespace and name. An open
+// circuit of the entry it replaces is kept when the configuration is the
+// same.
 func (r *Registry) Set(e *Entry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.entries[types.NamespacedName{Namespace: e.Namespace, Name: e.Name}] = e
+	key := types.NamespacedName{Namespace: e.Namespace, Name: e.Name}
+	e.inheritTrip(r.entries[key])
+	r.entries[key] = e
 }
 
 // Delete forgets a provider.
