@@ -57,11 +57,13 @@ var _ = Describe("samples", func() {
 			}
 			data, err := os.ReadFile(f)
 			Expect(err).NotTo(HaveOccurred())
-			obj := &unstructured.Unstructured{}
-			Expect(yaml.Unmarshal(data, &obj.Object)).To(Succeed(), f)
-			obj.SetNamespace(namespace)
-			Expect(create(obj)).To(Succeed(), "sample %s was rejected", filepath.Base(f))
-			kinds[obj.GetKind()] = true
+			for _, doc := range strings.Split(string(data), "\n---\n") {
+				obj := &unstructured.Unstructured{}
+				Expect(yaml.Unmarshal([]byte(doc), &obj.Object)).To(Succeed(), f)
+				obj.SetNamespace(namespace)
+				Expect(create(obj)).To(Succeed(), "sample %s (%s) was rejected", filepath.Base(f), obj.GetName())
+				kinds[obj.GetKind()] = true
+			}
 		}
 		Expect(kinds).To(HaveKey("Notification"))
 		Expect(kinds).To(HaveKey("ChannelDelivery"))
