@@ -301,6 +301,13 @@ var _ = Describe("the delivery queue", func() {
 		Expect(d.Status.Reason).To(Equal("AttemptsExhausted"))
 		Expect(d.Status.LastError).To(ContainSubstring(`Secret "absent" not found`))
 		Expect(sink.all()).To(BeEmpty())
+
+		// Creating the Secret re-validates the provider.
+		Expect(k8sClient.Create(suiteCtx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "absent", Namespace: ns},
+			StringData: map[string]string{"key": "now-here"},
+		})).To(Succeed())
+		waitProviderReady(ns, "unsigned")
 	})
 })
 
