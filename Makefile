@@ -91,3 +91,10 @@ controller-gen: $(CONTROLLER_GEN) ## Install controller-gen.
 $(CONTROLLER_GEN):
 	@mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+##@ Benchmarks
+
+BENCH_FLAGS ?=
+.PHONY: bench
+bench: envtest-bins build ## Measure throughput and latency against the control plane's own bound (writes bench/results/).
+	KUBEBUILDER_ASSETS=$(K8S_BIN) HERALD_BENCH_FLAGS="$(BENCH_FLAGS)" $(GO) test -tags bench -run TestBench -count=1 -timeout 90m -v ./bench/

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -14,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -62,6 +64,15 @@ type NotificationReconciler struct {
 	// FanOutParallelism bounds concurrent creates for one notification.
 	FanOutParallelism int
 	Workers           int
+	// StatusInterval is the least time between two status writes of a
+	// notification whose deliveries are still in flight.
+	StatusInterval time.Duration
+	// SuccessEvents emits a Normal Event when a notification is delivered.
+	// Off by default: for single-recipient notifications it would add one
+	// write per delivery; failures always get a Warning Event.
+	SuccessEvents bool
+
+	progress sync.Map // types.NamespacedName -> *progressMemo
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications,verbs=get;list;watch;delete
@@ -72,24 +83,41 @@ type NotificationReconciler struct {
 func (r *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var n notifyv1.Notification
 	if err := r.Get(ctx, req.NamespacedName, &n); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.progress.Delete(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if n.DeletionTimestamp != nil {
+		r.progress.Delete(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	before := n.Status.DeepCopy()
 	now := r.Clock.Now()
 	result := ctrl.Result{}
+	memo := r.memo(req.NamespacedName, n.UID)
 
-	if !meta.IsStatusConditionTrue(n.Status.Conditions, notifyv1.ConditionDispatched) && !n.Status.Phase.Finished() {
+	dispatched := meta.IsStatusConditionTrue(n.Status.Conditions, notifyv1.ConditionDispatched)
+	switch {
+	case dispatched || n.Status.Phase.Finished():
+	case memo.dispatch != nil:
+		// Dispatched earlier by this process, status not written yet.
+		memo.dispatch.applyTo(&n.Status)
+		dispatched = true
+	default:
 		res, err := r.dispatch(ctx, &n, now)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
 		result = res
+		if meta.IsStatusConditionTrue(n.Status.Conditions, notifyv1.ConditionDispatched) {
+			memo.dispatch = snapshotDispatch(&n.Status)
+			memo.since = now
+			dispatched = true
+		}
 	}
 
-	if meta.IsStatusConditionTrue(n.Status.Conditions, notifyv1.ConditionDispatched) {
+	if dispatched {
 		if err := r.aggregate(ctx, &n, now); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -97,13 +125,27 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	n.Status.ObservedGeneration = n.Generation
 
 	if !equality.Semantic.DeepEqual(before, &n.Status) {
+		// While deliveries are in flight, status is written at most once
+		// per StatusInterval: a fan-out to thousands would otherwise write
+		// the notification once per delivery, and a quick single delivery
+		// is recorded by one write instead of two.
+		if wait := memo.since.Add(r.StatusInterval).Sub(now); wait > 0 && dispatched && !n.Status.Phase.Finished() {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
 		if err := r.Status().Update(ctx, &n); err != nil {
 			if apierrors.IsConflict(err) {
 				return ctrl.Result{Requeue: true}, nil
 			}
 			return ctrl.Result{}, fmt.Errorf("updating notification status: %w", err)
 		}
+		memo.since = now
+		if meta.IsStatusConditionTrue(n.Status.Conditions, notifyv1.ConditionDispatched) {
+			memo.dispatch = nil
+		}
 		r.announce(&n, before)
+	}
+	if n.Status.Phase.Finished() {
+		r.progress.Delete(req.NamespacedName)
 	}
 
 	if n.Status.Phase.Finished() && n.Spec.TTLSecondsAfterFinished != nil && n.Status.CompletionTime != nil {
@@ -116,6 +158,51 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{RequeueAfter: expiry.Sub(now)}, nil
 	}
 	return result, nil
+}
+
+// progressMemo is what this process remembers about a notification in
+// flight between its status writes.
+type progressMemo struct {
+	uid types.UID
+	// dispatch holds the outcome of a fan-out whose status write was
+	// deferred. It is only an optimisation: after a restart the fan-out
+	// runs again and, its names being deterministic, creates nothing.
+	dispatch *dispatchSnapshot
+	// since is when status was last written (or the fan-out ran).
+	since time.Time
+}
+
+func (r *NotificationReconciler) memo(key types.NamespacedName, uid types.UID) *progressMemo {
+	v, _ := r.progress.LoadOrStore(key, &progressMemo{uid: uid})
+	m := v.(*progressMemo)
+	if m.uid != uid {
+		// A new notification with the name of a deleted one.
+		m = &progressMemo{uid: uid}
+		r.progress.Store(key, m)
+	}
+	return m
+}
+
+// dispatchSnapshot is the part of status a fan-out sets.
+type dispatchSnapshot struct {
+	recipients   int32
+	unresolved   []string
+	dispatchTime *metav1.Time
+	condition    metav1.Condition
+}
+
+func snapshotDispatch(s *notifyv1.NotificationStatus) *dispatchSnapshot {
+	return &dispatchSnapshot{
+		recipients:   s.Recipients,
+		unresolved:   s.Unresolved,
+		dispatchTime: s.DispatchTime,
+		condition:    *meta.FindStatusCondition(s.Conditions, notifyv1.ConditionDispatched),
+	}
+}
+
+func (d *dispatchSnapshot) applyTo(s *notifyv1.NotificationStatus) {
+	s.Recipients, s.Unresolved, s.DispatchTime = d.recipients, d.unresolved, d.dispatchTime
+	meta.SetStatusCondition(&s.Conditions, d.condition)
 }
 
 // announce emits Events for the transitions users care about: dispatch
@@ -133,9 +220,12 @@ func (r *NotificationReconciler) announce(n *notifyv1.Notification, before *noti
 	}
 	if n.Status.Phase.Finished() && !before.Phase.Finished() {
 		notificationsFinished.WithLabelValues(string(n.Status.Phase)).Inc()
-		typ := "Normal"
-		if n.Status.Phase != notifyv1.NotificationDelivered {
-			typ = "Warning"
+		typ := "Warning"
+		if n.Status.Phase == notifyv1.NotificationDelivered {
+			if !r.SuccessEvents {
+				return
+			}
+			typ = "Normal"
 		}
 		d := n.Status.Deliveries
 		r.Recorder.Eventf(n, nil, typ, string(n.Status.Phase), "Complete",
@@ -425,6 +515,9 @@ func (r *NotificationReconciler) aggregate(ctx context.Context, n *notifyv1.Noti
 		return nil
 	}
 	switch {
+	case total.Total == 0:
+		n.Status.Phase = notifyv1.NotificationFailed
+		r.setCondition(n, notifyv1.ConditionDelivered, metav1.ConditionFalse, ReasonNoRecipients, "the audience matched no Recipient")
 	case problems == 0:
 		n.Status.Phase = notifyv1.NotificationDelivered
 		r.setCondition(n, notifyv1.ConditionDelivered, metav1.ConditionTrue, ReasonAllDelivered,

@@ -26,8 +26,13 @@ type Options struct {
 	NotificationWorkers int
 	// FanOutParallelism bounds concurrent creates for one notification.
 	FanOutParallelism int
-	DefaultRetry      retry.Policy
-	DefaultTimeout    time.Duration
+	// StatusInterval is the least time between status writes of a
+	// notification in flight.
+	StatusInterval time.Duration
+	// SuccessEvents emits a Normal Event for each delivered notification.
+	SuccessEvents  bool
+	DefaultRetry   retry.Policy
+	DefaultTimeout time.Duration
 	// ProviderTripDuration is how long a provider that rejected a delivery
 	// for a provider reason (credentials, sender) is skipped.
 	ProviderTripDuration time.Duration
@@ -93,6 +98,8 @@ func Setup(mgr ctrl.Manager, opts Options) (*provider.Registry, error) {
 		DefaultTimeout:    opts.DefaultTimeout,
 		FanOutParallelism: opts.FanOutParallelism,
 		Workers:           opts.NotificationWorkers,
+		StatusInterval:    opts.StatusInterval,
+		SuccessEvents:     opts.SuccessEvents,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up notification controller: %w", err)
 	}

@@ -39,6 +39,8 @@ type controllerFlags struct {
 	jitter         float64
 	timeout        time.Duration
 	tripFor        time.Duration
+	statusInterval time.Duration
+	successEvents  bool
 	zap            zap.Options
 }
 
@@ -48,8 +50,8 @@ func (f *controllerFlags) bind(cmd *cobra.Command) {
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
 	fs.StringVar(&f.leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election lease (default: the pod's namespace).")
-	fs.Float64Var(&f.qps, "kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
-	fs.IntVar(&f.burst, "kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
+	fs.Float64Var(&f.qps, "kube-api-qps", 100, "Queries per second to the Kubernetes API server.")
+	fs.IntVar(&f.burst, "kube-api-burst", 200, "Burst of queries to the Kubernetes API server.")
 	fs.IntVar(&f.workers, "workers", 5, "Concurrent deliveries per channel (JOB_QUEUE_MAX_WORKERS).")
 	fs.StringToIntVar(&f.channelWorkers, "channel-workers", nil, "Per-channel worker counts overriding --workers, e.g. email=10,webhook=20.")
 	fs.IntVar(&f.notifWorkers, "notification-workers", 4, "Concurrent Notification reconciles (fan-out and aggregation).")
@@ -61,6 +63,8 @@ func (f *controllerFlags) bind(cmd *cobra.Command) {
 	fs.Float64Var(&f.jitter, "default-jitter", 0, "Fraction (0-1) of each delay drawn at random, to spread retries.")
 	fs.DurationVar(&f.timeout, "default-timeout", 30*time.Second, "Timeout of one attempt (JOB_QUEUE_DEFAULT_TIMEOUT_SECONDS).")
 	fs.DurationVar(&f.tripFor, "provider-trip-duration", 5*time.Minute, "How long a provider that rejected a delivery for a provider reason (credentials, sender) is skipped; changing it or its Secret ends this at once.")
+	fs.DurationVar(&f.statusInterval, "status-interval", time.Second, "Least time between two status writes of a Notification whose deliveries are in flight; finishing always writes at once.")
+	fs.BoolVar(&f.successEvents, "success-events", false, "Emit a Normal Event for every delivered Notification (one more API write each); failures always get Warning Events.")
 	gofs := flag.NewFlagSet("zap", flag.ExitOnError)
 	f.zap.BindFlags(gofs)
 	fs.AddGoFlagSet(gofs)
@@ -73,6 +77,8 @@ func (f *controllerFlags) options() (controllers.Options, error) {
 	opts.FanOutParallelism = f.fanOut
 	opts.DefaultTimeout = f.timeout
 	opts.ProviderTripDuration = f.tripFor
+	opts.StatusInterval = f.statusInterval
+	opts.SuccessEvents = f.successEvents
 	opts.DefaultRetry = retry.Policy{
 		Strategy:     retry.Strategy(f.strategy),
 		MaxAttempts:  f.maxAttempts,

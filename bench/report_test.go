@@ -1,0 +1,237 @@
+//go:build bench
+
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+)
+
+// writes counts write requests the API server served, by
+// "resource/subresource VERB", read from kube-apiserver's own
+// apiserver_request_total metric: it sees every client, the controller
+// process included.
+type writes map[string]float64
+
+func (h *harness) apiWrites() writes {
+	cs, err := kubernetes.NewForConfig(h.cfg)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := writes{}
+	sc := bufio.NewScanner(strings.NewReader(string(raw)))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		labels, value, ok := strings.Cut(line[len("apiserver_request_total{"):], "} ")
+		if !ok {
+			continue
+		}
+		l := map[string]string{}
+		for _, kv := range strings.Split(labels, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			l[k] = strings.Trim(v, `"`)
+		}
+		switch l["verb"] {
+		case "POST", "PUT", "PATCH", "DELETE", "APPLY":
+		default:
+			continue
+		}
+		if l["resource"] != "notifications" && l["resource"] != "channeldeliveries" && l["resource"] != "events" {
+			continue
+		}
+		v, _ := strconv.ParseFloat(value, 64)
+		key := l["resource"]
+		if l["subresource"] != "" {
+			key += "/" + l["subresource"]
+		}
+		out[key+" "+l["verb"]] += v
+	}
+	return out
+}
+
+func (w writes) minus(before writes) writes {
+	out := writes{}
+	for k, v := range w {
+		if d := v - before[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+func (w writes) total() float64 {
+	t := 0.0
+	for _, v := range w {
+		t += v
+	}
+	return t
+}
+
+func (w writes) String() string {
+	var parts []string
+	for k, v := range w {
+		parts = append(parts, fmt.Sprintf("%s=%.0f", k, v))
+	}
+	sortStrings(parts)
+	return strings.Join(parts, ", ")
+}
+
+func sortStrings(s []string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+type runResult struct {
+	Name          string
+	Deliveries    int
+	Elapsed       time.Duration
+	Latency       []time.Duration
+	Writes        writes
+	ClientCreates int
+	CPU           time.Duration
+	PeakRSS       int64
+	Sink          *[2]int
+}
+
+type report struct {
+	started        time.Time
+	bounds         []boundResult
+	runs           []runResult
+	controllerArgs string
+}
+
+type boundResult struct {
+	name string
+	rate float64
+}
+
+func newReport() *report { return &report{started: time.Now()} }
+
+func (r *report) bound(name string, rate float64) {
+	r.bounds = append(r.bounds, boundResult{name, rate})
+	fmt.Printf("bound: %-36s %8.0f\n", name, rate)
+}
+
+// createBound is raw creates/s at 32 goroutines, the figure throughput is
+// compared with.
+func (r *report) createBound() float64 {
+	for _, b := range r.bounds {
+		if b.name == "creates/s, 32 goroutine(s)" {
+			return b.rate
+		}
+	}
+	return 0
+}
+
+func (r *report) run(res runResult) {
+	r.runs = append(r.runs, res)
+	fmt.Println(r.runLines(res))
+	fmt.Println(detailLine(res))
+}
+
+func pct(l []time.Duration, p float64) time.Duration {
+	if len(l) == 0 {
+		return 0
+	}
+	i := int(float64(len(l)-1) * p)
+	return l[i]
+}
+
+func (r *report) runLines(res runResult) string {
+	rate := float64(res.Deliveries) / res.Elapsed.Seconds()
+	controllerWrites := res.Writes.total() - float64(res.ClientCreates)
+	perDelivery := controllerWrites / float64(res.Deliveries)
+	bound := r.createBound() / perDelivery
+	var b strings.Builder
+	fmt.Fprintf(&b, "| %s | %.0f/s | %.2f | %.0f/s | **%.0f%%** | %s / %s / %s | %.1fs | %.0f MiB |",
+		res.Name, rate, perDelivery, bound, 100*rate/bound,
+		pct(res.Latency, 0.5).Round(time.Millisecond), pct(res.Latency, 0.95).Round(time.Millisecond), pct(res.Latency, 0.99).Round(time.Millisecond),
+		res.CPU.Seconds(), float64(res.PeakRSS)/(1<<20))
+	return b.String()
+}
+
+func detailLine(res runResult) string {
+	s := fmt.Sprintf("- %s: API writes %s", res.Name, res.Writes)
+	if res.Sink != nil {
+		s += fmt.Sprintf("; the sink saw %d distinct deliveries in %d requests", res.Sink[0], res.Sink[1])
+	}
+	return s
+}
+
+func machine() string {
+	model := ""
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				_, model, _ = strings.Cut(l, ": ")
+				break
+			}
+		}
+	}
+	mem := ""
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		mem = strings.TrimSpace(strings.TrimPrefix(strings.Split(string(data), "\n")[0], "MemTotal:"))
+	}
+	return fmt.Sprintf("%d CPUs (%s), %s memory, %s, %s/%s", runtime.NumCPU(), model, mem, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Benchmark %s\n\n", r.started.UTC().Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "Machine: %s  \n", machine())
+	if rev, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		fmt.Fprintf(&b, "Commit: %s  \n", strings.TrimSpace(string(rev)))
+	}
+	fmt.Fprintf(&b, "Controller: `herald %s`\n\n", r.controllerArgs)
+	b.WriteString("## Bound: the control plane alone (Recipient objects, no controller running)\n\n| operation | per second |\n| --- | --- |\n")
+	for _, x := range r.bounds {
+		fmt.Fprintf(&b, "| %s | %.0f |\n", x.name, x.rate)
+	}
+	b.WriteString("\n## End to end\n\n")
+	b.WriteString("Bound for a run = raw creates/s at 32 goroutines ÷ controller writes per delivery.\n\n")
+	b.WriteString("| run | deliveries/s | controller writes per delivery | bound | ratio | latency p50 / p95 / p99 | controller CPU | controller peak RSS |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, res := range r.runs {
+		b.WriteString(r.runLines(res) + "\n")
+	}
+	b.WriteString("\n")
+	for _, res := range r.runs {
+		b.WriteString(detailLine(res) + "\n")
+	}
+	return b.String()
+}
+
+func (r *report) write(t *testing.T, root string) {
+	md := r.markdown()
+	fmt.Println(md)
+	dir := filepath.Join(root, "bench", "results")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, r.started.UTC().Format("2006-01-02T1504")+".md")
+	if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("results written to %s", path)
+}
