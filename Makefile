@@ -98,3 +98,7 @@ BENCH_FLAGS ?=
 .PHONY: bench
 bench: envtest-bins build ## Measure throughput and latency against the control plane's own bound (writes bench/results/).
 	KUBEBUILDER_ASSETS=$(K8S_BIN) HERALD_BENCH_FLAGS="$(BENCH_FLAGS)" $(GO) test -tags bench -run TestBench -count=1 -timeout 90m -v ./bench/
+
+.PHONY: test-faults
+test-faults: envtest-bins build ## Kill the controller, stop the API server, fail the receivers: nothing may be lost.
+	KUBEBUILDER_ASSETS=$(K8S_BIN) HERALD_MAILPIT=$(MAILPIT) $(GO) test -tags faults -count=1 -timeout 30m -v ./test/faults/

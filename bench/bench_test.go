@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -29,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/testutil/controllerproc"
 	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
 )
 
@@ -54,7 +54,7 @@ type harness struct {
 	c      client.Client
 	root   string
 	report *report
-	ctrl   *controllerProcess
+	ctrl   *controllerproc.Process
 }
 
 func TestBench(t *testing.T) {
@@ -80,7 +80,7 @@ func TestBench(t *testing.T) {
 
 	h.measureBound()
 	h.startController()
-	defer h.ctrl.stop()
+	defer h.ctrl.Kill()
 
 	h.measureSingle("inApp", notifyv1.ChannelInApp, nil)
 	sink := newSink()
@@ -171,8 +171,8 @@ func (h *harness) measureSingle(label string, ch notifyv1.Channel, sink *sink) {
 	w := h.watchDeliveries(ns)
 	defer w.stop()
 	before := h.apiWrites()
-	cpu0 := h.ctrl.cpu()
-	h.ctrl.resetPeakRSS()
+	cpu0 := h.ctrl.CPU()
+	h.ctrl.ResetPeakRSS()
 
 	start := time.Now()
 	parallel(32, notifications, func(i int) error {
@@ -198,8 +198,8 @@ func (h *harness) measureSingle(label string, ch notifyv1.Channel, sink *sink) {
 		// The bench's own creates of the notifications are not the
 		// controller's writes.
 		ClientCreates: notifications,
-		CPU:           h.ctrl.cpu() - cpu0,
-		PeakRSS:       h.ctrl.peakRSS(),
+		CPU:           h.ctrl.CPU() - cpu0,
+		PeakRSS:       h.ctrl.PeakRSS(),
 		Sink:          sink.count(),
 	})
 }
@@ -216,8 +216,8 @@ func (h *harness) measureFanOut() {
 	w := h.watchDeliveries(ns)
 	defer w.stop()
 	before := h.apiWrites()
-	cpu0 := h.ctrl.cpu()
-	h.ctrl.resetPeakRSS()
+	cpu0 := h.ctrl.CPU()
+	h.ctrl.ResetPeakRSS()
 	start := time.Now()
 	if err := h.c.Create(context.Background(), h.notification(ns, "all-hands", notifyv1.ChannelInApp, notifyv1.Audience{Roles: []string{"everyone"}})); err != nil {
 		h.t.Fatal(err)
@@ -232,8 +232,8 @@ func (h *harness) measureFanOut() {
 		Latency:       w.latencies(func(*notifyv1.ChannelDelivery) time.Time { return start }),
 		Writes:        h.apiWrites().minus(before),
 		ClientCreates: 1,
-		CPU:           h.ctrl.cpu() - cpu0,
-		PeakRSS:       h.ctrl.peakRSS(),
+		CPU:           h.ctrl.CPU() - cpu0,
+		PeakRSS:       h.ctrl.PeakRSS(),
 	})
 }
 
@@ -397,12 +397,6 @@ func (s *sink) count() *[2]int {
 	return &[2]int{len(s.keys), total}
 }
 
-// controllerProcess runs `herald controller` as its own process, so that its
-// CPU time and memory are its own.
-type controllerProcess struct {
-	cmd *exec.Cmd
-}
-
 func (h *harness) startController() {
 	user, err := h.env.AddUser(envtest.User{Name: "herald-controller", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
@@ -412,69 +406,13 @@ func (h *harness) startController() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	dir := h.t.TempDir()
-	path := filepath.Join(dir, "kubeconfig")
+	path := filepath.Join(h.t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
 		h.t.Fatal(err)
 	}
-	bin := filepath.Join(h.root, "bin", "herald")
-	args := append([]string{"controller", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=error"}, controllerFlags()...)
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+path)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		h.t.Fatalf("starting %s (run `make build` first): %v", bin, err)
-	}
-	h.ctrl = &controllerProcess{cmd: cmd}
-	h.report.controllerArgs = strings.Join(args, " ")
-}
-
-// controllerFlags are the flags the bench runs the controller with; the
-// defaults unless HERALD_BENCH_FLAGS says otherwise.
-func controllerFlags() []string {
-	if f := os.Getenv("HERALD_BENCH_FLAGS"); f != "" {
-		return strings.Fields(f)
-	}
-	return nil
-}
-
-func (p *controllerProcess) stop() {
-	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
-}
-
-// cpu returns the process's user+system CPU time.
-func (p *controllerProcess) cpu() time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	h.ctrl, err = controllerproc.Start(h.root, path, strings.Fields(os.Getenv("HERALD_BENCH_FLAGS"))...)
 	if err != nil {
-		return 0
+		h.t.Fatal(err)
 	}
-	// Fields after the command name, which is in parentheses.
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
-	var utime, stime int64
-	fmt.Sscan(fields[11], &utime)
-	fmt.Sscan(fields[12], &stime)
-	const ticks = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / ticks
+	h.report.controllerArgs = h.ctrl.Args()
 }
-
-// resetPeakRSS starts a new peak measurement (Linux clear_refs 5).
-func (p *controllerProcess) resetPeakRSS() {
-	_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.cmd.Process.Pid), []byte("5"), 0)
-}
-
-func (p *controllerProcess) peakRSS() int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			var kb int64
-			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimPrefix(line, "VmHWM:"), "kB")), &kb)
-			return kb * 1024
-		}
-	}
-	return 0
-}
-

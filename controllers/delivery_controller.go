@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -61,6 +62,20 @@ type DeliveryReconciler struct {
 	Workers        int
 	// Rand is the jitter source; nil means math/rand.
 	Rand func() float64
+
+	// unrecorded holds outcomes of attempts that were made but whose status
+	// write failed (API server unreachable), keyed by delivery UID. The
+	// next reconcile writes them instead of counting the attempt as
+	// abandoned and sending again. Lost on restart, where the attempt then
+	// counts as abandoned: at-least-once either way.
+	unrecorded sync.Map
+}
+
+// unrecordedOutcome is a finished attempt waiting to be written.
+type unrecordedOutcome struct {
+	attempt int32
+	status  notifyv1.ChannelDeliveryStatus
+	requeue time.Duration
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=channeldeliveries,verbs=get;list;watch;create;update;patch;delete
@@ -73,7 +88,11 @@ func (r *DeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if d.Status.Phase.Finished() || d.DeletionTimestamp != nil {
+		r.unrecorded.Delete(d.UID)
 		return ctrl.Result{}, nil
+	}
+	if v, ok := r.unrecorded.Load(d.UID); ok {
+		return r.recordUnrecorded(ctx, &d, v.(*unrecordedOutcome))
 	}
 	if s := d.Spec.Skip; s != nil {
 		return ctrl.Result{}, r.finish(ctx, &d, notifyv1.DeliverySkipped, s.Reason, s.Message)
@@ -272,7 +291,11 @@ func (r *DeliveryReconciler) recordFailure(ctx context.Context, d *notifyv1.Chan
 	}
 	delay, again := policy.Next(int(attempt), ce.RetryAfter, r.rand)
 	if !again {
-		return ctrl.Result{}, r.finish(ctx, d, notifyv1.DeliveryFailed, ReasonAttemptsExhausted,
+		reason := ReasonAttemptsExhausted
+		if ce.Code == ReasonProviderNotReady {
+			reason = ReasonProviderNotReady
+		}
+		return ctrl.Result{}, r.finish(ctx, d, notifyv1.DeliveryFailed, reason,
 			fmt.Sprintf("%d of %d attempts failed; last error: %s", attempt, policy.MaxAttempts, errText))
 	}
 	next := r.Clock.Now().Add(delay)
@@ -285,6 +308,7 @@ func (r *DeliveryReconciler) recordFailure(ctx context.Context, d *notifyv1.Chan
 	d.Status.NextAttemptTime = &metav1.MicroTime{Time: next}
 	retries.WithLabelValues(string(r.Channel), string(reason)).Inc()
 	if err := r.writeStatus(ctx, d); err != nil {
+		r.remember(d, attempt, delay)
 		return ctrl.Result{}, err
 	}
 	r.Recorder.Eventf(d, nil, "Warning", d.Status.Reason, "Deliver", "%s", d.Status.Message+": "+errText)
@@ -298,6 +322,35 @@ func permanentReason(ce *channel.Error) string {
 	return ReasonPermanentFailure
 }
 
+// recordUnrecorded writes an attempt's outcome that could not be written
+// when the attempt ended.
+func (r *DeliveryReconciler) recordUnrecorded(ctx context.Context, d *notifyv1.ChannelDelivery, o *unrecordedOutcome) (ctrl.Result, error) {
+	if d.Status.Phase != notifyv1.DeliverySending || d.Status.Attempts != o.attempt {
+		// Someone else moved the delivery on; what we remember is stale.
+		r.unrecorded.Delete(d.UID)
+		return ctrl.Result{Requeue: true}, nil
+	}
+	d.Status = *o.status.DeepCopy()
+	if err := r.writeStatus(ctx, d); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.unrecorded.Delete(d.UID)
+	log.FromContext(ctx).Info("recorded an attempt whose result could not be written earlier", "attempt", o.attempt, "phase", d.Status.Phase)
+	if o.requeue > 0 {
+		return ctrl.Result{RequeueAfter: max(time.Until(d.Status.NextAttemptTime.Time), 0)}, nil
+	}
+	return ctrl.Result{}, nil
+}
+
+// remember keeps an attempt's outcome whose status write failed, so that
+// it is written later rather than the message sent again.
+func (r *DeliveryReconciler) remember(d *notifyv1.ChannelDelivery, attempt int32, requeue time.Duration) {
+	if !r.Handler.NeedsClaim() {
+		return // nothing left the cluster; simply try again
+	}
+	r.unrecorded.Store(d.UID, &unrecordedOutcome{attempt: attempt, status: *d.Status.DeepCopy(), requeue: requeue})
+}
+
 // finish moves the delivery to a terminal phase.
 func (r *DeliveryReconciler) finish(ctx context.Context, d *notifyv1.ChannelDelivery, phase notifyv1.DeliveryPhase, reason, message string) error {
 	d.Status.Phase = phase
@@ -306,6 +359,7 @@ func (r *DeliveryReconciler) finish(ctx context.Context, d *notifyv1.ChannelDeli
 	d.Status.NextAttemptTime = nil
 	d.Status.CompletionTime = &metav1.MicroTime{Time: r.Clock.Now()}
 	if err := r.writeStatus(ctx, d); err != nil {
+		r.remember(d, d.Status.Attempts, 0)
 		return err
 	}
 	deliveriesTotal.WithLabelValues(string(r.Channel), string(phase)).Inc()

@@ -298,7 +298,8 @@ var _ = Describe("the delivery queue", func() {
 		})
 		waitPhase(ns, "no-secret", notifyv1.NotificationFailed)
 		d := getDelivery(ns, "no-secret", notifyv1.ChannelWebhook, "alice")
-		Expect(d.Status.Reason).To(Equal("AttemptsExhausted"))
+		Expect(d.Status.Reason).To(Equal("ProviderNotReady"))
+		Expect(d.Status.Attempts).To(BeEquivalentTo(2))
 		Expect(d.Status.LastError).To(ContainSubstring(`Secret "absent" not found`))
 		Expect(sink.all()).To(BeEmpty())
 
