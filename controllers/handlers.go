@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/provider"
@@ -79,7 +82,15 @@ type ProviderHandler struct {
 	// OnTrip is told when a provider's circuit opens, so that its Ready
 	// condition can say so.
 	OnTrip func(namespace, name string)
+	// Providers reads NotificationProvider objects (from the cache), to
+	// tell a provider that does not exist from one the provider controller
+	// has not validated yet, as right after a restart.
+	Providers client.Reader
 }
+
+// validationWait is how long a delivery waits, using no attempt, for the
+// provider controller to validate a provider that exists.
+const validationWait = 250 * time.Millisecond
 
 // defaultTripDuration is how long a provider with rejected credentials is
 // left alone: long enough not to hammer it, short enough to notice a fix
@@ -134,6 +145,9 @@ func notReady(format string, args ...any) error {
 func (h *ProviderHandler) Admit(d *notifyv1.ChannelDelivery, now time.Time) (time.Duration, error) {
 	ready, suspended, err := h.usable(d)
 	if err != nil {
+		if h.awaitingValidation(d) {
+			return validationWait, nil
+		}
 		return 0, err
 	}
 	if suspended {
@@ -173,6 +187,34 @@ func (h *ProviderHandler) Send(ctx context.Context, d *notifyv1.ChannelDelivery,
 		}
 	}
 	return "", channel.Result{}, lastErr
+}
+
+// awaitingValidation reports whether the provider the delivery would use
+// exists but is not in the registry yet.
+func (h *ProviderHandler) awaitingValidation(d *notifyv1.ChannelDelivery) bool {
+	if h.Providers == nil {
+		return false
+	}
+	ctx := context.Background()
+	unregistered := func(name string) bool {
+		_, ok := h.Registry.Get(types.NamespacedName{Namespace: d.Namespace, Name: name})
+		return !ok
+	}
+	if d.Spec.Provider != "" {
+		var p notifyv1.NotificationProvider
+		err := h.Providers.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: d.Spec.Provider}, &p)
+		return err == nil && unregistered(p.Name)
+	}
+	var list notifyv1.NotificationProviderList
+	if err := h.Providers.List(ctx, &list, client.InNamespace(d.Namespace)); err != nil {
+		return false
+	}
+	for _, p := range list.Items {
+		if p.Spec.Channel == h.Channel && p.Spec.Default && unregistered(p.Name) {
+			return true
+		}
+	}
+	return false
 }
 
 // trip opens a provider's circuit after a permanent provider fault.

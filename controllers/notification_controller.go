@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -643,14 +644,20 @@ func shorten(s string, limit int) string {
 }
 
 // SetupWithManager watches Notifications (spec changes only: its own status
-// writes must not wake it) and the deliveries it owns.
+// writes must not wake it), the deliveries it owns, and the templates that
+// undispatched Notifications wait for (see template_controller.go).
 func (r *NotificationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
+	if err := indexNotificationsByTemplate(context.Background(), mgr); err != nil {
+		return fmt.Errorf("indexing notifications by template: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&notifyv1.Notification{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Owns(&notifyv1.ChannelDelivery{}).
+		Watches(&notifyv1.NotificationTemplate{}, handler.EnqueueRequestsFromMapFunc(notificationsWaitingFor(mgr.GetClient())),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Workers)}).
 		Complete(r)
 }

@@ -77,7 +77,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*provider.Registry, error) {
 		}
 	}
 	viaProvider := func(ch notifyv1.Channel) Handler {
-		return &ProviderHandler{Channel: ch, Registry: registry, TripFor: opts.ProviderTripDuration, OnTrip: onTrip}
+		return &ProviderHandler{Channel: ch, Registry: registry, TripFor: opts.ProviderTripDuration, OnTrip: onTrip, Providers: mgr.GetClient()}
 	}
 	handlers := Handlers{
 		notifyv1.ChannelInApp:    InAppHandler{},
@@ -132,6 +132,21 @@ func Setup(mgr ctrl.Manager, opts Options) (*provider.Registry, error) {
 	}
 	if err := (&RecipientReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up recipient controller: %w", err)
+	}
+	if err := (&NotificationTemplateReconciler{Client: mgr.GetClient(), Recorder: recorder}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up template controller: %w", err)
+	}
+	if err := (&NotificationScheduleReconciler{Client: mgr.GetClient(), Recorder: recorder, Clock: opts.Clock}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up schedule controller: %w", err)
+	}
+	if err := (&EventRuleReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  recorder,
+		Clock:     opts.Clock,
+		Workers:   2,
+	}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up event rule controller: %w", err)
 	}
 	registerPhaseGauge(mgr.GetCache())
 	return registry, nil

@@ -12,5 +12,6 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: false,
 	}
 	root.AddCommand(newControllerCommand())
+	root.AddCommand(newAPIServerCommand())
 	return root
 }

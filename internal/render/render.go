@@ -5,6 +5,7 @@ package render
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	htmltemplate "html/template"
 	"sort"
@@ -80,30 +81,52 @@ func Params(declared []notifyv1.TemplateParam, given map[string]string) (map[str
 		}
 	}
 	sort.Strings(unknown)
-	switch {
-	case len(missing) > 0:
-		return nil, fmt.Errorf("missing required params: %s", strings.Join(missing, ", "))
-	case len(unknown) > 0:
-		return nil, fmt.Errorf("params not declared by the template: %s", strings.Join(unknown, ", "))
+	// Both problems are reported at once so that one look at the
+	// Notification's condition is enough to fix it.
+	var problems []string
+	if len(missing) > 0 {
+		problems = append(problems, "missing required params: "+strings.Join(missing, ", "))
+	}
+	if len(unknown) > 0 {
+		problems = append(problems, "params not declared by the template: "+strings.Join(unknown, ", "))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%s", strings.Join(problems, "; "))
 	}
 	return out, nil
 }
 
 // Check parses every template of a NotificationTemplate and reports the
-// first error with the field and line it is in.
+// first error with the field and line it is in, e.g.
+// `message: template: message:3: function "foo" not defined`.
+//
+// Parsing alone misses two kinds of mistakes that would otherwise only
+// show when a Notification is rendered: a reference to a param the
+// template does not declare, and HTML that leaves an escaping context open
+// (html/template reports those when it executes). Check therefore also
+// executes every template once, with each param set to its default or to
+// a placeholder.
 func Check(tmpl *notifyv1.NotificationTemplateContent) error {
-	zero := map[string]string{}
+	sample := map[string]string{}
 	for _, p := range tmpl.Params {
-		zero[p.Name] = p.Default
+		sample[p.Name] = p.Default
+		if p.Default == "" {
+			sample[p.Name] = "sample"
+		}
 	}
-	r := renderer{params: zero}
+	r := renderer{params: sample}
 	fields := map[string]string{"title": tmpl.Title, "message": tmpl.Message, "webhookPayload": tmpl.WebhookPayload}
 	if e := tmpl.Email; e != nil {
 		fields["email.subject"], fields["email.text"] = e.Subject, e.Text
-		r.parseHTML("email.html", e.HTML)
+		r.html("email.html", e.HTML)
 	}
 	if w := tmpl.WhatsApp; w != nil {
 		fields["whatsapp.text"] = w.Text
+		if t := w.Template; t != nil {
+			for i, p := range t.Params {
+				fields[fmt.Sprintf("whatsapp.template.params[%d]", i)] = p
+			}
+		}
 	}
 	keys := make([]string, 0, len(fields))
 	for k := range fields {
@@ -111,9 +134,29 @@ func Check(tmpl *notifyv1.NotificationTemplateContent) error {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		r.parseText(k, fields[k])
+		r.text(k, fields[k])
 	}
 	return r.err
+}
+
+// Text renders one text/template with params, failing on a reference to a
+// key that params lacks. field names the template in errors. Callers that
+// fill in content of their own (event rules) use it so that every template
+// in Herald follows the same rules and functions.
+func Text(field, src string, params map[string]string) (string, error) {
+	r := renderer{params: params}
+	out := r.text(field, src)
+	return out, r.err
+}
+
+// funcs are available in every template. json quotes a value as a JSON
+// string, for webhook payloads: {"text": {{ json .message }}} stays valid
+// JSON whatever the message contains.
+var funcs = map[string]any{
+	"json": func(v any) (string, error) {
+		b, err := json.Marshal(v)
+		return string(b), err
+	},
 }
 
 // renderer keeps the first error so that callers can render every field and
@@ -127,7 +170,7 @@ func (r *renderer) parseText(name, src string) *texttemplate.Template {
 	if r.err != nil || src == "" {
 		return nil
 	}
-	t, err := texttemplate.New(name).Option("missingkey=error").Parse(src)
+	t, err := texttemplate.New(name).Funcs(funcs).Option("missingkey=error").Parse(src)
 	if err != nil {
 		r.err = fmt.Errorf("%s: %w", name, err)
 		return nil
@@ -139,7 +182,7 @@ func (r *renderer) parseHTML(name, src string) *htmltemplate.Template {
 	if r.err != nil || src == "" {
 		return nil
 	}
-	t, err := htmltemplate.New(name).Option("missingkey=error").Parse(src)
+	t, err := htmltemplate.New(name).Funcs(funcs).Option("missingkey=error").Parse(src)
 	if err != nil {
 		r.err = fmt.Errorf("%s: %w", name, err)
 		return nil

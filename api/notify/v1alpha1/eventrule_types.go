@@ -4,6 +4,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// LabelEventRule names the EventRule that created a Notification
+// (shortened with a hash beyond 63 characters).
+const LabelEventRule = "notify.herald.dev/eventrule"
+
 // EventMatch selects core/v1 Events. Every part that is set must match.
 type EventMatch struct {
 	// types of Event: Normal and/or Warning.

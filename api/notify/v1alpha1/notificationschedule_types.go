@@ -4,6 +4,16 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// Labels and annotations on the Notifications a schedule creates.
+const (
+	// LabelSchedule names the NotificationSchedule that created a
+	// Notification (shortened with a hash beyond 63 characters).
+	LabelSchedule = "notify.herald.dev/schedule"
+	// AnnotationScheduledTime is the run (RFC 3339, UTC) a Notification
+	// was created for; history limits keep the newest runs.
+	AnnotationScheduledTime = "notify.herald.dev/scheduled-time"
+)
+
 // NotificationScheduleSpec creates Notifications on a cron schedule, the way
 // a CronJob creates Jobs.
 type NotificationScheduleSpec struct {
@@ -50,9 +60,15 @@ type NotificationScheduleStatus struct {
 	// active lists children that have not finished.
 	// +optional
 	Active []string `json:"active,omitempty"`
-	// missedRuns counts runs skipped for being past the deadline.
+	// missedRuns counts runs that got no Notification: past the starting
+	// deadline, or superseded by the one catch-up run after an outage.
 	// +optional
 	MissedRuns int64 `json:"missedRuns,omitempty"`
+	// lastMissedTime is the newest run that was skipped. Together with
+	// lastScheduleTime it marks how far the schedule has been handled,
+	// so that a skipped run is counted once.
+	// +optional
+	LastMissedTime *metav1.Time `json:"lastMissedTime,omitempty"`
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 	// +listType=map

@@ -758,6 +758,10 @@ func (in *NotificationScheduleStatus) DeepCopyInto(out *NotificationScheduleStat
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.LastMissedTime != nil {
+		in, out := &in.LastMissedTime, &out.LastMissedTime
+		*out = (*in).DeepCopy()
+	}
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
 		*out = make([]v1.Condition, len(*in))

@@ -1,0 +1,183 @@
+package inbox
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-logr/logr"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+
+	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
+)
+
+// StreamResource is the path segment of the SSE stream. kube-apiserver
+// (and this server) parse /apis/inbox.herald.dev/v1alpha1/[namespaces/NS/]stream
+// as a request for the resource "stream" of this group, so RBAC grants it
+// like a resource: verbs list (plain GET) and watch (GET ?watch=1).
+const StreamResource = "stream"
+
+// DefaultHeartbeat is how often an idle stream gets a comment line, to keep
+// proxies and load balancers from closing it.
+const DefaultHeartbeat = 15 * time.Second
+
+// streamHandler serves the caller's inbox as Server-Sent Events.
+//
+// Every event has an id: the resourceVersion of the delivery change it
+// shows. A client that reconnects with Last-Event-ID (or ?since=) gets
+// exactly the events after that id that this replica still retains; when
+// it retains nothing that old, or the id is one it cannot place, the first
+// event is a reset carrying the full inbox. Because ids are
+// resourceVersions, any replica can resume a stream another one served.
+type streamHandler struct {
+	hub       *Hub
+	heartbeat time.Duration
+	log       logr.Logger
+}
+
+func (s *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "the inbox stream only answers GET", http.StatusMethodNotAllowed)
+		return
+	}
+	ctx := r.Context()
+	user := caller(ctx)
+	var namespace string
+	if ri, ok := genericapirequest.RequestInfoFrom(ctx); ok {
+		namespace = ri.Namespace
+	}
+	if user == "" {
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+		return
+	}
+
+	var cursor *uint64
+	raw := r.Header.Get("Last-Event-ID")
+	if raw == "" {
+		raw = r.URL.Query().Get("since")
+	}
+	if raw != "" {
+		v, err := strconv.ParseUint(raw, 10, 64)
+		if err != nil {
+			http.Error(w, fmt.Sprintf("invalid event id %q: ids are decimal numbers", raw), http.StatusBadRequest)
+			return
+		}
+		cursor = &v
+		// An id from a replica that is ahead of this one: wait for this
+		// one to catch up, or start over with a reset.
+		if !s.hub.WaitFor(ctx, v, catchUpTimeout) {
+			cursor = nil
+		}
+	}
+	sub, start, err := s.hub.Subscribe(user, namespace, cursor)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	defer s.hub.Unsubscribe(sub)
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	// nginx and similar proxies buffer responses unless told not to.
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+
+	var buf bytes.Buffer
+	if start.HasSnap {
+		reason := "Initial"
+		if raw != "" {
+			reason = "CursorNotRetained"
+		}
+		list := &inboxv1.InboxItemList{
+			TypeMeta: metav1.TypeMeta{APIVersion: inboxv1.GroupVersion.String(), Kind: "InboxItemList"},
+			ListMeta: metav1.ListMeta{ResourceVersion: strconv.FormatUint(start.SnapshotID, 10)},
+			Items:    make([]inboxv1.InboxItem, 0, len(start.Snapshot)),
+		}
+		for _, it := range start.Snapshot {
+			list.Items = append(list.Items, *it)
+		}
+		fmt.Fprintf(&buf, ": reset reason=%s\n", reason)
+		if err := writeEvent(&buf, start.SnapshotID, EventReset, list); err != nil {
+			s.log.Error(err, "encoding inbox snapshot")
+			return
+		}
+	}
+	for _, ev := range start.Replay {
+		if err := writeHubEvent(&buf, ev); err != nil {
+			s.log.Error(err, "encoding inbox event")
+			return
+		}
+	}
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return
+	}
+	if err := rc.Flush(); err != nil {
+		return
+	}
+
+	hb := s.heartbeat
+	if hb <= 0 {
+		hb = DefaultHeartbeat
+	}
+	ticker := time.NewTicker(hb)
+	defer ticker.Stop()
+	for {
+		buf.Reset()
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-sub.ch:
+			if !ok {
+				// Dropped by the hub: the client reconnects with its last
+				// id and resumes or gets a reset.
+				return
+			}
+			if err := writeHubEvent(&buf, ev); err != nil {
+				s.log.Error(err, "encoding inbox event")
+				return
+			}
+			if buf.Len() == 0 {
+				continue
+			}
+		case now := <-ticker.C:
+			fmt.Fprintf(&buf, ": heartbeat %s\n\n", now.UTC().Format(time.RFC3339))
+		}
+		if _, err := w.Write(buf.Bytes()); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+	}
+}
+
+// writeHubEvent writes ev as an SSE event, or nothing when the reader
+// would see no change.
+func writeHubEvent(buf *bytes.Buffer, ev *Event) error {
+	typ := ev.Type()
+	switch typ {
+	case "":
+		return nil
+	case EventRemove:
+		return writeEvent(buf, ev.ID, typ, ev.Old)
+	default:
+		return writeEvent(buf, ev.ID, typ, ev.New)
+	}
+}
+
+// writeEvent writes one event: id, type and a one-line JSON payload.
+func writeEvent(buf *bytes.Buffer, id uint64, typ string, payload any) error {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(buf, "id: %d\nevent: %s\ndata: %s\n\n", id, typ, data)
+	return nil
+}

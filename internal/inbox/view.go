@@ -1,0 +1,109 @@
+package inbox
+
+import (
+	"strconv"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+
+	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+)
+
+// owner returns the Kubernetes user name whose inbox shows d, or "" when d
+// belongs in nobody's inbox (another channel, no username).
+func owner(d *notifyv1.ChannelDelivery) string {
+	if d.Spec.Channel != notifyv1.ChannelInApp {
+		return ""
+	}
+	return d.Spec.Recipient.Username
+}
+
+// visible reports whether d is an item of its owner's inbox at now: an
+// in-app delivery that succeeded, is not being deleted and has not expired.
+func visible(d *notifyv1.ChannelDelivery, now time.Time) bool {
+	if owner(d) == "" || d.Status.Phase != notifyv1.DeliverySucceeded || d.DeletionTimestamp != nil {
+		return false
+	}
+	return !expired(d.Spec.ExpiresAt, now)
+}
+
+func expired(at *metav1.Time, now time.Time) bool {
+	return at != nil && !now.Before(at.Time)
+}
+
+// itemFor renders the inbox view of d. The item carries the delivery's
+// resourceVersion, so that optimistic concurrency on the item is that of
+// the delivery, and its UID, which the generic patch handler requires.
+func itemFor(d *notifyv1.ChannelDelivery) *inboxv1.InboxItem {
+	it := &inboxv1.InboxItem{
+		TypeMeta: metav1.TypeMeta{APIVersion: inboxv1.GroupVersion.String(), Kind: "InboxItem"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:              d.Name,
+			Namespace:         d.Namespace,
+			UID:               d.UID,
+			ResourceVersion:   d.ResourceVersion,
+			CreationTimestamp: d.CreationTimestamp,
+		},
+		Spec: inboxv1.InboxItemSpec{
+			Notification: d.Spec.Notification,
+			Type:         string(d.Spec.Content.Type),
+			Category:     d.Spec.Content.Category,
+			Title:        d.Spec.Content.Title,
+			Message:      d.Spec.Content.Message,
+			ExpiresAt:    d.Spec.ExpiresAt.DeepCopy(),
+		},
+		Status: inboxv1.InboxItemStatus{
+			Read:         d.Status.ReadTime != nil,
+			ReadTime:     d.Status.ReadTime.DeepCopy(),
+			Archived:     d.Status.ArchivedTime != nil,
+			ArchivedTime: d.Status.ArchivedTime.DeepCopy(),
+		},
+	}
+	if len(d.Labels) > 0 {
+		it.Labels = make(map[string]string, len(d.Labels))
+		for k, v := range d.Labels {
+			it.Labels[k] = v
+		}
+	}
+	for _, a := range d.Spec.Content.Actions {
+		it.Spec.Actions = append(it.Spec.Actions, inboxv1.InboxAction{ID: a.ID, Label: a.Label, Outcome: string(a.Outcome)})
+	}
+	if ct := d.Status.CompletionTime; ct != nil {
+		// Whole seconds, as metav1.Time serializes: a patched copy of the
+		// item must compare equal to the item.
+		t := metav1.NewTime(ct.Time).Rfc3339Copy()
+		it.Spec.CreatedTime = &t
+	} else {
+		it.Spec.CreatedTime = d.CreationTimestamp.DeepCopy()
+	}
+	if r := d.Status.Response; r != nil {
+		t := r.Time
+		it.Status.Response = &inboxv1.InboxItemResponse{Action: r.Action, Comment: r.Comment, Time: &t}
+	}
+	return it
+}
+
+// sameView reports whether two items show the same thing to their reader,
+// ignoring the resourceVersion (a delivery can change in ways the inbox
+// does not show).
+func sameView(a, b *inboxv1.InboxItem) bool {
+	return equality.Semantic.DeepEqual(a.Spec, b.Spec) &&
+		equality.Semantic.DeepEqual(a.Status, b.Status) &&
+		equality.Semantic.DeepEqual(a.Labels, b.Labels)
+}
+
+// fieldSet is what field selectors match an item against.
+func fieldSet(it *inboxv1.InboxItem) fields.Set {
+	return fields.Set{
+		"metadata.name":           it.Name,
+		"metadata.namespace":      it.Namespace,
+		inboxv1.FieldCategory:     it.Spec.Category,
+		inboxv1.FieldType:         it.Spec.Type,
+		inboxv1.FieldNotification: it.Spec.Notification,
+		inboxv1.FieldRead:         strconv.FormatBool(it.Status.Read),
+		inboxv1.FieldArchived:     strconv.FormatBool(it.Status.Archived),
+	}
+}
