@@ -50,6 +50,14 @@ const (
 	ReasonQuorumReached      = "QuorumReached"
 )
 
+// deliveryNotificationIndex indexes ChannelDeliveries by spec.notification.
+const deliveryNotificationIndex = "spec.notification"
+
+// bigFanOut is the number of deliveries from which a notification in flight
+// is not even counted again within StatusInterval: counting lists all its
+// deliveries, and every one of their updates wakes the notification.
+const bigFanOut = 100
+
 // templateRetryInterval is how often a notification waiting for a missing
 // or broken template looks again.
 const templateRetryInterval = 30 * time.Second
@@ -118,6 +126,11 @@ func (r *NotificationReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 	}
 
+	if dispatched && memo.dispatch == nil && !n.Status.Phase.Finished() && n.Status.Deliveries.Total >= bigFanOut {
+		if wait := memo.since.Add(r.StatusInterval).Sub(now); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+	}
 	if dispatched {
 		if err := r.aggregate(ctx, &n, now); err != nil {
 			return ctrl.Result{}, err
@@ -278,7 +291,7 @@ func (r *NotificationReconciler) dispatch(ctx context.Context, n *notifyv1.Notif
 	}
 
 	var all notifyv1.RecipientList
-	if err := r.List(ctx, &all, client.InNamespace(n.Namespace)); err != nil {
+	if err := r.List(ctx, &all, client.InNamespace(n.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing recipients: %w", err)
 	}
 	res, err := audience.Resolve(n.Spec.Audience, all.Items)
@@ -415,7 +428,7 @@ func (r *NotificationReconciler) resolvedRetry(p *notifyv1.RetryPolicy) *notifyv
 
 func (r *NotificationReconciler) existingDeliveries(ctx context.Context, n *notifyv1.Notification) (map[string]bool, error) {
 	var list notifyv1.ChannelDeliveryList
-	if err := r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingLabels{notifyv1.LabelNotification: LabelValue(n.Name)}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingFields{deliveryNotificationIndex: n.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("listing deliveries: %w", err)
 	}
 	out := make(map[string]bool, len(list.Items))
@@ -446,7 +459,7 @@ func (r *NotificationReconciler) createAll(ctx context.Context, deliveries []*no
 // derives phase, conditions and approval responses.
 func (r *NotificationReconciler) aggregate(ctx context.Context, n *notifyv1.Notification, now time.Time) error {
 	var list notifyv1.ChannelDeliveryList
-	if err := r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingLabels{notifyv1.LabelNotification: LabelValue(n.Name)}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingFields{deliveryNotificationIndex: n.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("listing deliveries: %w", err)
 	}
 	var total notifyv1.DeliveryCounts
@@ -649,6 +662,13 @@ func shorten(s string, limit int) string {
 func (r *NotificationReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
+	}
+	// Deliveries are found by an index on their notification: a label
+	// selector on the cache would scan every delivery of the namespace on
+	// each reconcile.
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &notifyv1.ChannelDelivery{}, deliveryNotificationIndex,
+		func(o client.Object) []string { return []string{o.(*notifyv1.ChannelDelivery).Spec.Notification} }); err != nil {
+		return fmt.Errorf("indexing deliveries by notification: %w", err)
 	}
 	if err := indexNotificationsByTemplate(context.Background(), mgr); err != nil {
 		return fmt.Errorf("indexing notifications by template: %w", err)
