@@ -102,3 +102,25 @@ bench: envtest-bins build ## Measure throughput and latency against the control 
 .PHONY: test-faults
 test-faults: envtest-bins build ## Kill the controller, stop the API server, fail the receivers: nothing may be lost.
 	KUBEBUILDER_ASSETS=$(K8S_BIN) HERALD_MAILPIT=$(MAILPIT) $(GO) test -tags faults -count=1 -timeout 30m -v ./test/faults/
+
+##@ Local development and end-to-end tests
+
+DEV_FLAGS ?=
+.PHONY: dev
+dev: envtest-bins build ## Run Herald locally: control plane, controllers, inbox, sinks and demo data (state in .herald-dev; Ctrl-C stops). DEV_FLAGS="--reset" starts afresh.
+	KUBEBUILDER_ASSETS=$(K8S_BIN) HERALD_MAILPIT=$(MAILPIT) $(LOCALBIN)/herald dev $(DEV_FLAGS)
+
+.PHONY: test-e2e
+test-e2e: envtest-bins ## Drive the inbox page of `herald dev` in headless Chromium (needs Debian's chromium).
+	KUBEBUILDER_ASSETS=$(K8S_BIN) HERALD_MAILPIT=$(MAILPIT) $(GO) test -tags e2e -count=1 -timeout 15m -v ./test/e2e/
+
+##@ Deployment
+
+KUBECTL ?= kubectl
+.PHONY: deploy
+deploy: ## Install Herald into the current kubeconfig's cluster: CRDs, RBAC, controller and inbox in herald-system (set the image in config/default/kustomization.yaml).
+	$(KUBECTL) apply -k config/default
+
+.PHONY: undeploy
+undeploy: ## Remove what `make deploy` installed, CRDs (and so every Herald object) included.
+	$(KUBECTL) delete -k config/default --ignore-not-found

@@ -13,5 +13,6 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(newControllerCommand())
 	root.AddCommand(newAPIServerCommand())
+	root.AddCommand(newDevCommand())
 	return root
 }

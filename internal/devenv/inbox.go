@@ -1,0 +1,250 @@
+package devenv
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
+	"github.com/herald-dev/herald/internal/inbox"
+)
+
+// The inbox API server runs in this process and is reached the way a
+// cluster reaches it: kube-apiserver's aggregator proxies
+// /apis/inbox.herald.dev/v1alpha1 through an APIService and a Service of
+// type ExternalName pointing at localhost:<inbox port>, authenticates and
+// authorizes the caller with RBAC, and forwards the identity in front-proxy
+// headers. So `kubectl get inboxitems --as alice` works as in a cluster.
+const (
+	inboxNamespace   = "herald-system"
+	inboxServiceName = "herald-inbox"
+	inboxAPIService  = "v1alpha1.inbox.herald.dev"
+)
+
+// StartInboxServer starts the inbox aggregated API server in-process on the
+// inbox port and registers it with kube-apiserver (Service, APIService, and
+// the herald-inbox-user RBAC from config/apiserver), then waits until a
+// demo user can list their inbox through kube-apiserver. It returns a
+// function that stops the server.
+func (e *Env) StartInboxServer(ctx context.Context) (stop func(), err error) {
+	pki := e.state.path("pki")
+	ca, err := newCA("herald-dev-inbox-ca")
+	if err != nil {
+		return nil, err
+	}
+	serving, err := ca.serving("herald-inbox",
+		[]string{inboxServiceName + "." + inboxNamespace + ".svc", "localhost"}, []net.IP{net.ParseIP(loopback)})
+	if err != nil {
+		return nil, err
+	}
+	certFile, keyFile := filepath.Join(pki, "inbox-tls.crt"), filepath.Join(pki, "inbox-tls.key")
+	if err := serving.write(certFile, keyFile); err != nil {
+		return nil, err
+	}
+
+	l, err := listen(e.Ports.Inbox)
+	if err != nil {
+		return nil, fmt.Errorf("inbox API server: %w", err)
+	}
+	o := inbox.NewOptions()
+	o.SecureServing.Listener = l
+	o.SecureServing.BindAddress = net.ParseIP(loopback)
+	o.SecureServing.BindPort = e.Ports.Inbox
+	o.SecureServing.ServerCert.CertKey.CertFile = certFile
+	o.SecureServing.ServerCert.CertKey.KeyFile = keyFile
+	// TokenReviews, SubjectAccessReviews and the front-proxy CA (from
+	// kube-system/extension-apiserver-authentication) through the admin
+	// kubeconfig, as a pod would use its service account.
+	o.Authentication.RemoteKubeConfigFile = e.Kubeconfig
+	o.Authorization.RemoteKubeConfigFile = e.Kubeconfig
+	// Trying the inbox right after the RBAC below exists must not be
+	// refused for long by a cached denial.
+	o.Authorization.DenyCacheTTL = time.Second
+	o.RESTConfig = rest.CopyConfig(e.Config)
+	o.Logger = e.log.WithName("inbox")
+	srv, err := o.NewServer()
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("configuring the inbox API server: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	exited := make(chan struct{}) // closed when Run has returned
+	var runErr error
+	go func() {
+		runErr = srv.Run(runCtx)
+		close(exited)
+		if runCtx.Err() == nil {
+			e.fail(fmt.Errorf("the inbox API server stopped: %v", runErr))
+		}
+	}()
+	stop = func() {
+		cancel()
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			e.log.Info("the inbox API server did not stop within 10s; leaving it")
+		}
+	}
+	// An early exit (a port taken, a bad certificate) ends the wait below
+	// at once, with Run's error.
+	running := func() error {
+		select {
+		case <-exited:
+			return stopPolling{fmt.Errorf("the inbox API server exited: %v", runErr)}
+		default:
+			return nil
+		}
+	}
+
+	if err := e.registerInbox(ctx, ca.CertPEM); err != nil {
+		stop()
+		return nil, err
+	}
+	if err := e.waitInbox(ctx, running); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
+}
+
+// registerInbox creates or updates the Service, APIService and user RBAC.
+func (e *Env) registerInbox(ctx context.Context, caBundle []byte) error {
+	c := e.Client
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: inboxNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	port := int32(e.Ports.Inbox)
+	svc := &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: metav1.ObjectMeta{Name: inboxServiceName, Namespace: inboxNamespace},
+		Spec: corev1.ServiceSpec{
+			Type:         corev1.ServiceTypeExternalName,
+			ExternalName: "localhost",
+			Ports:        []corev1.ServicePort{{Name: "https", Port: port, TargetPort: intstr.FromInt32(port)}},
+		},
+	}
+	apiService := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiregistration.k8s.io/v1",
+		"kind":       "APIService",
+		"metadata":   map[string]any{"name": inboxAPIService},
+		"spec": map[string]any{
+			"group":                inboxv1.GroupName,
+			"version":              inboxv1.GroupVersion.Version,
+			"groupPriorityMinimum": int64(1000),
+			"versionPriority":      int64(15),
+			"caBundle":             base64.StdEncoding.EncodeToString(caBundle),
+			"service":              map[string]any{"name": inboxServiceName, "namespace": inboxNamespace, "port": int64(port)},
+		},
+	}}
+	objs := []client.Object{svc, apiService}
+	rbac, err := e.inboxUserRBAC()
+	if err != nil {
+		return err
+	}
+	objs = append(objs, rbac...)
+	for _, o := range objs {
+		if err := c.Patch(ctx, o, client.Apply, client.FieldOwner("herald-dev"), client.ForceOwnership); err != nil {
+			return fmt.Errorf("applying %s %s: %w", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// inboxUserRBAC returns the herald-inbox-user ClusterRole and its binding
+// to every authenticated user, from config/apiserver (what production
+// installs), or the same built in when the repository has none.
+func (e *Env) inboxUserRBAC() ([]client.Object, error) {
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "herald-inbox-user"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{inboxv1.GroupName}, Resources: []string{"inboxitems", "inboxitems/status"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
+			{APIGroups: []string{inboxv1.GroupName}, Resources: []string{inbox.StreamResource}, Verbs: []string{"get", "list", "watch"}},
+		},
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "herald-inbox-user"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "herald-inbox-user"},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "Group", Name: "system:authenticated"}},
+	}
+	if e.opts.RepoRoot != "" {
+		for file, obj := range map[string]any{"user_clusterrole.yaml": role, "user_clusterrolebinding.yaml": binding} {
+			b, err := os.ReadFile(filepath.Join(e.opts.RepoRoot, "config", "apiserver", file))
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err == nil {
+				err = yaml.UnmarshalStrict(b, obj)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("reading config/apiserver/%s: %w", file, err)
+			}
+		}
+	}
+	role.TypeMeta = metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"}
+	binding.TypeMeta = metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"}
+	return []client.Object{role, binding}, nil
+}
+
+// waitInbox waits until the APIService is Available and a demo user can
+// list their inbox through kube-apiserver.
+func (e *Env) waitInbox(ctx context.Context, running func() error) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	user := "alice"
+	if len(DemoUsers) > 0 {
+		user = DemoUsers[0].Username
+	}
+	uc, err := client.New(e.UserConfig(user), client.Options{Scheme: Scheme()})
+	if err != nil {
+		return err
+	}
+	err = poll(ctx, func() error {
+		if err := running(); err != nil {
+			return err
+		}
+		svc := &unstructured.Unstructured{}
+		svc.SetAPIVersion("apiregistration.k8s.io/v1")
+		svc.SetKind("APIService")
+		if err := e.Client.Get(ctx, client.ObjectKey{Name: inboxAPIService}, svc); err != nil {
+			return err
+		}
+		conds, _, _ := unstructured.NestedSlice(svc.Object, "status", "conditions")
+		available := false
+		for _, c := range conds {
+			if m, ok := c.(map[string]any); ok && m["type"] == "Available" && m["status"] == "True" {
+				available = true
+			}
+		}
+		if !available {
+			return fmt.Errorf("APIService %s not Available: %v", inboxAPIService, conds)
+		}
+		return uc.List(ctx, &inboxv1.InboxItemList{}, client.InNamespace(e.Namespace))
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for the inbox API (inbox.herald.dev) to answer through kube-apiserver: %w", err)
+	}
+	return nil
+}
+
+// UserConfig returns a client configuration that acts as username through
+// impersonation by the admin, as `kubectl --as` does.
+func (e *Env) UserConfig(username string) *rest.Config {
+	c := rest.CopyConfig(e.Config)
+	c.Impersonate = rest.ImpersonationConfig{UserName: username}
+	return c
+}
