@@ -512,7 +512,14 @@ func (r *NotificationReconciler) aggregate(ctx context.Context, n *notifyv1.Noti
 	if len(n.Status.Channels) == 0 {
 		n.Status.Channels = nil
 	}
-	sort.SliceStable(responses, func(i, j int) bool { return responses[i].Time.Before(&responses[j].Time) })
+	// Answer times have whole seconds; the recipient name orders answers
+	// given in the same second, so the order is the same on every count.
+	sort.SliceStable(responses, func(i, j int) bool {
+		if !responses[i].Time.Equal(&responses[j].Time) {
+			return responses[i].Time.Before(&responses[j].Time)
+		}
+		return responses[i].Recipient < responses[j].Recipient
+	})
 	n.Status.Responses = responses
 	if n.Spec.Type == notifyv1.TypeApproval {
 		r.decideApproval(n)
@@ -559,6 +566,12 @@ func (r *NotificationReconciler) aggregate(ctx context.Context, n *notifyv1.Noti
 // first outcome to reach the quorum (default 1) wins, and answers are fixed
 // once given, so the decision never flips.
 func (r *NotificationReconciler) decideApproval(n *notifyv1.Notification) {
+	// A decision, once recorded, stands: a pipeline may already have acted
+	// on it, and recounting answers that arrive later must not flip it.
+	if meta.IsStatusConditionTrue(n.Status.Conditions, notifyv1.ConditionApproved) ||
+		meta.IsStatusConditionTrue(n.Status.Conditions, notifyv1.ConditionRejected) {
+		return
+	}
 	quorum := int32(1)
 	if n.Spec.Quorum != nil {
 		quorum = *n.Spec.Quorum
