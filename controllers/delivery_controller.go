@@ -75,7 +75,6 @@ type DeliveryReconciler struct {
 type unrecordedOutcome struct {
 	attempt int32
 	status  notifyv1.ChannelDeliveryStatus
-	requeue time.Duration
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=channeldeliveries,verbs=get;list;watch;create;update;patch;delete
@@ -308,7 +307,7 @@ func (r *DeliveryReconciler) recordFailure(ctx context.Context, d *notifyv1.Chan
 	d.Status.NextAttemptTime = &metav1.MicroTime{Time: next}
 	retries.WithLabelValues(string(r.Channel), string(reason)).Inc()
 	if err := r.writeStatus(ctx, d); err != nil {
-		r.remember(d, attempt, delay)
+		r.remember(d, attempt)
 		return ctrl.Result{}, err
 	}
 	r.Recorder.Eventf(d, nil, "Warning", d.Status.Reason, "Deliver", "%s", d.Status.Message+": "+errText)
@@ -336,19 +335,19 @@ func (r *DeliveryReconciler) recordUnrecorded(ctx context.Context, d *notifyv1.C
 	}
 	r.unrecorded.Delete(d.UID)
 	log.FromContext(ctx).Info("recorded an attempt whose result could not be written earlier", "attempt", o.attempt, "phase", d.Status.Phase)
-	if o.requeue > 0 {
-		return ctrl.Result{RequeueAfter: max(time.Until(d.Status.NextAttemptTime.Time), 0)}, nil
+	if next := d.Status.NextAttemptTime; next != nil {
+		return ctrl.Result{RequeueAfter: max(next.Sub(r.Clock.Now()), 0)}, nil
 	}
 	return ctrl.Result{}, nil
 }
 
 // remember keeps an attempt's outcome whose status write failed, so that
 // it is written later rather than the message sent again.
-func (r *DeliveryReconciler) remember(d *notifyv1.ChannelDelivery, attempt int32, requeue time.Duration) {
+func (r *DeliveryReconciler) remember(d *notifyv1.ChannelDelivery, attempt int32) {
 	if !r.Handler.NeedsClaim() {
 		return // nothing left the cluster; simply try again
 	}
-	r.unrecorded.Store(d.UID, &unrecordedOutcome{attempt: attempt, status: *d.Status.DeepCopy(), requeue: requeue})
+	r.unrecorded.Store(d.UID, &unrecordedOutcome{attempt: attempt, status: *d.Status.DeepCopy()})
 }
 
 // finish moves the delivery to a terminal phase.
@@ -359,7 +358,7 @@ func (r *DeliveryReconciler) finish(ctx context.Context, d *notifyv1.ChannelDeli
 	d.Status.NextAttemptTime = nil
 	d.Status.CompletionTime = &metav1.MicroTime{Time: r.Clock.Now()}
 	if err := r.writeStatus(ctx, d); err != nil {
-		r.remember(d, d.Status.Attempts, 0)
+		r.remember(d, d.Status.Attempts)
 		return err
 	}
 	deliveriesTotal.WithLabelValues(string(r.Channel), string(phase)).Inc()
