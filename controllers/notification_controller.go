@@ -343,15 +343,7 @@ func (r *NotificationReconciler) plan(n *notifyv1.Notification, content notifyv1
 		for i := range res.Recipients {
 			rc := &res.Recipients[i]
 			d := r.newDelivery(n, ch, rc.Name, content, retryPolicy, timeout)
-			d.Spec.Recipient = notifyv1.RecipientSnapshot{
-				Name:        rc.Name,
-				Username:    rc.Spec.Username,
-				DisplayName: rc.Spec.DisplayName,
-				Email:       rc.Spec.Email,
-				Phone:       rc.Spec.Phone,
-				WebhookURL:  rc.Spec.WebhookURL,
-				Timezone:    rc.Spec.Timezone,
-			}
+			d.Spec.Recipient = recipientSnapshot(rc, ch)
 			if sendAt.After(now) {
 				d.Spec.NotBefore = &metav1.Time{Time: sendAt}
 			}
@@ -377,6 +369,24 @@ func (r *NotificationReconciler) plan(n *notifyv1.Notification, content notifyv1
 	return out
 }
 
+// recipientSnapshot copies what the channel needs of a recipient into the
+// delivery, and nothing more: addresses a channel does not use would be
+// personal data kept in one more object (and read, stored and watched with
+// it) for no purpose. Webhook receivers get the whole recipient, since they
+// may route on any of it.
+func recipientSnapshot(rc *notifyv1.Recipient, ch notifyv1.Channel) notifyv1.RecipientSnapshot {
+	s := notifyv1.RecipientSnapshot{Name: rc.Name, Username: rc.Spec.Username, DisplayName: rc.Spec.DisplayName}
+	switch ch {
+	case notifyv1.ChannelEmail:
+		s.Email, s.Timezone = rc.Spec.Email, rc.Spec.Timezone
+	case notifyv1.ChannelWhatsApp:
+		s.Phone, s.Timezone = rc.Spec.Phone, rc.Spec.Timezone
+	case notifyv1.ChannelWebhook:
+		s.Email, s.Phone, s.WebhookURL, s.Timezone = rc.Spec.Email, rc.Spec.Phone, rc.Spec.WebhookURL, rc.Spec.Timezone
+	}
+	return s
+}
+
 func (r *NotificationReconciler) newDelivery(n *notifyv1.Notification, ch notifyv1.Channel, recipient string, content notifyv1.RenderedContent, rp *notifyv1.RetryPolicy, timeout *metav1.Duration) *notifyv1.ChannelDelivery {
 	d := &notifyv1.ChannelDelivery{
 		ObjectMeta: metav1.ObjectMeta{
@@ -397,6 +407,11 @@ func (r *NotificationReconciler) newDelivery(n *notifyv1.Notification, ch notify
 			Timeout:      timeout,
 			ExpiresAt:    n.Spec.ExpiresAt,
 		},
+	}
+	if ch == notifyv1.ChannelInApp {
+		// An in-app delivery is recorded, not sent: it has no attempt that
+		// could time out or be retried, so it carries no policy for them.
+		d.Spec.Retry, d.Spec.Timeout = nil, nil
 	}
 	// Owner reference: deliveries go with their notification, and their
 	// changes wake the notification's reconciler.

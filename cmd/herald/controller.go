@@ -24,6 +24,7 @@ import (
 type controllerFlags struct {
 	metricsAddr    string
 	probeAddr      string
+	pprofAddr      string
 	leaderElect    bool
 	leaderElectNS  string
 	qps            float64
@@ -48,6 +49,7 @@ func (f *controllerFlags) bind(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	fs.StringVar(&f.pprofAddr, "pprof-bind-address", "", "Address of the net/http/pprof endpoints, for profiling; empty disables them.")
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
 	fs.StringVar(&f.leaderElectNS, "leader-election-namespace", "", "Namespace of the leader election lease (default: the pod's namespace).")
 	fs.Float64Var(&f.qps, "kube-api-qps", 100, "Queries per second to the Kubernetes API server.")
@@ -152,6 +154,7 @@ func newControllerCommand() *cobra.Command {
 				Scheme:                  newScheme(),
 				Metrics:                 metricsserver.Options{BindAddress: f.metricsAddr},
 				HealthProbeBindAddress:  f.probeAddr,
+				PprofBindAddress:        f.pprofAddr,
 				LeaderElection:          f.leaderElect,
 				LeaderElectionID:        "herald-controller.notify.herald.dev",
 				LeaderElectionNamespace: f.leaderElectNS,

@@ -13,7 +13,10 @@ const (
 )
 
 // RecipientSnapshot is a copy of the recipient taken at fan-out, so that a
-// later change to the Recipient does not change a delivery in flight.
+// later change to the Recipient does not change a delivery in flight. It
+// holds what the delivery's channel uses: name, username and display name
+// always; email for email, phone for WhatsApp, and every address for
+// webhooks.
 type RecipientSnapshot struct {
 	// name of the Recipient.
 	Name string `json:"name"`
@@ -64,7 +67,8 @@ type ChannelDeliverySpec struct {
 	// +optional
 	Provider string          `json:"provider,omitempty"`
 	Content  RenderedContent `json:"content"`
-	// retry is the resolved policy (defaults filled in at fan-out).
+	// retry is the resolved policy (defaults filled in at fan-out). In-app
+	// deliveries have none: they are recorded, not sent.
 	// +optional
 	Retry *RetryPolicy `json:"retry,omitempty"`
 	// timeout bounds one attempt.
