@@ -94,7 +94,7 @@ $(CONTROLLER_GEN):
 
 ##@ Benchmarks
 
-BENCH_FLAGS ?=
+BENCH_FLAGS ?= --kube-api-qps=1000 --kube-api-burst=2000 --notification-workers=16 --workers=16
 .PHONY: bench
 bench: envtest-bins build ## Measure throughput and latency against the control plane's own bound (writes bench/results/).
 	KUBEBUILDER_ASSETS=$(K8S_BIN) HERALD_BENCH_FLAGS="$(BENCH_FLAGS)" $(GO) test -tags bench -run TestBench -count=1 -timeout 90m -v ./bench/

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/testutil/controllerproc"
@@ -38,6 +41,13 @@ var (
 	fanOut        = envInt("HERALD_BENCH_FANOUT", 5000)
 	boundCreates  = envInt("HERALD_BENCH_BOUND_N", 2000)
 )
+
+// selected reports whether HERALD_BENCH_RUNS (a comma-separated list of
+// inapp, webhook, fanout, inbox; default all) includes a run.
+func selected(run string) bool {
+	list := os.Getenv("HERALD_BENCH_RUNS")
+	return list == "" || slices.Contains(strings.Split(strings.ToLower(list), ","), run)
+}
 
 func envInt(name string, def int) int {
 	var v int
@@ -55,15 +65,23 @@ type harness struct {
 	root   string
 	report *report
 	ctrl   *controllerproc.Process
+	prof   *profiler
 }
 
 func TestBench(t *testing.T) {
+	// The bench's informers log through controller-runtime; nothing of
+	// theirs belongs in the report.
+	ctrllog.SetLogger(logr.Discard())
 	h := &harness{t: t, report: newReport()}
 	env, err := heraldenvtest.New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.env = env
+	// The inbox run reaches the inbox server through the aggregator.
+	if err := heraldenvtest.ConfigureFrontProxy(env, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatal(err)
@@ -77,25 +95,41 @@ func TestBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.root, _ = heraldenvtest.RepoRoot()
+	if h.prof, err = newProfiler(cfg); err != nil {
+		t.Fatal(err)
+	}
 
-	h.measureBound()
+	h.measureBound("before")
+	h.report.costs = h.measureWriteCosts()
 	h.startController()
 	defer h.ctrl.Kill()
 
-	h.measureSingle("inApp", notifyv1.ChannelInApp, nil)
-	sink := newSink()
-	defer sink.Close()
-	h.measureSingle("webhook", notifyv1.ChannelWebhook, sink)
-	h.measureFanOut()
+	if selected("inapp") {
+		h.measureSingle("inApp", notifyv1.ChannelInApp, nil)
+	}
+	if selected("webhook") {
+		sink := newSink()
+		defer sink.Close()
+		h.measureSingle("webhook", notifyv1.ChannelWebhook, sink)
+	}
+	if selected("fanout") {
+		h.measureFanOut()
+	}
+	if selected("inbox") {
+		h.measureInbox()
+	}
+	h.ctrl.Kill()
+	h.measureBound("after")
 
 	h.report.write(t, h.root)
 }
 
 // measureBound times raw creates and status updates of a small custom
-// resource (Recipient) with 1 and 32 client goroutines, before any
-// controller runs.
-func (h *harness) measureBound() {
-	ns := h.namespace("bound")
+// resource (Recipient) with 1 and 32 client goroutines while no controller
+// runs: before the runs and again after them (phase), since the machine's
+// speed drifts over a run of several minutes.
+func (h *harness) measureBound(phase string) {
+	ns := h.namespace("bound-" + phase)
 	for _, workers := range []int{1, 32} {
 		n := boundCreates
 		if workers == 1 {
@@ -110,14 +144,23 @@ func (h *harness) measureBound() {
 			}
 		}
 		d := parallel(workers, n, func(i int) error { return h.c.Create(context.Background(), objs[i]) })
-		h.report.bound(fmt.Sprintf("creates/s, %d goroutine(s)", workers), float64(n)/d.Seconds())
+		h.report.bound(fmt.Sprintf("creates/s, %d goroutine(s), %s the runs", workers, phase), float64(n)/d.Seconds())
 		d = parallel(workers, n, func(i int) error {
 			o := objs[i]
 			meta.SetStatusCondition(&o.Status.Conditions, metav1.Condition{Type: "Bench", Status: metav1.ConditionTrue, Reason: "Bench"})
 			return h.c.Status().Update(context.Background(), o)
 		})
-		h.report.bound(fmt.Sprintf("status updates/s, %d goroutine(s)", workers), float64(n)/d.Seconds())
+		h.report.bound(fmt.Sprintf("status updates/s, %d goroutine(s), %s the runs", workers, phase), float64(n)/d.Seconds())
 	}
+	// The controller starts next and would check every one of these
+	// Recipients (one status write each) while the first run is measured.
+	if err := h.c.DeleteAllOf(context.Background(), &notifyv1.Recipient{}, client.InNamespace(ns)); err != nil {
+		h.t.Fatal(err)
+	}
+	h.eventually(5*time.Minute, func() bool {
+		var list notifyv1.RecipientList
+		return h.c.List(context.Background(), &list, client.InNamespace(ns), client.Limit(1)) == nil && len(list.Items) == 0
+	}, "bound Recipients deleted")
 }
 
 // parallel runs f(0..n-1) on workers goroutines and returns the wall time.
@@ -160,6 +203,7 @@ func (h *harness) namespace(name string) string {
 func (h *harness) measureSingle(label string, ch notifyv1.Channel, sink *sink) {
 	ns := h.namespace("single-" + strings.ToLower(string(ch)))
 	h.recipient(ns, "r0", nil)
+	h.waitRecipientsChecked(ns, 1)
 	if sink != nil {
 		h.webhookProvider(ns, sink.URL)
 	}
@@ -168,23 +212,25 @@ func (h *harness) measureSingle(label string, ch notifyv1.Channel, sink *sink) {
 	for i := range names {
 		names[i] = fmt.Sprintf("n%05d", i)
 	}
-	w := h.watchDeliveries(ns)
+	w := h.watchNotifications(ns)
 	defer w.stop()
 	before := h.apiWrites()
 	cpu0 := h.ctrl.CPU()
 	h.ctrl.ResetPeakRSS()
 
+	stopProfile := h.prof.start(strings.ToLower(label))
 	start := time.Now()
 	parallel(32, notifications, func(i int) error {
 		created[i] = time.Now()
 		return h.c.Create(context.Background(), h.notification(ns, names[i], ch, notifyv1.Audience{Users: []string{"r0"}}))
 	})
-	w.waitSucceeded(h.t, notifications, 20*time.Minute)
-	h.waitNotificationsDelivered(ns, notifications)
+	w.waitDelivered(h.t, notifications, 20*time.Minute)
 	elapsed := time.Since(start)
+	stopProfile()
 
-	writes := h.apiWrites().minus(before)
-	lat := w.latencies(func(d *notifyv1.ChannelDelivery) time.Time {
+	counts := h.apiWrites().minus(before)
+	cpu := h.ctrl.CPU() - cpu0
+	lat := h.deliveryLatencies(ns, notifications, func(d *notifyv1.ChannelDelivery) time.Time {
 		var i int
 		fmt.Sscanf(d.Spec.Notification, "n%05d", &i)
 		return created[i]
@@ -194,11 +240,12 @@ func (h *harness) measureSingle(label string, ch notifyv1.Channel, sink *sink) {
 		Deliveries: notifications,
 		Elapsed:    elapsed,
 		Latency:    lat,
-		Writes:     writes,
+		Writes:     counts.writes,
+		Reads:      counts.reads,
 		// The bench's own creates of the notifications are not the
 		// controller's writes.
 		ClientCreates: notifications,
-		CPU:           h.ctrl.CPU() - cpu0,
+		CPU:           cpu,
 		PeakRSS:       h.ctrl.PeakRSS(),
 		Sink:          sink.count(),
 	})
@@ -213,28 +260,52 @@ func (h *harness) measureFanOut() {
 			Spec:       notifyv1.RecipientSpec{Username: fmt.Sprintf("user%05d", i), Roles: []string{"everyone"}},
 		})
 	})
-	w := h.watchDeliveries(ns)
+	h.waitRecipientsChecked(ns, fanOut)
+	w := h.watchNotifications(ns)
 	defer w.stop()
 	before := h.apiWrites()
 	cpu0 := h.ctrl.CPU()
 	h.ctrl.ResetPeakRSS()
+	stopProfile := h.prof.start("fanout")
 	start := time.Now()
 	if err := h.c.Create(context.Background(), h.notification(ns, "all-hands", notifyv1.ChannelInApp, notifyv1.Audience{Roles: []string{"everyone"}})); err != nil {
 		h.t.Fatal(err)
 	}
-	w.waitSucceeded(h.t, fanOut, 20*time.Minute)
-	h.waitNotificationsDelivered(ns, 1)
+	w.waitDelivered(h.t, 1, 20*time.Minute)
 	elapsed := time.Since(start)
+	stopProfile()
+	counts := h.apiWrites().minus(before)
+	cpu := h.ctrl.CPU() - cpu0
 	h.report.run(runResult{
 		Name:          fmt.Sprintf("one inApp notification to %d recipients", fanOut),
 		Deliveries:    fanOut,
 		Elapsed:       elapsed,
-		Latency:       w.latencies(func(*notifyv1.ChannelDelivery) time.Time { return start }),
-		Writes:        h.apiWrites().minus(before),
+		Latency:       h.deliveryLatencies(ns, fanOut, func(*notifyv1.ChannelDelivery) time.Time { return start }),
+		Writes:        counts.writes,
+		Reads:         counts.reads,
 		ClientCreates: 1,
-		CPU:           h.ctrl.CPU() - cpu0,
+		CPU:           cpu,
 		PeakRSS:       h.ctrl.PeakRSS(),
 	})
+}
+
+// waitRecipientsChecked waits until the controller has checked the
+// addresses of n Recipients (one status write each), so that this work is
+// not counted in the run that follows.
+func (h *harness) waitRecipientsChecked(ns string, n int) {
+	h.eventually(10*time.Minute, func() bool {
+		var list notifyv1.RecipientList
+		if err := h.c.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+			return false
+		}
+		checked := 0
+		for _, r := range list.Items {
+			if r.Status.ObservedGeneration == r.Generation {
+				checked++
+			}
+		}
+		return checked >= n
+	}, "Recipients checked by the controller")
 }
 
 func (h *harness) notification(ns, name string, ch notifyv1.Channel, a notifyv1.Audience) *notifyv1.Notification {
@@ -277,22 +348,6 @@ func (h *harness) webhookProvider(ns, url string) {
 	}, "provider Ready")
 }
 
-func (h *harness) waitNotificationsDelivered(ns string, n int) {
-	h.eventually(20*time.Minute, func() bool {
-		var list notifyv1.NotificationList
-		if err := h.c.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
-			return false
-		}
-		done := 0
-		for _, it := range list.Items {
-			if it.Status.Phase == notifyv1.NotificationDelivered {
-				done++
-			}
-		}
-		return done == n
-	}, "notifications Delivered")
-}
-
 func (h *harness) eventually(limit time.Duration, cond func() bool, what string) {
 	deadline := time.Now().Add(limit)
 	for !cond() {
@@ -303,63 +358,107 @@ func (h *harness) eventually(limit time.Duration, cond func() bool, what string)
 	}
 }
 
-// deliveryWatch follows ChannelDeliveries of a namespace through an
-// informer, so waiting costs the API server one watch, not repeated lists.
-type deliveryWatch struct {
+// notificationWatch follows the Notifications of a namespace through an
+// informer. Waiting costs the API server one watch instead of repeated
+// lists, and the bench decodes one object per status change instead of
+// every object per poll, so the measuring does not eat into what it
+// measures. Deliveries are read once, after the run.
+type notificationWatch struct {
 	cache  cache.Cache
 	cancel context.CancelFunc
 	ns     string
 }
 
-func (h *harness) watchDeliveries(ns string) *deliveryWatch {
+func (h *harness) watchNotifications(ns string) *notificationWatch {
 	c, err := cache.New(h.cfg, cache.Options{Scheme: h.env.Scheme, DefaultNamespaces: map[string]cache.Config{ns: {}}})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if _, err := c.GetInformer(context.Background(), &notifyv1.ChannelDelivery{}); err != nil {
+	if _, err := c.GetInformer(context.Background(), &notifyv1.Notification{}); err != nil {
 		h.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { _ = c.Start(ctx) }()
 	c.WaitForCacheSync(ctx)
-	return &deliveryWatch{cache: c, cancel: cancel, ns: ns}
+	return &notificationWatch{cache: c, cancel: cancel, ns: ns}
 }
 
-func (w *deliveryWatch) stop() { w.cancel() }
+func (w *notificationWatch) stop() { w.cancel() }
 
-func (w *deliveryWatch) list() []notifyv1.ChannelDelivery {
-	var list notifyv1.ChannelDeliveryList
-	_ = w.cache.List(context.Background(), &list, client.InNamespace(w.ns))
-	return list.Items
-}
-
-func (w *deliveryWatch) waitSucceeded(t *testing.T, n int, limit time.Duration) {
+// waitDelivered waits until n Notifications are Delivered. A Notification
+// that ends in any other terminal phase fails the run: the bench measures
+// successful work only.
+func (w *notificationWatch) waitDelivered(t *testing.T, n int, limit time.Duration) {
 	deadline := time.Now().Add(limit)
 	for {
+		var list notifyv1.NotificationList
+		_ = w.cache.List(context.Background(), &list, client.InNamespace(w.ns))
 		done := 0
-		for _, d := range w.list() {
-			if d.Status.Phase == notifyv1.DeliverySucceeded {
+		for _, it := range list.Items {
+			switch it.Status.Phase {
+			case notifyv1.NotificationDelivered:
 				done++
+			case notifyv1.NotificationFailed, notifyv1.NotificationPartiallyDelivered, notifyv1.NotificationExpired:
+				t.Fatalf("notification %s ended %s: %s", it.Name, it.Status.Phase, conditionMessages(it.Status.Conditions))
 			}
 		}
 		if done >= n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d deliveries succeeded in %s", done, n, limit)
+			t.Fatalf("only %d of %d notifications delivered in %s", done, n, limit)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-// latencies returns create-to-Succeeded latency per delivery, sorted.
-func (w *deliveryWatch) latencies(createdAt func(*notifyv1.ChannelDelivery) time.Time) []time.Duration {
+func conditionMessages(cs []metav1.Condition) string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.Type+"="+string(c.Status)+": "+c.Message)
+	}
+	return strings.Join(out, "; ")
+}
+
+// deliveryLatencies lists the namespace's ChannelDeliveries (in pages, after
+// the run) and returns create-to-Succeeded latency per delivery, sorted.
+// Every delivery must have succeeded.
+func (h *harness) deliveryLatencies(ns string, want int, createdAt func(*notifyv1.ChannelDelivery) time.Time) []time.Duration {
 	var out []time.Duration
-	for _, d := range w.list() {
-		if d.Status.CompletionTime == nil {
-			continue
+	var dump *os.File
+	if dir := os.Getenv("HERALD_BENCH_PROFILE"); dir != "" {
+		var err error
+		if dump, err = os.Create(filepath.Join(dir, ns+"-deliveries.csv")); err != nil {
+			h.t.Fatal(err)
 		}
-		out = append(out, d.Status.CompletionTime.Sub(createdAt(&d)))
+		defer dump.Close()
+	}
+	opts := []client.ListOption{client.InNamespace(ns), client.Limit(500)}
+	for cont := ""; ; {
+		var list notifyv1.ChannelDeliveryList
+		if err := h.c.List(context.Background(), &list, append(opts, client.Continue(cont))...); err != nil {
+			h.t.Fatal(err)
+		}
+		for i := range list.Items {
+			d := &list.Items[i]
+			if d.Status.Phase != notifyv1.DeliverySucceeded || d.Status.CompletionTime == nil {
+				h.t.Fatalf("delivery %s is %s, not Succeeded", d.Name, d.Status.Phase)
+			}
+			out = append(out, d.Status.CompletionTime.Sub(createdAt(d)))
+			if dump != nil {
+				var started time.Time
+				if len(d.Status.History) > 0 {
+					started = d.Status.History[0].StartTime.Time
+				}
+				fmt.Fprintf(dump, "%s,%d,%d,%d\n", d.Name, createdAt(d).UnixMicro(), started.UnixMicro(), d.Status.CompletionTime.UnixMicro())
+			}
+		}
+		if cont = list.Continue; cont == "" {
+			break
+		}
+	}
+	if len(out) != want {
+		h.t.Fatalf("%d deliveries, want %d", len(out), want)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
@@ -410,7 +509,7 @@ func (h *harness) startController() {
 	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
 		h.t.Fatal(err)
 	}
-	h.ctrl, err = controllerproc.Start(h.root, path, strings.Fields(os.Getenv("HERALD_BENCH_FLAGS"))...)
+	h.ctrl, err = controllerproc.Start(h.root, path, append(strings.Fields(os.Getenv("HERALD_BENCH_FLAGS")), h.prof.controllerFlags()...)...)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -19,18 +19,24 @@ type Process struct {
 	done chan struct{}
 }
 
-// Start runs bin/herald (built by `make build`) from the repository root
-// with the kubeconfig and extra controller flags.
+// Start runs `herald controller` (bin/herald, built by `make build`) from
+// the repository root with the kubeconfig and extra controller flags.
 func Start(root, kubeconfig string, args ...string) (*Process, error) {
+	all := append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=error"}, args...)
+	return StartCommand(root, kubeconfig, "controller", all...)
+}
+
+// StartCommand runs another herald sub-command (such as apiserver) the same
+// way.
+func StartCommand(root, kubeconfig, subcommand string, args ...string) (*Process, error) {
 	bin := filepath.Join(root, "bin", "herald")
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("%s not found: run 'make build' first", bin)
 	}
-	all := append([]string{"controller", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=error"}, args...)
-	cmd := exec.Command(bin, all...)
+	cmd := exec.Command(bin, append([]string{subcommand}, args...)...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	// The controller dies with the test process.
+	// The process dies with the test process.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
@@ -85,13 +91,19 @@ func (p *Process) ResetPeakRSS() {
 }
 
 // PeakRSS returns the resident set high-water mark in bytes.
-func (p *Process) PeakRSS() int64 {
+func (p *Process) PeakRSS() int64 { return p.status("VmHWM:") }
+
+// RSS returns the resident set size in bytes.
+func (p *Process) RSS() int64 { return p.status("VmRSS:") }
+
+// status reads a size in kB from /proc/PID/status.
+func (p *Process) status(field string) int64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			var kb int64
 			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
 			return kb * 1024
