@@ -7,12 +7,21 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/provider"
 	"github.com/herald-dev/herald/internal/retry"
 )
+
+// CacheOptions is how a manager running these controllers should cache.
+// Objects are kept without their managedFields: no controller reads them,
+// they are often the larger part of a small object, and an update sent
+// without them leaves the server's record as it is.
+func CacheOptions() cache.Options {
+	return cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+}
 
 // Options configures the controllers. The defaults reproduce the
 // predecessor's job queue knobs: 5 workers per channel, 4 attempts (3

@@ -152,6 +152,7 @@ func newControllerCommand() *cobra.Command {
 			cfg.QPS, cfg.Burst = float32(f.qps), f.burst
 			mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 				Scheme:                  newScheme(),
+				Cache:                   controllers.CacheOptions(),
 				Metrics:                 metricsserver.Options{BindAddress: f.metricsAddr},
 				HealthProbeBindAddress:  f.probeAddr,
 				PprofBindAddress:        f.pprofAddr,

@@ -278,6 +278,7 @@ func (e *Env) startControllers(ctx context.Context) error {
 	}
 	mgr, err := ctrl.NewManager(e.Config, ctrl.Options{
 		Scheme:                 Scheme(),
+		Cache:                  controllers.CacheOptions(),
 		Logger:                 e.log.WithName("controller"),
 		Metrics:                metricsserver.Options{BindAddress: metrics},
 		HealthProbeBindAddress: "0",
