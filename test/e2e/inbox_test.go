@@ -281,9 +281,8 @@ func TestInboxPage(t *testing.T) {
 	t.Log("ok: release-approval is Approved by alice")
 
 	// README.md: kubectl patch inboxitem ... --as <user> --type=merge.
-	// Carol answers her own item through kube-apiserver. (Whether the
-	// decision then stands is the Notification controller's business and
-	// tested there: answers given within the same second currently tie.)
+	// Carol answers her own item through kube-apiserver, the other way;
+	// alice's approval was recorded first and must stand.
 	carol, err := client.New(env.UserConfig("carol"), client.Options{Scheme: devenv.Scheme()})
 	if err != nil {
 		t.Fatal(err)
@@ -303,9 +302,12 @@ func TestInboxPage(t *testing.T) {
 		if len(n.Status.Responses) != 2 {
 			return fmt.Errorf("responses: %+v", n.Status.Responses)
 		}
+		if !meta.IsStatusConditionTrue(n.Status.Conditions, notifyv1.ConditionApproved) || meta.IsStatusConditionTrue(n.Status.Conditions, notifyv1.ConditionRejected) {
+			return fmt.Errorf("the decision changed after a later answer: %v", n.Status.Conditions)
+		}
 		return nil
 	})
-	t.Log("ok: carol's answer through kube-apiserver is recorded")
+	t.Log("ok: carol's answer through kube-apiserver is recorded; alice's approval stands")
 
 	// Another user sees their own inbox only.
 	step("switch to carol", p.click(ctx, `#users button[data-user="carol"]`))
