@@ -4,6 +4,7 @@
 LOCALBIN ?= $(shell pwd)/bin
 K8S_BIN ?= $(LOCALBIN)/k8s
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+OPENAPI_GEN ?= $(LOCALBIN)/openapi-gen
 MAILPIT ?= $(LOCALBIN)/mailpit
 GINKGO ?= $(LOCALBIN)/ginkgo
 
@@ -33,13 +34,20 @@ manifests: controller-gen ## Generate CRDs and RBAC from markers.
 	$(CONTROLLER_GEN) rbac:roleName=herald-controller crd:allowDangerousTypes=false paths="./api/notify/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 
 .PHONY: generate
-generate: controller-gen ## Generate DeepCopy methods.
+generate: controller-gen openapi-gen ## Generate DeepCopy methods and the inbox server's OpenAPI definitions.
 	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./api/..."
+	$(OPENAPI_GEN) --output-dir internal/inbox/openapi \
+	  --output-pkg github.com/herald-dev/herald/internal/inbox/openapi \
+	  --output-file zz_generated.openapi.go --output-model-name-file zz_generated.model_name.go \
+	  --go-header-file hack/boilerplate.go.txt --report-filename /dev/null \
+	  --readonly-pkg k8s.io/apimachinery/pkg/apis/meta/v1 --readonly-pkg k8s.io/apimachinery/pkg/runtime \
+	  --readonly-pkg k8s.io/apimachinery/pkg/version \
+	  ./api/inbox/v1alpha1 k8s.io/apimachinery/pkg/apis/meta/v1 k8s.io/apimachinery/pkg/runtime k8s.io/apimachinery/pkg/version
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when committed generated files are stale.
-	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make manifests generate' and commit the result" >&2; exit 1; }
-	@untracked=$$(git ls-files --others --exclude-standard -- api config); if [ -n "$$untracked" ]; then echo "generated files not committed: $$untracked" >&2; exit 1; fi
+	@git diff --exit-code -- api config internal/inbox/openapi || { echo "generated files are stale: run 'make manifests generate' and commit the result" >&2; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- api config internal/inbox/openapi); if [ -n "$$untracked" ]; then echo "generated files not committed: $$untracked" >&2; exit 1; fi
 
 .PHONY: fmt
 fmt: ## Run gofmt.
@@ -85,6 +93,12 @@ $(K8S_BIN)/etcd:
 $(MAILPIT):
 	@mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) $(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
+
+.PHONY: openapi-gen
+openapi-gen: $(OPENAPI_GEN) ## Install openapi-gen at the kube-openapi version in go.mod.
+$(OPENAPI_GEN):
+	@mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) $(GO) install k8s.io/kube-openapi/cmd/openapi-gen@$$($(GO) list -m -f '{{.Version}}' k8s.io/kube-openapi)
 
 .PHONY: controller-gen
 controller-gen: $(CONTROLLER_GEN) ## Install controller-gen.
