@@ -142,6 +142,14 @@ func (r *DeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		}
 	}
 
+	// From here the attempt runs to its end even when the manager shuts
+	// down (it waits for running reconciles before it lets the lease go):
+	// a send cut off half-way, or a result that is never written, would be
+	// sent again by the next leader. The attempt's timeout and the time
+	// allowed for recording it still bound it.
+	ctx, cancelAttempt := context.WithTimeout(context.WithoutCancel(ctx), timeout+recordTimeout)
+	defer cancelAttempt()
+
 	msg := message(&d, int(attempt))
 	sendCtx, cancel := context.WithTimeout(ctx, timeout)
 	start := time.Now()
@@ -158,6 +166,9 @@ func (r *DeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	return ctrl.Result{}, r.recordSuccess(ctx, &d, attempt, now, elapsed, providerName, res)
 }
+
+// recordTimeout bounds writing an attempt's outcome after the attempt.
+const recordTimeout = 30 * time.Second
 
 func (r *DeliveryReconciler) policy(d *notifyv1.ChannelDelivery) retry.Policy {
 	var p retry.Policy

@@ -159,6 +159,10 @@ func newControllerCommand() *cobra.Command {
 				LeaderElection:          f.leaderElect,
 				LeaderElectionID:        "herald-controller.notify.herald.dev",
 				LeaderElectionNamespace: f.leaderElectNS,
+				// The process ends as soon as the manager stops, so the
+				// lease can be given up then: a rolling update hands over
+				// at once instead of after the lease expires.
+				LeaderElectionReleaseOnCancel: true,
 			})
 			if err != nil {
 				return fmt.Errorf("creating manager: %w", err)

@@ -12,6 +12,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -102,6 +103,56 @@ var _ = Describe("faults", Ordered, func() {
 		// webhook worker.
 		Expect(dup).To(BeNumerically("<=", 5))
 		AddReportEntry("kill", fmt.Sprintf("killed after %d of 500 deliveries; duplicates at the sink: %d", killedAt, dup))
+	})
+
+	It("hands the lease over at once when the leader is stopped mid-run, losing and repeating nothing", func() {
+		ns := namespace("handover")
+		s := newSink(20 * time.Millisecond)
+		election := []string{"--leader-elect", "--leader-election-namespace=" + ns}
+		lease := client.ObjectKey{Namespace: ns, Name: "herald-controller.notify.herald.dev"}
+		holder := func() string {
+			var l coordinationv1.Lease
+			if err := k8s.Get(ctx, lease, &l); err != nil || l.Spec.HolderIdentity == nil {
+				return ""
+			}
+			return *l.Spec.HolderIdentity
+		}
+		leader := startController(election...)
+		Eventually(holder, time.Minute).ShouldNot(BeEmpty())
+		first := holder()
+		startController(election...) // the standby, with warm caches
+
+		webhookProvider(ns, s.URL)
+		users := recipients(ns, 50, nil)
+		notifications(ns, users, 50, 4, notifyv1.ChannelWebhook, nil)
+		Eventually(func() int64 { return s.requests.Load() }).Should(BeNumerically(">=", 50))
+
+		// What the kubelet does in a rolling update: SIGTERM, then wait.
+		stoppedAt := time.Now()
+		Expect(leader.Stop(40*time.Second)).To(BeTrue(), "the leader did not stop within 40s of SIGTERM")
+		Eventually(func() string {
+			h := holder()
+			if h == first {
+				return ""
+			}
+			return h
+		}, time.Minute, 100*time.Millisecond).ShouldNot(BeEmpty())
+		handover := time.Since(stoppedAt)
+		// Without giving the lease up, the standby would wait for it to
+		// expire (15s after the last renewal).
+		Expect(handover).To(BeNumerically("<", 10*time.Second))
+
+		waitAllFinished(ns, 50)
+		ds := expectAllSucceeded(ns, 200)
+		distinct, dup := s.tally()
+		Expect(distinct).To(Equal(200))
+		for _, d := range ds {
+			Expect(s.ok).To(HaveKey(string(d.UID)))
+		}
+		// A graceful stop finishes the attempts in flight and records them:
+		// nothing is sent twice.
+		Expect(dup).To(BeZero())
+		AddReportEntry("handover", fmt.Sprintf("leader stopped with SIGTERM; the standby led %s later; duplicates at the sink: %d", handover.Round(time.Millisecond), dup))
 	})
 
 	It("loses nothing when the API server is down for 10 seconds", func() {

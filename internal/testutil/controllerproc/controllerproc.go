@@ -59,6 +59,18 @@ func (p *Process) Kill() {
 	<-p.done
 }
 
+// Stop asks the process to end (SIGTERM, as the kubelet does first) and
+// waits for it, up to limit; it reports whether the process ended in time.
+func (p *Process) Stop(limit time.Duration) bool {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(limit):
+		return false
+	}
+}
+
 // Exited reports whether the process has ended.
 func (p *Process) Exited() bool {
 	select {
