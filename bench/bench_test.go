@@ -82,7 +82,7 @@ func TestBench(t *testing.T) {
 	h.env = env
 	env.CRDDirectoryPaths = append(env.CRDDirectoryPaths, "testdata")
 	// The inbox run reaches the inbox server through the aggregator.
-	if err := heraldenvtest.ConfigureFrontProxy(env, t.TempDir()); err != nil {
+	if _, err := heraldenvtest.ConfigureFrontProxy(env, t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := env.Start()

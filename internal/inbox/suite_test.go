@@ -89,23 +89,16 @@ var _ = BeforeSuite(func() {
 	suiteCtx, cancelSuite = context.WithCancel(context.Background())
 	dir := GinkgoT().TempDir()
 
-	By("generating the front-proxy CA and client certificate")
-	caFile, certFile, keyFile := writeFrontProxyPKI(dir)
-
 	By("starting kube-apiserver with the front proxy configured")
 	var err error
 	testEnv, err = heraldenvtest.New()
 	Expect(err).NotTo(HaveOccurred())
 	scheme = testEnv.Scheme
 	Expect(inboxv1.AddToScheme(scheme)).To(Succeed())
+	fp, err := heraldenvtest.ConfigureFrontProxy(testEnv, dir)
+	Expect(err).NotTo(HaveOccurred())
+	proxyCA, proxyCAKey, proxyCert = fp.CA, fp.CAKey, fp.Client
 	args := testEnv.ControlPlane.GetAPIServer().Configure()
-	args.Set("requestheader-client-ca-file", caFile)
-	args.Set("requestheader-allowed-names", "front-proxy-client")
-	args.Set("requestheader-username-headers", "X-Remote-User")
-	args.Set("requestheader-group-headers", "X-Remote-Group")
-	args.Set("requestheader-extra-headers-prefix", "X-Remote-Extra-")
-	args.Set("proxy-client-cert-file", certFile)
-	args.Set("proxy-client-key-file", keyFile)
 	// Short, so that a test can show that ?watch=1 keeps a stream past it.
 	args.Set("request-timeout", requestTimeout.String())
 	cfg, err = testEnv.Start()
@@ -302,39 +295,6 @@ func itemNames(list *inboxv1.InboxItemList) []string {
 
 func conditionTrue(conds []metav1.Condition, t string) bool {
 	return meta.IsStatusConditionTrue(conds, t)
-}
-
-// writeFrontProxyPKI writes a CA and a client certificate with CN
-// front-proxy-client signed by it: what kube-apiserver presents to
-// aggregated servers.
-func writeFrontProxyPKI(dir string) (caFile, certFile, keyFile string) {
-	var err error
-	proxyCAKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	Expect(err).NotTo(HaveOccurred())
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "herald-test-front-proxy-ca"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &proxyCAKey.PublicKey, proxyCAKey)
-	Expect(err).NotTo(HaveOccurred())
-	proxyCA, err = x509.ParseCertificate(caDER)
-	Expect(err).NotTo(HaveOccurred())
-	certPEM, keyPEM := clientCert("front-proxy-client")
-	proxyCert, err = tls.X509KeyPair(certPEM, keyPEM)
-	Expect(err).NotTo(HaveOccurred())
-
-	caFile = filepath.Join(dir, "front-proxy-ca.crt")
-	certFile = filepath.Join(dir, "front-proxy-client.crt")
-	keyFile = filepath.Join(dir, "front-proxy-client.key")
-	Expect(os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600)).To(Succeed())
-	Expect(os.WriteFile(certFile, certPEM, 0o600)).To(Succeed())
-	Expect(os.WriteFile(keyFile, keyPEM, 0o600)).To(Succeed())
-	return caFile, certFile, keyFile
 }
 
 // clientCert issues a client certificate with common name cn from the

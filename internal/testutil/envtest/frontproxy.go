@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -20,16 +21,24 @@ import (
 // kube-apiserver presents to aggregated API servers.
 const FrontProxyClientName = "front-proxy-client"
 
+// FrontProxy is the PKI kube-apiserver uses towards aggregated API
+// servers: tests use the CA to forge or check client certificates.
+type FrontProxy struct {
+	CA     *x509.Certificate
+	CAKey  *ecdsa.PrivateKey
+	Client tls.Certificate
+}
+
 // ConfigureFrontProxy gives env's kube-apiserver a front-proxy CA and client
 // certificate (written to dir), so that it can forward authenticated
 // requests to an aggregated API server such as Herald's inbox. Call it
 // before env.Start. kube-apiserver then publishes the CA in
 // kube-system/extension-apiserver-authentication, where the aggregated
 // server reads it.
-func ConfigureFrontProxy(env *envtest.Environment, dir string) error {
+func ConfigureFrontProxy(env *envtest.Environment, dir string) (*FrontProxy, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	caTmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
@@ -42,15 +51,15 @@ func ConfigureFrontProxy(env *envtest.Environment, dir string) error {
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
-		return fmt.Errorf("front-proxy CA: %w", err)
+		return nil, fmt.Errorf("front-proxy CA: %w", err)
 	}
 	ca, err := x509.ParseCertificate(caDER)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
 		SerialNumber: big.NewInt(2),
@@ -61,11 +70,11 @@ func ConfigureFrontProxy(env *envtest.Environment, dir string) error {
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}, ca, &key.PublicKey, caKey)
 	if err != nil {
-		return fmt.Errorf("front-proxy client certificate: %w", err)
+		return nil, fmt.Errorf("front-proxy client certificate: %w", err)
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	caFile := filepath.Join(dir, "front-proxy-ca.crt")
 	certFile := filepath.Join(dir, "front-proxy-client.crt")
@@ -76,7 +85,7 @@ func ConfigureFrontProxy(env *envtest.Environment, dir string) error {
 		keyFile:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
 	} {
 		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	args := env.ControlPlane.GetAPIServer().Configure()
@@ -87,5 +96,10 @@ func ConfigureFrontProxy(env *envtest.Environment, dir string) error {
 	args.Set("requestheader-extra-headers-prefix", "X-Remote-Extra-")
 	args.Set("proxy-client-cert-file", certFile)
 	args.Set("proxy-client-key-file", keyFile)
-	return nil
+	client, err := tls.X509KeyPair(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	if err != nil {
+		return nil, err
+	}
+	return &FrontProxy{CA: ca, CAKey: caKey, Client: client}, nil
 }
