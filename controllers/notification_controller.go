@@ -66,6 +66,11 @@ const templateRetryInterval = 30 * time.Second
 // aggregates their outcomes back into the Notification's status.
 type NotificationReconciler struct {
 	client.Client
+	// APIReader reads past the cache. A user the cached Recipients do not
+	// know may have been created a moment ago (a manifest applying both
+	// at once): that is checked against the API server before the
+	// delivery is skipped for good.
+	APIReader      client.Reader
 	Recorder       events.EventRecorder
 	Clock          clock.PassiveClock
 	DefaultRetry   retry.Policy
@@ -295,6 +300,13 @@ func (r *NotificationReconciler) dispatch(ctx context.Context, n *notifyv1.Notif
 		return ctrl.Result{}, fmt.Errorf("listing recipients: %w", err)
 	}
 	res, err := audience.Resolve(n.Spec.Audience, all.Items)
+	if err == nil && len(res.Unresolved) > 0 && r.APIReader != nil {
+		var live notifyv1.RecipientList
+		if err := r.APIReader.List(ctx, &live, client.InNamespace(n.Namespace)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("listing recipients from the API server: %w", err)
+		}
+		res, err = audience.Resolve(n.Spec.Audience, live.Items)
+	}
 	if err != nil {
 		r.setCondition(n, notifyv1.ConditionDispatched, metav1.ConditionFalse, ReasonInvalidAudience, err.Error())
 		n.Status.Phase = notifyv1.NotificationFailed

@@ -101,6 +101,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*provider.Registry, error) {
 	recorder := mgr.GetEventRecorder("herald-controller")
 	if err := (&NotificationReconciler{
 		Client:            mgr.GetClient(),
+		APIReader:         mgr.GetAPIReader(),
 		Recorder:          recorder,
 		Clock:             opts.Clock,
 		DefaultRetry:      opts.DefaultRetry,

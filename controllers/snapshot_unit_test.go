@@ -1,11 +1,13 @@
 package controllers
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
@@ -58,5 +60,43 @@ func TestInAppDeliveriesCarryNoRetryPolicy(t *testing.T) {
 	}
 	if d := r.newDelivery(n, notifyv1.ChannelEmail, "alice", notifyv1.RenderedContent{}, rp, timeout); d.Spec.Retry == nil || d.Spec.Timeout == nil {
 		t.Errorf("email delivery lost its retry policy or timeout: %v, %v", d.Spec.Retry, d.Spec.Timeout)
+	}
+}
+
+// A Recipient created a moment before its Notification may not be in the
+// cache yet; it must not be skipped as unknown for that.
+func TestDispatchChecksUnknownUsersPastTheCache(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := notifyv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	alice := &notifyv1.Recipient{ObjectMeta: metav1.ObjectMeta{Name: "alice", Namespace: "ns"}, Spec: notifyv1.RecipientSpec{Username: "alice"}}
+	cached := fake.NewClientBuilder().WithScheme(scheme).
+		WithIndex(&notifyv1.ChannelDelivery{}, deliveryNotificationIndex, func(o client.Object) []string {
+			return []string{o.(*notifyv1.ChannelDelivery).Spec.Notification}
+		}).Build()
+	live := fake.NewClientBuilder().WithScheme(scheme).WithObjects(alice).Build()
+	r := &NotificationReconciler{
+		Client: cached, APIReader: live, FanOutParallelism: 1,
+		DefaultRetry:   retry.Policy{Strategy: retry.Exponential, MaxAttempts: 4, InitialDelay: time.Second, MaxDelay: time.Minute},
+		DefaultTimeout: 30 * time.Second,
+	}
+	n := &notifyv1.Notification{
+		ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: "ns", UID: "u"},
+		Spec: notifyv1.NotificationSpec{Type: notifyv1.TypeInformational, Message: "hi",
+			Audience: notifyv1.Audience{Users: []string{"alice", "mallory"}}, Channels: []notifyv1.Channel{notifyv1.ChannelInApp}},
+	}
+	if _, err := r.dispatch(context.Background(), n, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.Status.Unresolved; len(got) != 1 || got[0] != "mallory" {
+		t.Errorf("unresolved %v, want [mallory]", got)
+	}
+	var d notifyv1.ChannelDelivery
+	if err := cached.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: DeliveryName("n", notifyv1.ChannelInApp, "alice")}, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Spec.Skip != nil {
+		t.Errorf("alice's delivery is skipped: %+v", d.Spec.Skip)
 	}
 }
