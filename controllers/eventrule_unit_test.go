@@ -5,6 +5,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 )
@@ -75,5 +76,43 @@ func TestEventMatching(t *testing.T) {
 	// or each Notification's Events would make another Notification.
 	if !isHeraldEvent(ev(notifyv1.GroupVersion.String(), "Notification", "Normal", "Delivered")) || isHeraldEvent(ev("v1", "Pod", "Normal", "Pulled")) {
 		t.Error("isHeraldEvent is wrong")
+	}
+}
+
+func TestTrimEventKeepsWhatRulesUse(t *testing.T) {
+	now := metav1.Now()
+	e := &corev1.Event{
+		ObjectMeta: metav1.ObjectMeta{Name: "web.1", Namespace: "prod", UID: "u", ResourceVersion: "7",
+			Labels: map[string]string{"a": "b"}, Annotations: map[string]string{"c": "d"},
+			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}},
+		InvolvedObject:      corev1.ObjectReference{Kind: "Pod", Name: "web", Namespace: "prod", APIVersion: "v1", FieldPath: "spec.containers{app}"},
+		Type:                "Warning",
+		Reason:              "BackOff",
+		Message:             "Back-off restarting failed container",
+		Count:               3,
+		FirstTimestamp:      now,
+		LastTimestamp:       now,
+		Series:              &corev1.EventSeries{Count: 4, LastObservedTime: metav1.NowMicro()},
+		Source:              corev1.EventSource{Component: "kubelet", Host: "node-1"},
+		ReportingController: "kubelet",
+		ReportingInstance:   "node-1",
+		Action:              "Restarting",
+		Related:             &corev1.ObjectReference{Kind: "Node", Name: "node-1"},
+	}
+	want := e.DeepCopy()
+	got, err := trimEvent(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	te := got.(*corev1.Event)
+	if te.Labels != nil || te.Annotations != nil || te.ManagedFields != nil || te.Related != nil ||
+		te.Source != (corev1.EventSource{}) || te.ReportingController != "" || te.ReportingInstance != "" || te.Action != "" {
+		t.Errorf("unused fields kept: %+v", te)
+	}
+	if te.Name != want.Name || te.Namespace != want.Namespace || te.UID != want.UID || te.ResourceVersion != want.ResourceVersion ||
+		te.InvolvedObject != want.InvolvedObject || te.Type != want.Type || te.Reason != want.Reason || te.Message != want.Message ||
+		te.Count != want.Count || !te.FirstTimestamp.Equal(&want.FirstTimestamp) || !te.LastTimestamp.Equal(&want.LastTimestamp) ||
+		te.Series == nil || te.Series.Count != 4 || eventCount(te) != eventCount(want) || occurrence(te) != occurrence(want) {
+		t.Errorf("a field rules use was lost: got %+v, want %+v", te, want)
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
@@ -20,7 +22,26 @@ import (
 // they are often the larger part of a small object, and an update sent
 // without them leaves the server's record as it is.
 func CacheOptions() cache.Options {
-	return cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
+	return cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		// Events are cached cluster-wide for the EventRule controller,
+		// which reads only part of each.
+		ByObject: map[client.Object]cache.ByObject{&corev1.Event{}: {Transform: trimEvent}},
+	}
+}
+
+// trimEvent keeps what EventRules match and render: the event's identity,
+// type, reason, message, involved object, count and times. The reporting
+// fields, related object, labels and annotations are dropped.
+func trimEvent(obj any) (any, error) {
+	e, ok := obj.(*corev1.Event)
+	if !ok {
+		return obj, nil
+	}
+	e.ManagedFields, e.Labels, e.Annotations, e.OwnerReferences = nil, nil, nil, nil
+	e.Source, e.Action, e.Related = corev1.EventSource{}, "", nil
+	e.ReportingController, e.ReportingInstance = "", ""
+	return e, nil
 }
 
 // Options configures the controllers. The defaults reproduce the
