@@ -21,9 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -33,6 +31,7 @@ import (
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/devenv"
 	"github.com/herald-dev/herald/internal/testutil/controllerproc"
 )
 
@@ -209,31 +208,13 @@ func (h *harness) startInboxServer() (*controllerproc.Process, int64) {
 		h.t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := h.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "herald-system"}}); err != nil {
+	if err := h.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: devenv.InboxNamespace}}); err != nil {
 		h.t.Fatal(err)
 	}
-	if err := h.c.Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "herald-inbox", Namespace: "herald-system"},
-		Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeExternalName, ExternalName: "localhost",
-			Ports: []corev1.ServicePort{{Name: "https", Port: int32(port), TargetPort: intstr.FromInt32(int32(port))}},
-		},
-	}); err != nil {
-		h.t.Fatal(err)
-	}
-	apiService := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiregistration.k8s.io/v1",
-		"kind":       "APIService",
-		"metadata":   map[string]any{"name": "v1alpha1.inbox.herald.dev"},
-		"spec": map[string]any{
-			"group": inboxv1.GroupName, "version": "v1alpha1",
-			"groupPriorityMinimum": int64(1000), "versionPriority": int64(15),
-			"insecureSkipTLSVerify": true,
-			"service":               map[string]any{"name": "herald-inbox", "namespace": "herald-system", "port": int64(port)},
-		},
-	}}
-	if err := h.c.Create(ctx, apiService); err != nil {
-		h.t.Fatal(err)
+	for _, o := range devenv.InboxRegistration(port, nil) {
+		if err := h.c.Create(ctx, o); err != nil {
+			h.t.Fatal(err)
+		}
 	}
 	data, err := os.ReadFile(filepath.Join(h.root, "config", "apiserver", "user_clusterrole.yaml"))
 	if err != nil {

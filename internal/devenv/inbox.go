@@ -31,7 +31,7 @@ import (
 // authorizes the caller with RBAC, and forwards the identity in front-proxy
 // headers. So `kubectl get inboxitems --as alice` works as in a cluster.
 const (
-	inboxNamespace   = "herald-system"
+	InboxNamespace   = "herald-system"
 	inboxServiceName = "herald-inbox"
 	inboxAPIService  = "v1alpha1.inbox.herald.dev"
 )
@@ -48,7 +48,7 @@ func (e *Env) StartInboxServer(ctx context.Context) (stop func(), err error) {
 		return nil, err
 	}
 	serving, err := ca.serving("herald-inbox",
-		[]string{inboxServiceName + "." + inboxNamespace + ".svc", "localhost"}, []net.IP{net.ParseIP(loopback)})
+		[]string{inboxServiceName + "." + InboxNamespace + ".svc", "localhost"}, []net.IP{net.ParseIP(loopback)})
 	if err != nil {
 		return nil, err
 	}
@@ -125,33 +125,10 @@ func (e *Env) StartInboxServer(ctx context.Context) (stop func(), err error) {
 // registerInbox creates or updates the Service, APIService and user RBAC.
 func (e *Env) registerInbox(ctx context.Context, caBundle []byte) error {
 	c := e.Client
-	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: inboxNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: InboxNamespace}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	port := int32(e.Ports.Inbox)
-	svc := &corev1.Service{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: metav1.ObjectMeta{Name: inboxServiceName, Namespace: inboxNamespace},
-		Spec: corev1.ServiceSpec{
-			Type:         corev1.ServiceTypeExternalName,
-			ExternalName: "localhost",
-			Ports:        []corev1.ServicePort{{Name: "https", Port: port, TargetPort: intstr.FromInt32(port)}},
-		},
-	}
-	apiService := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiregistration.k8s.io/v1",
-		"kind":       "APIService",
-		"metadata":   map[string]any{"name": inboxAPIService},
-		"spec": map[string]any{
-			"group":                inboxv1.GroupName,
-			"version":              inboxv1.GroupVersion.Version,
-			"groupPriorityMinimum": int64(1000),
-			"versionPriority":      int64(15),
-			"caBundle":             base64.StdEncoding.EncodeToString(caBundle),
-			"service":              map[string]any{"name": inboxServiceName, "namespace": inboxNamespace, "port": int64(port)},
-		},
-	}}
-	objs := []client.Object{svc, apiService}
+	objs := InboxRegistration(e.Ports.Inbox, caBundle)
 	rbac, err := e.inboxUserRBAC()
 	if err != nil {
 		return err
@@ -163,6 +140,43 @@ func (e *Env) registerInbox(ctx context.Context, caBundle []byte) error {
 		}
 	}
 	return nil
+}
+
+// InboxRegistration returns what makes kube-apiserver's aggregator send
+// inbox.herald.dev to an inbox server listening on port of this machine: an
+// ExternalName Service in herald-system pointing at localhost, and the
+// APIService. With no caBundle the aggregator does not verify the server's
+// certificate (tests whose server certificate is generated in memory).
+// The namespace must exist.
+func InboxRegistration(port int, caBundle []byte) []client.Object {
+	svc := &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: metav1.ObjectMeta{Name: inboxServiceName, Namespace: InboxNamespace},
+		Spec: corev1.ServiceSpec{
+			Type:         corev1.ServiceTypeExternalName,
+			ExternalName: "localhost",
+			Ports:        []corev1.ServicePort{{Name: "https", Port: int32(port), TargetPort: intstr.FromInt32(int32(port))}},
+		},
+	}
+	spec := map[string]any{
+		"group":                inboxv1.GroupName,
+		"version":              inboxv1.GroupVersion.Version,
+		"groupPriorityMinimum": int64(1000),
+		"versionPriority":      int64(15),
+		"service":              map[string]any{"name": inboxServiceName, "namespace": InboxNamespace, "port": int64(port)},
+	}
+	if len(caBundle) > 0 {
+		spec["caBundle"] = base64.StdEncoding.EncodeToString(caBundle)
+	} else {
+		spec["insecureSkipTLSVerify"] = true
+	}
+	apiService := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiregistration.k8s.io/v1",
+		"kind":       "APIService",
+		"metadata":   map[string]any{"name": inboxAPIService},
+		"spec":       spec,
+	}}
+	return []client.Object{svc, apiService}
 }
 
 // inboxUserRBAC returns the herald-inbox-user ClusterRole and its binding

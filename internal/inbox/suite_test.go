@@ -28,7 +28,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -39,6 +38,7 @@ import (
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/devenv"
 	"github.com/herald-dev/herald/internal/inbox"
 	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
 )
@@ -139,29 +139,12 @@ var _ = BeforeSuite(func() {
 	go func() { serverDone <- srv.Run(suiteCtx) }()
 
 	By("registering the APIService")
-	Expect(k8sClient.Create(suiteCtx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "herald-system"}})).To(Succeed())
-	Expect(k8sClient.Create(suiteCtx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "herald-inbox", Namespace: "herald-system"},
-		Spec: corev1.ServiceSpec{
-			Type:         corev1.ServiceTypeExternalName,
-			ExternalName: "localhost",
-			Ports:        []corev1.ServicePort{{Name: "https", Port: int32(port), TargetPort: intstr.FromInt32(int32(port))}},
-		},
-	})).To(Succeed())
-	apiService := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apiregistration.k8s.io/v1",
-		"kind":       "APIService",
-		"metadata":   map[string]any{"name": "v1alpha1.inbox.herald.dev"},
-		"spec": map[string]any{
-			"group":                 inboxv1.GroupName,
-			"version":               "v1alpha1",
-			"groupPriorityMinimum":  int64(1000),
-			"versionPriority":       int64(15),
-			"insecureSkipTLSVerify": true,
-			"service":               map[string]any{"name": "herald-inbox", "namespace": "herald-system", "port": int64(port)},
-		},
-	}}
-	Expect(k8sClient.Create(suiteCtx, apiService)).To(Succeed())
+	Expect(k8sClient.Create(suiteCtx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: devenv.InboxNamespace}})).To(Succeed())
+	registration := devenv.InboxRegistration(port, nil)
+	for _, o := range registration {
+		Expect(k8sClient.Create(suiteCtx, o)).To(Succeed())
+	}
+	apiService := registration[1].(*unstructured.Unstructured)
 	Eventually(func(g Gomega) {
 		g.Expect(k8sClient.Get(suiteCtx, client.ObjectKeyFromObject(apiService), apiService)).To(Succeed())
 		conds, _, _ := unstructured.NestedSlice(apiService.Object, "status", "conditions")
