@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -220,25 +221,30 @@ type tally struct {
 // error, so that the counts are recorded before the retry.
 func (r *EventRuleReconciler) scan(ctx context.Context, rule *notifyv1.EventRule, p *prepared, now time.Time) (tally, error) {
 	var t tally
+	// Every matching Event wakes this scan, so the Events are read as the
+	// cache holds them, without copies; nothing here writes to them.
 	var list corev1.EventList
-	if err := r.List(ctx, &list, client.InNamespace(rule.Namespace)); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(rule.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return t, fmt.Errorf("listing events: %w", err)
+	}
+	stale := staleAfter(rule)
+	recent := list.Items[:0]
+	for i := range list.Items {
+		if e := &list.Items[i]; !isHeraldEvent(e) && now.Sub(occurrence(e)) <= stale {
+			recent = append(recent, *e)
+		}
 	}
 	// Oldest first, so that counts and Notifications follow the order
 	// things happened in.
-	sort.SliceStable(list.Items, func(i, j int) bool {
-		return occurrence(&list.Items[i]).Before(occurrence(&list.Items[j]))
+	sort.SliceStable(recent, func(i, j int) bool {
+		return occurrence(&recent[i]).Before(occurrence(&recent[j]))
 	})
 	ledger := r.ledger(rule)
-	stale := staleAfter(rule)
 	involved := map[string]labels.Set{}
 	created := map[string]bool{}
-	for i := range list.Items {
-		e := &list.Items[i]
+	for i := range recent {
+		e := &recent[i]
 		occ := occurrence(e)
-		if isHeraldEvent(e) || now.Sub(occ) > stale {
-			continue
-		}
 		key := observation(e)
 		if _, ok := ledger.seen[key]; ok {
 			continue
@@ -320,9 +326,9 @@ func isHeraldEvent(e *corev1.Event) bool {
 
 // quickMatch checks the parts of a match that need only the Event.
 func quickMatch(m *notifyv1.EventMatch, e *corev1.Event) bool {
-	return (len(m.Types) == 0 || containsString(m.Types, e.Type)) &&
-		(len(m.Reasons) == 0 || containsString(m.Reasons, e.Reason)) &&
-		(len(m.InvolvedKinds) == 0 || containsString(m.InvolvedKinds, e.InvolvedObject.Kind))
+	return (len(m.Types) == 0 || slices.Contains(m.Types, e.Type)) &&
+		(len(m.Reasons) == 0 || slices.Contains(m.Reasons, e.Reason)) &&
+		(len(m.InvolvedKinds) == 0 || slices.Contains(m.InvolvedKinds, e.InvolvedObject.Kind))
 }
 
 // involvedLabels reads the labels of an Event's involved object, once per

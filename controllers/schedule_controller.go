@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -183,7 +184,7 @@ func (r *NotificationScheduleReconciler) run(ctx context.Context, s *notifyv1.No
 	}
 	s.Status.LastScheduleTime = &metav1.Time{Time: t}
 	s.Status.LastNotification = n.Name
-	if !containsString(s.Status.Active, n.Name) {
+	if !slices.Contains(s.Status.Active, n.Name) {
 		s.Status.Active = append(s.Status.Active, n.Name)
 		sort.Strings(s.Status.Active)
 	}
@@ -318,15 +319,6 @@ func (r *NotificationScheduleReconciler) announce(s *notifyv1.NotificationSchedu
 	if c != nil && c.Reason == ReasonInvalidSchedule && (old == nil || old.Reason != c.Reason || old.Message != c.Message) {
 		r.Recorder.Eventf(s, nil, "Warning", ReasonInvalidSchedule, "Schedule", "%s", c.Message)
 	}
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // SetupWithManager watches schedules' specs and annotations (a changed

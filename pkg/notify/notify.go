@@ -31,6 +31,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -262,8 +264,8 @@ func (b *Builder) Build() (*v1alpha1.Notification, error) {
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        Name(b.key),
 			Namespace:   b.namespace,
-			Labels:      copyMap(b.labels),
-			Annotations: copyMap(b.annotations),
+			Labels:      maps.Clone(b.labels),
+			Annotations: maps.Clone(b.annotations),
 		},
 		Spec: *b.spec.DeepCopy(),
 	}
@@ -314,27 +316,9 @@ func (b *Builder) Send(ctx context.Context, c client.Client) (*v1alpha1.Notifica
 
 func appendNew[T comparable](list []T, items ...T) []T {
 	for _, it := range items {
-		found := false
-		for _, have := range list {
-			if have == it {
-				found = true
-				break
-			}
-		}
-		if !found {
+		if !slices.Contains(list, it) {
 			list = append(list, it)
 		}
 	}
 	return list
-}
-
-func copyMap(m map[string]string) map[string]string {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
