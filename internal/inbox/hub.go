@@ -236,11 +236,8 @@ func (h *Hub) Replace(list []any, rv string) error {
 	if err := h.deliveries.Replace(list, rv); err != nil {
 		return err
 	}
-	for key, s := range h.shown {
-		if s.timer != nil {
-			s.timer.Stop()
-		}
-		delete(h.shown, key)
+	for key := range h.shown {
+		h.hideLocked(key)
 	}
 	now := h.clock.Now()
 	for _, obj := range list {
@@ -302,11 +299,8 @@ func (h *Hub) apply(obj any, deleted bool) error {
 		h.head = rv
 	}
 	key := keyOf(d.Namespace, d.Name)
-	var old *shownItem
-	if s := h.shown[key]; s != nil {
-		old = s
-		h.hideLocked(key)
-	}
+	old := h.shown[key]
+	h.hideLocked(key)
 	var item *inboxv1.InboxItem
 	if deleted {
 		if err := h.deliveries.Delete(d); err != nil {
@@ -379,11 +373,7 @@ func (h *Hub) restartHistoryLocked() {
 	}
 	h.ringStart, h.ringLen = 0, 0
 	h.floor = h.head
-	for _, set := range h.subs {
-		for sub := range set {
-			h.dropLocked(sub)
-		}
-	}
+	h.dropAllLocked()
 }
 
 func (h *Hub) publishLocked(ev *Event) {
@@ -467,6 +457,12 @@ func (h *Hub) Shutdown() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.closed = true
+	h.dropAllLocked()
+}
+
+// dropAllLocked closes every stream and watch; their clients resume from
+// their last id.
+func (h *Hub) dropAllLocked() {
 	for _, set := range h.subs {
 		for sub := range set {
 			h.dropLocked(sub)

@@ -122,11 +122,8 @@ func (s *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	hb := s.heartbeat
-	if hb <= 0 {
-		hb = DefaultHeartbeat
-	}
-	ticker := time.NewTicker(hb)
+	// Options.Validate has made sure the interval is positive.
+	ticker := time.NewTicker(s.heartbeat)
 	defer ticker.Stop()
 	for {
 		buf.Reset()
