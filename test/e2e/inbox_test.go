@@ -35,6 +35,7 @@ import (
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/devenv"
+	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
 )
 
 const (
@@ -58,20 +59,11 @@ func chromiumPath(t *testing.T) string {
 }
 
 func repoRoot(t *testing.T) string {
-	dir, err := os.Getwd()
+	root, err := heraldenvtest.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test directory")
-		}
-		dir = parent
-	}
+	return root
 }
 
 // startEnv starts `herald dev`'s environment with its state in a temporary

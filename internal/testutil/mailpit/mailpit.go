@@ -27,6 +27,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
 )
 
 // TLSMode selects how the SMTP listener uses TLS.
@@ -400,28 +402,19 @@ func findBinary() (string, error) {
 		}
 		return p, nil
 	}
-	dir, err := os.Getwd()
+	root, err := heraldenvtest.RepoRoot()
 	if err != nil {
-		return "", fmt.Errorf("mailpit: %w", err)
+		return "", fmt.Errorf("mailpit: cannot find bin/mailpit: %w; %s", err, hint)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			name := "mailpit"
-			if runtime.GOOS == "windows" {
-				name += ".exe"
-			}
-			p := filepath.Join(dir, "bin", name)
-			if _, err := os.Stat(p); err != nil {
-				return "", fmt.Errorf("mailpit: %s not found; %s", p, hint)
-			}
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("mailpit: no go.mod above the working directory, cannot find bin/mailpit; %s", hint)
-		}
-		dir = parent
+	name := "mailpit"
+	if runtime.GOOS == "windows" {
+		name += ".exe"
 	}
+	p := filepath.Join(root, "bin", name)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("mailpit: %s not found; %s", p, hint)
+	}
+	return p, nil
 }
 
 // freePorts returns two distinct free loopback TCP ports. Both listeners are
