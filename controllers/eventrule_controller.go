@@ -28,7 +28,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -465,30 +464,16 @@ func (r *EventRuleReconciler) notificationFor(rule *notifyv1.EventRule, tmpl *no
 	}
 
 	window := ThrottleWindow(occurred, rule.Spec.Throttle.Duration)
-	tpl := rule.Spec.Notification.Metadata
-	n := &notifyv1.Notification{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        EventNotificationName(rule.Name, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, window),
-			Namespace:   rule.Namespace,
-			Labels:      map[string]string{},
-			Annotations: map[string]string{},
-		},
-		Spec: *spec,
-	}
-	for k, v := range tpl.Labels {
-		n.Labels[k] = v
-	}
-	for k, v := range tpl.Annotations {
-		n.Annotations[k] = v
+	// Owned by the rule: deleting the rule deletes its Notifications.
+	n, err := ownedNotification(rule, r.Scheme(), EventNotificationName(rule.Name, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, window),
+		rule.Spec.Notification.Metadata, *spec)
+	if err != nil {
+		return nil, err
 	}
 	n.Labels[notifyv1.LabelEventRule] = LabelValue(rule.Name)
 	n.Annotations[AnnotationInvolvedObject] = e.InvolvedObject.Kind + "/" + e.InvolvedObject.Name
 	n.Annotations[AnnotationEventReason] = e.Reason
 	n.Annotations[AnnotationThrottleWindow] = window.Format(time.RFC3339)
-	// Owned by the rule: deleting the rule deletes its Notifications.
-	if err := controllerutil.SetControllerReference(rule, n, r.Scheme()); err != nil {
-		return nil, err
-	}
 	return n, nil
 }
 

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -11,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -200,26 +202,30 @@ func ScheduledName(schedule string, t time.Time) string {
 
 func (r *NotificationScheduleReconciler) child(s *notifyv1.NotificationSchedule, t time.Time) *notifyv1.Notification {
 	tpl := s.Spec.Notification
+	// Children go with their schedule, and their progress wakes it.
+	n, _ := ownedNotification(s, r.Scheme(), ScheduledName(s.Name, t), tpl.Metadata, *tpl.Spec.DeepCopy())
+	n.Labels[notifyv1.LabelSchedule] = LabelValue(s.Name)
+	n.Annotations[notifyv1.AnnotationScheduledTime] = t.UTC().Format(time.RFC3339)
+	return n
+}
+
+// ownedNotification is the Notification that owner (a schedule or an event
+// rule) creates: named name in the owner's namespace, with the labels and
+// annotations of its template's metadata (never nil, so the caller can add
+// its own) and spec, controlled by owner.
+func ownedNotification(owner client.Object, scheme *runtime.Scheme, name string, tmpl notifyv1.ObjectMetaTemplate, spec notifyv1.NotificationSpec) (*notifyv1.Notification, error) {
 	n := &notifyv1.Notification{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        ScheduledName(s.Name, t),
-			Namespace:   s.Namespace,
+			Name:        name,
+			Namespace:   owner.GetNamespace(),
 			Labels:      map[string]string{},
 			Annotations: map[string]string{},
 		},
-		Spec: *tpl.Spec.DeepCopy(),
+		Spec: spec,
 	}
-	for k, v := range tpl.Metadata.Labels {
-		n.Labels[k] = v
-	}
-	for k, v := range tpl.Metadata.Annotations {
-		n.Annotations[k] = v
-	}
-	n.Labels[notifyv1.LabelSchedule] = LabelValue(s.Name)
-	n.Annotations[notifyv1.AnnotationScheduledTime] = t.UTC().Format(time.RFC3339)
-	// Children go with their schedule, and their progress wakes it.
-	_ = controllerutil.SetControllerReference(s, n, r.Scheme())
-	return n
+	maps.Copy(n.Labels, tmpl.Labels)
+	maps.Copy(n.Annotations, tmpl.Annotations)
+	return n, controllerutil.SetControllerReference(owner, n, scheme)
 }
 
 // trackChildren lists the schedule's Notifications, records the unfinished
