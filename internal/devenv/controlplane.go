@@ -13,6 +13,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/herald-dev/herald/internal/pki"
 )
 
 // Front-proxy settings: kube-apiserver forwards aggregated API requests
@@ -37,20 +39,20 @@ func (e *Env) startControlPlane() error {
 	if err := os.MkdirAll(certDir, 0o700); err != nil {
 		return err
 	}
-	fpCA, err := newCA("herald-dev-front-proxy-ca")
+	fpCA, err := pki.NewCA("herald-dev-front-proxy-ca")
 	if err != nil {
 		return err
 	}
-	fpClient, err := fpCA.client(frontProxyClientName)
+	fpClient, err := fpCA.Client(frontProxyClientName)
 	if err != nil {
 		return err
 	}
 	fpCAFile := filepath.Join(certDir, "front-proxy-ca.crt")
 	fpCertFile, fpKeyFile := filepath.Join(certDir, "front-proxy-client.crt"), filepath.Join(certDir, "front-proxy-client.key")
-	if err := fpCA.write(fpCAFile, ""); err != nil {
+	if err := fpCA.Write(fpCAFile, ""); err != nil {
 		return err
 	}
-	if err := fpClient.write(fpCertFile, fpKeyFile); err != nil {
+	if err := fpClient.Write(fpCertFile, fpKeyFile); err != nil {
 		return err
 	}
 

@@ -22,6 +22,7 @@ import (
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	"github.com/herald-dev/herald/internal/inbox"
+	"github.com/herald-dev/herald/internal/pki"
 )
 
 // The inbox API server runs in this process and is reached the way a
@@ -42,18 +43,18 @@ const (
 // demo user can list their inbox through kube-apiserver. It returns a
 // function that stops the server.
 func (e *Env) StartInboxServer(ctx context.Context) (stop func(), err error) {
-	pki := e.state.path("pki")
-	ca, err := newCA("herald-dev-inbox-ca")
+	pkiDir := e.state.path("pki")
+	ca, err := pki.NewCA("herald-dev-inbox-ca")
 	if err != nil {
 		return nil, err
 	}
-	serving, err := ca.serving("herald-inbox",
+	serving, err := ca.Serving("herald-inbox",
 		[]string{inboxServiceName + "." + InboxNamespace + ".svc", "localhost"}, []net.IP{net.ParseIP(loopback)})
 	if err != nil {
 		return nil, err
 	}
-	certFile, keyFile := filepath.Join(pki, "inbox-tls.crt"), filepath.Join(pki, "inbox-tls.key")
-	if err := serving.write(certFile, keyFile); err != nil {
+	certFile, keyFile := filepath.Join(pkiDir, "inbox-tls.crt"), filepath.Join(pkiDir, "inbox-tls.key")
+	if err := serving.Write(certFile, keyFile); err != nil {
 		return nil, err
 	}
 

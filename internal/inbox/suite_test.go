@@ -2,15 +2,8 @@ package inbox_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -40,6 +33,7 @@ import (
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/devenv"
 	"github.com/herald-dev/herald/internal/inbox"
+	"github.com/herald-dev/herald/internal/pki"
 	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
 )
 
@@ -69,8 +63,7 @@ var (
 	serverDone  chan error
 	inboxAddr   string // host:port of the in-process inbox server
 	proxyCert   tls.Certificate
-	proxyCA     *x509.Certificate
-	proxyCAKey  *ecdsa.PrivateKey
+	proxyCA     *pki.KeyPair
 )
 
 func TestInbox(t *testing.T) {
@@ -97,7 +90,7 @@ var _ = BeforeSuite(func() {
 	Expect(inboxv1.AddToScheme(scheme)).To(Succeed())
 	fp, err := heraldenvtest.ConfigureFrontProxy(testEnv, dir)
 	Expect(err).NotTo(HaveOccurred())
-	proxyCA, proxyCAKey, proxyCert = fp.CA, fp.CAKey, fp.Client
+	proxyCA, proxyCert = fp.CA, fp.Client
 	args := testEnv.ControlPlane.GetAPIServer().Configure()
 	// Short, so that a test can show that ?watch=1 keeps a stream past it.
 	args.Set("request-timeout", requestTimeout.String())
@@ -283,21 +276,7 @@ func conditionTrue(conds []metav1.Condition, t string) bool {
 // clientCert issues a client certificate with common name cn from the
 // front-proxy CA.
 func clientCert(cn string) (certPEM, keyPEM []byte) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	kp, err := proxyCA.Client(cn)
 	Expect(err).NotTo(HaveOccurred())
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	Expect(err).NotTo(HaveOccurred())
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, proxyCA, &key.PublicKey, proxyCAKey)
-	Expect(err).NotTo(HaveOccurred())
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	Expect(err).NotTo(HaveOccurred())
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+	return kp.CertPEM, kp.KeyPEM
 }

@@ -1,20 +1,13 @@
 package envtest
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"os"
 	"path/filepath"
-	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/herald-dev/herald/internal/pki"
 )
 
 // FrontProxyClientName is the common name of the client certificate
@@ -22,10 +15,9 @@ import (
 const FrontProxyClientName = "front-proxy-client"
 
 // FrontProxy is the PKI kube-apiserver uses towards aggregated API
-// servers: tests use the CA to forge or check client certificates.
+// servers: tests use the CA to issue other client certificates.
 type FrontProxy struct {
-	CA     *x509.Certificate
-	CAKey  *ecdsa.PrivateKey
+	CA     *pki.KeyPair
 	Client tls.Certificate
 }
 
@@ -36,57 +28,22 @@ type FrontProxy struct {
 // kube-system/extension-apiserver-authentication, where the aggregated
 // server reads it.
 func ConfigureFrontProxy(env *envtest.Environment, dir string) (*FrontProxy, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "herald-test-front-proxy-ca"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca, err := pki.NewCA("herald-test-front-proxy-ca")
 	if err != nil {
 		return nil, fmt.Errorf("front-proxy CA: %w", err)
 	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: FrontProxyClientName},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}, ca, &key.PublicKey, caKey)
+	client, err := ca.Client(FrontProxyClientName)
 	if err != nil {
 		return nil, fmt.Errorf("front-proxy client certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, err
 	}
 	caFile := filepath.Join(dir, "front-proxy-ca.crt")
 	certFile := filepath.Join(dir, "front-proxy-client.crt")
 	keyFile := filepath.Join(dir, "front-proxy-client.key")
-	for file, block := range map[string]*pem.Block{
-		caFile:   {Type: "CERTIFICATE", Bytes: caDER},
-		certFile: {Type: "CERTIFICATE", Bytes: der},
-		keyFile:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
-			return nil, err
-		}
+	if err := ca.Write(caFile, ""); err != nil {
+		return nil, err
+	}
+	if err := client.Write(certFile, keyFile); err != nil {
+		return nil, err
 	}
 	args := env.ControlPlane.GetAPIServer().Configure()
 	args.Set("requestheader-client-ca-file", caFile)
@@ -96,10 +53,9 @@ func ConfigureFrontProxy(env *envtest.Environment, dir string) (*FrontProxy, err
 	args.Set("requestheader-extra-headers-prefix", "X-Remote-Extra-")
 	args.Set("proxy-client-cert-file", certFile)
 	args.Set("proxy-client-key-file", keyFile)
-	client, err := tls.X509KeyPair(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}))
+	tlsClient, err := client.TLS()
 	if err != nil {
 		return nil, err
 	}
-	return &FrontProxy{CA: ca, CAKey: caKey, Client: client}, nil
+	return &FrontProxy{CA: ca, Client: tlsClient}, nil
 }

@@ -1,9 +1,14 @@
-package devenv
+// Package pki issues the throw-away certificates a local control plane and
+// its helpers need: a CA, serving and client certificates signed by it.
+// They are ECDSA P-256, valid for a year from an hour ago; herald dev and
+// the tests make new ones at every start.
+package pki
 
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -13,17 +18,16 @@ import (
 	"time"
 )
 
-// keyPair is a certificate and its private key, PEM encoded.
-type keyPair struct {
-	cert    *x509.Certificate
-	key     *ecdsa.PrivateKey
+// KeyPair is a certificate and its private key, parsed and PEM encoded.
+type KeyPair struct {
+	Cert    *x509.Certificate
+	Key     *ecdsa.PrivateKey
 	CertPEM []byte
 	KeyPEM  []byte
 }
 
-// newCA returns a self-signed CA valid for a year. The development
-// environment makes new ones at every start, so nothing expires under it.
-func newCA(cn string) (*keyPair, error) {
+// NewCA returns a self-signed CA.
+func NewCA(cn string) (*KeyPair, error) {
 	return issue(nil, &x509.Certificate{
 		Subject:               pkix.Name{CommonName: cn},
 		IsCA:                  true,
@@ -32,8 +36,8 @@ func newCA(cn string) (*keyPair, error) {
 	})
 }
 
-// serving issues a TLS server certificate for the names and addresses.
-func (ca *keyPair) serving(cn string, dns []string, ips []net.IP) (*keyPair, error) {
+// Serving issues a TLS server certificate for the names and addresses.
+func (ca *KeyPair) Serving(cn string, dns []string, ips []net.IP) (*KeyPair, error) {
 	return issue(ca, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: cn},
 		DNSNames:    dns,
@@ -43,8 +47,9 @@ func (ca *keyPair) serving(cn string, dns []string, ips []net.IP) (*keyPair, err
 	})
 }
 
-// client issues a TLS client certificate.
-func (ca *keyPair) client(cn string, groups ...string) (*keyPair, error) {
+// Client issues a TLS client certificate; groups become its organizations,
+// which kube-apiserver reads as the user's groups.
+func (ca *KeyPair) Client(cn string, groups ...string) (*KeyPair, error) {
 	return issue(ca, &x509.Certificate{
 		Subject:     pkix.Name{CommonName: cn, Organization: groups},
 		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
@@ -52,7 +57,7 @@ func (ca *keyPair) client(cn string, groups ...string) (*keyPair, error) {
 	})
 }
 
-func issue(parent *keyPair, tmpl *x509.Certificate) (*keyPair, error) {
+func issue(parent *KeyPair, tmpl *x509.Certificate) (*KeyPair, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -67,7 +72,7 @@ func issue(parent *keyPair, tmpl *x509.Certificate) (*keyPair, error) {
 	tmpl.NotAfter = now.Add(365 * 24 * time.Hour)
 	signer, signerCert := key, tmpl
 	if parent != nil {
-		signer, signerCert = parent.key, parent.cert
+		signer, signerCert = parent.Key, parent.Cert
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, signerCert, &key.PublicKey, signer)
 	if err != nil {
@@ -81,16 +86,17 @@ func issue(parent *keyPair, tmpl *x509.Certificate) (*keyPair, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &keyPair{
-		cert:    cert,
-		key:     key,
+	return &KeyPair{
+		Cert:    cert,
+		Key:     key,
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
 	}, nil
 }
 
-// write stores the pair as certFile and keyFile (mode 0600).
-func (kp *keyPair) write(certFile, keyFile string) error {
+// Write stores the pair as certFile and keyFile (mode 0600); with no
+// keyFile only the certificate is written.
+func (kp *KeyPair) Write(certFile, keyFile string) error {
 	if err := os.WriteFile(certFile, kp.CertPEM, 0o600); err != nil {
 		return err
 	}
@@ -98,4 +104,9 @@ func (kp *keyPair) write(certFile, keyFile string) error {
 		return nil
 	}
 	return os.WriteFile(keyFile, kp.KeyPEM, 0o600)
+}
+
+// TLS returns the pair for crypto/tls.
+func (kp *KeyPair) TLS() (tls.Certificate, error) {
+	return tls.X509KeyPair(kp.CertPEM, kp.KeyPEM)
 }
