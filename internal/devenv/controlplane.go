@@ -17,12 +17,6 @@ import (
 	"github.com/herald-dev/herald/internal/pki"
 )
 
-// Front-proxy settings: kube-apiserver forwards aggregated API requests
-// with the caller in these headers, over a client certificate with this
-// common name. The inbox server reads them back from
-// kube-system/extension-apiserver-authentication.
-const frontProxyClientName = "front-proxy-client"
-
 // controlPlane starts etcd and kube-apiserver with envtest's ControlPlane:
 // etcd on a fixed port with its data in the state directory (so a second
 // start resumes), kube-apiserver on a fixed port with the front proxy
@@ -39,20 +33,8 @@ func (e *Env) startControlPlane() error {
 	if err := os.MkdirAll(certDir, 0o700); err != nil {
 		return err
 	}
-	fpCA, err := pki.NewCA("herald-dev-front-proxy-ca")
+	frontProxy, err := pki.NewFrontProxy(certDir, "herald-dev-front-proxy-ca")
 	if err != nil {
-		return err
-	}
-	fpClient, err := fpCA.Client(frontProxyClientName)
-	if err != nil {
-		return err
-	}
-	fpCAFile := filepath.Join(certDir, "front-proxy-ca.crt")
-	fpCertFile, fpKeyFile := filepath.Join(certDir, "front-proxy-client.crt"), filepath.Join(certDir, "front-proxy-client.key")
-	if err := fpCA.Write(fpCAFile, ""); err != nil {
-		return err
-	}
-	if err := fpClient.Write(fpCertFile, fpKeyFile); err != nil {
 		return err
 	}
 
@@ -94,13 +76,9 @@ func (e *Env) startControlPlane() error {
 	api.SecureServing.ListenAddr = envtest.ListenAddr{Address: loopback, Port: strconv.Itoa(e.Ports.APIServer)}
 	api.Out, api.Err = apiLog, apiLog
 	args := api.Configure()
-	args.Set("requestheader-client-ca-file", fpCAFile)
-	args.Set("requestheader-allowed-names", frontProxyClientName)
-	args.Set("requestheader-username-headers", "X-Remote-User")
-	args.Set("requestheader-group-headers", "X-Remote-Group")
-	args.Set("requestheader-extra-headers-prefix", "X-Remote-Extra-")
-	args.Set("proxy-client-cert-file", fpCertFile)
-	args.Set("proxy-client-key-file", fpKeyFile)
+	for flag, value := range frontProxy.Flags {
+		args.Set(flag, value)
+	}
 
 	e.onStop(func() error {
 		err := te.Stop()

@@ -90,7 +90,9 @@ var _ = BeforeSuite(func() {
 	Expect(inboxv1.AddToScheme(scheme)).To(Succeed())
 	fp, err := heraldenvtest.ConfigureFrontProxy(testEnv, dir)
 	Expect(err).NotTo(HaveOccurred())
-	proxyCA, proxyCert = fp.CA, fp.Client
+	proxyCA = fp.CA
+	proxyCert, err = fp.Client.TLS()
+	Expect(err).NotTo(HaveOccurred())
 	args := testEnv.ControlPlane.GetAPIServer().Configure()
 	// Short, so that a test can show that ?watch=1 keeps a stream past it.
 	args.Set("request-timeout", requestTimeout.String())
