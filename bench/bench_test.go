@@ -513,16 +513,8 @@ func (s *sink) count() *[2]int {
 }
 
 func (h *harness) startController() {
-	user, err := h.env.AddUser(envtest.User{Name: "herald-controller", Groups: []string{"system:masters"}}, nil)
+	path, _, err := heraldenvtest.AdminKubeconfig(h.env, "herald-controller", h.t.TempDir())
 	if err != nil {
-		h.t.Fatal(err)
-	}
-	kubeconfig, err := user.KubeConfig()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	path := filepath.Join(h.t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
 		h.t.Fatal(err)
 	}
 	h.ctrl, err = controllerproc.Start(h.root, path, append(strings.Fields(os.Getenv("HERALD_BENCH_FLAGS")), h.prof.controllerFlags()...)...)

@@ -26,13 +26,13 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/devenv"
 	"github.com/herald-dev/herald/internal/testutil/controllerproc"
+	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
 )
 
 var (
@@ -182,16 +182,8 @@ func ptrOr(p *int64, def int64) int64 {
 // grants the shipped herald-inbox-user role to the bench's users. It
 // returns the process and its resident memory once it serves.
 func (h *harness) startInboxServer() (*controllerproc.Process, int64) {
-	user, err := h.env.AddUser(envtest.User{Name: "herald-inbox", Groups: []string{"system:masters"}}, nil)
+	kcFile, _, err := heraldenvtest.AdminKubeconfig(h.env, "herald-inbox", h.t.TempDir())
 	if err != nil {
-		h.t.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	kcFile := filepath.Join(h.t.TempDir(), "inbox.kubeconfig")
-	if err := os.WriteFile(kcFile, kc, 0o600); err != nil {
 		h.t.Fatal(err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -41,17 +41,28 @@ func with(s notifyv1.RecipientSnapshot, f func(*notifyv1.RecipientSnapshot)) not
 	return s
 }
 
-func TestInAppDeliveriesCarryNoRetryPolicy(t *testing.T) {
+// unitReconciler is a NotificationReconciler over fake clients: cached is
+// what the cache holds, live what the API server holds.
+func unitReconciler(t *testing.T, live ...client.Object) (r *NotificationReconciler, cached client.Client) {
 	scheme := runtime.NewScheme()
 	if err := notifyv1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
-	r := &NotificationReconciler{
-		// Only the scheme is used, for the owner reference.
-		Client:         fake.NewClientBuilder().WithScheme(scheme).Build(),
-		DefaultRetry:   retry.Policy{Strategy: retry.Exponential, MaxAttempts: 4, InitialDelay: time.Second, MaxDelay: time.Minute},
-		DefaultTimeout: 30 * time.Second,
-	}
+	cached = fake.NewClientBuilder().WithScheme(scheme).
+		WithIndex(&notifyv1.ChannelDelivery{}, deliveryNotificationIndex, func(o client.Object) []string {
+			return []string{o.(*notifyv1.ChannelDelivery).Spec.Notification}
+		}).Build()
+	return &NotificationReconciler{
+		Client:            cached,
+		APIReader:         fake.NewClientBuilder().WithScheme(scheme).WithObjects(live...).Build(),
+		FanOutParallelism: 1,
+		DefaultRetry:      retry.Policy{Strategy: retry.Exponential, MaxAttempts: 4, InitialDelay: time.Second, MaxDelay: time.Minute},
+		DefaultTimeout:    30 * time.Second,
+	}, cached
+}
+
+func TestInAppDeliveriesCarryNoRetryPolicy(t *testing.T) {
+	r, _ := unitReconciler(t)
 	n := &notifyv1.Notification{ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: "ns", UID: "u"}}
 	rp := r.resolvedRetry(nil)
 	timeout := &metav1.Duration{Duration: r.DefaultTimeout}
@@ -66,21 +77,9 @@ func TestInAppDeliveriesCarryNoRetryPolicy(t *testing.T) {
 // A Recipient created a moment before its Notification may not be in the
 // cache yet; it must not be skipped as unknown for that.
 func TestDispatchChecksUnknownUsersPastTheCache(t *testing.T) {
-	scheme := runtime.NewScheme()
-	if err := notifyv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
+	// alice exists on the API server but has not reached the cache.
 	alice := &notifyv1.Recipient{ObjectMeta: metav1.ObjectMeta{Name: "alice", Namespace: "ns"}, Spec: notifyv1.RecipientSpec{Username: "alice"}}
-	cached := fake.NewClientBuilder().WithScheme(scheme).
-		WithIndex(&notifyv1.ChannelDelivery{}, deliveryNotificationIndex, func(o client.Object) []string {
-			return []string{o.(*notifyv1.ChannelDelivery).Spec.Notification}
-		}).Build()
-	live := fake.NewClientBuilder().WithScheme(scheme).WithObjects(alice).Build()
-	r := &NotificationReconciler{
-		Client: cached, APIReader: live, FanOutParallelism: 1,
-		DefaultRetry:   retry.Policy{Strategy: retry.Exponential, MaxAttempts: 4, InitialDelay: time.Second, MaxDelay: time.Minute},
-		DefaultTimeout: 30 * time.Second,
-	}
+	r, cached := unitReconciler(t, alice)
 	n := &notifyv1.Notification{
 		ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: "ns", UID: "u"},
 		Spec: notifyv1.NotificationSpec{Type: notifyv1.TypeInformational, Message: "hi",

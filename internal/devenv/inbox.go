@@ -220,11 +220,7 @@ func (e *Env) inboxUserRBAC() ([]client.Object, error) {
 func (e *Env) waitInbox(ctx context.Context, running func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	user := "alice"
-	if len(DemoUsers) > 0 {
-		user = DemoUsers[0].Username
-	}
-	uc, err := client.New(e.UserConfig(user), client.Options{Scheme: Scheme()})
+	uc, err := client.New(e.UserConfig(DemoUsers[0].Username), client.Options{Scheme: Scheme()})
 	if err != nil {
 		return err
 	}

@@ -102,12 +102,8 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 
 	By("starting the inbox server on a random local port")
-	admin, err := testEnv.AddUser(envtest.User{Name: "herald-inbox", Groups: []string{"system:masters"}}, nil)
+	kubeconfigFile, adminConfig, err := heraldenvtest.AdminKubeconfig(testEnv, "herald-inbox", dir)
 	Expect(err).NotTo(HaveOccurred())
-	kubeconfig, err := admin.KubeConfig()
-	Expect(err).NotTo(HaveOccurred())
-	kubeconfigFile := filepath.Join(dir, "inbox.kubeconfig")
-	Expect(os.WriteFile(kubeconfigFile, kubeconfig, 0o600)).To(Succeed())
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	Expect(err).NotTo(HaveOccurred())
@@ -125,7 +121,7 @@ var _ = BeforeSuite(func() {
 	// RBAC changes in a test must show at once.
 	o.Authorization.AllowCacheTTL = time.Millisecond
 	o.Authorization.DenyCacheTTL = time.Millisecond
-	o.RESTConfig = admin.Config()
+	o.RESTConfig = adminConfig
 	o.Heartbeat = heartbeat
 	o.Logger = logf.Log.WithName("inbox")
 	srv, err := o.NewServer()

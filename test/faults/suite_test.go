@@ -10,7 +10,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -64,12 +63,8 @@ var _ = BeforeSuite(func() {
 	root, err = heraldenvtest.RepoRoot()
 	Expect(err).NotTo(HaveOccurred())
 
-	user, err := testEnv.AddUser(envtest.User{Name: "herald-controller", Groups: []string{"system:masters"}}, nil)
+	kubeconfig, _, err = heraldenvtest.AdminKubeconfig(testEnv, "herald-controller", certDir)
 	Expect(err).NotTo(HaveOccurred())
-	data, err := user.KubeConfig()
-	Expect(err).NotTo(HaveOccurred())
-	kubeconfig = filepath.Join(certDir, "controller.kubeconfig")
-	Expect(os.WriteFile(kubeconfig, data, 0o600)).To(Succeed())
 })
 
 var _ = AfterSuite(func() {
