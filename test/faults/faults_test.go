@@ -57,6 +57,20 @@ func newSink(delay time.Duration) *sink {
 	return s
 }
 
+// expectEach checks that every one of ds reached the sink, and nothing
+// else did, and returns how many successful requests were repeats.
+func (s *sink) expectEach(ds []notifyv1.ChannelDelivery) (duplicates int) {
+	GinkgoHelper()
+	distinct, duplicates := s.tally()
+	Expect(distinct).To(Equal(len(ds)))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range ds {
+		Expect(s.ok).To(HaveKey(string(d.UID)))
+	}
+	return duplicates
+}
+
 // tally returns distinct delivered keys and duplicate successful requests.
 func (s *sink) tally() (distinct, duplicates int) {
 	s.mu.Lock()
@@ -93,12 +107,7 @@ var _ = Describe("faults", Ordered, func() {
 		startController()
 
 		waitAllFinished(ns, 100)
-		ds := expectAllSucceeded(ns, 500)
-		distinct, dup := s.tally()
-		Expect(distinct).To(Equal(500))
-		for _, d := range ds {
-			Expect(s.ok).To(HaveKey(string(d.UID)))
-		}
+		dup := s.expectEach(expectAllSucceeded(ns, 500))
 		// Only sends in flight at the kill may repeat: at most one per
 		// webhook worker.
 		Expect(dup).To(BeNumerically("<=", 5))
@@ -143,12 +152,7 @@ var _ = Describe("faults", Ordered, func() {
 		Expect(handover).To(BeNumerically("<", 10*time.Second))
 
 		waitAllFinished(ns, 50)
-		ds := expectAllSucceeded(ns, 200)
-		distinct, dup := s.tally()
-		Expect(distinct).To(Equal(200))
-		for _, d := range ds {
-			Expect(s.ok).To(HaveKey(string(d.UID)))
-		}
+		dup := s.expectEach(expectAllSucceeded(ns, 200))
 		// A graceful stop finishes the attempts in flight and records them:
 		// nothing is sent twice.
 		Expect(dup).To(BeZero())
@@ -175,9 +179,7 @@ var _ = Describe("faults", Ordered, func() {
 		Expect(apiserver.Start()).To(Succeed())
 
 		waitAllFinished(ns, 60)
-		expectAllSucceeded(ns, 300)
-		distinct, dup := s.tally()
-		Expect(distinct).To(Equal(300))
+		dup := s.expectEach(expectAllSucceeded(ns, 300))
 		Expect(dup).To(BeZero(), "results of sends made during the outage are written afterwards, not sent again")
 		AddReportEntry("apiserver", fmt.Sprintf("duplicates at the sink: %d", dup))
 	})
@@ -199,9 +201,7 @@ var _ = Describe("faults", Ordered, func() {
 			}
 		}
 		Expect(retried).To(BeNumerically(">", 0))
-		distinct, dup := s.tally()
-		Expect(distinct).To(Equal(200))
-		Expect(dup).To(BeZero())
+		Expect(s.expectEach(ds)).To(BeZero())
 	})
 
 	It("delivers every email after Mailpit is stopped and started again", func() {
