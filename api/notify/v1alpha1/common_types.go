@@ -249,9 +249,3 @@ type NotificationTemplateSpec struct {
 	Metadata ObjectMetaTemplate `json:"metadata,omitempty"`
 	Spec     NotificationSpec   `json:"spec"`
 }
-
-// Condition types and reasons shared by several kinds.
-const (
-	// ConditionReady says a provider, template or rule can be used.
-	ConditionReady = "Ready"
-)

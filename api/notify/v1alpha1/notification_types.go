@@ -122,19 +122,6 @@ func (p NotificationPhase) Finished() bool {
 	return false
 }
 
-// Notification condition types.
-const (
-	// ConditionDispatched is True once every ChannelDelivery exists.
-	ConditionDispatched = "Dispatched"
-	// ConditionDelivered is True when every delivery succeeded or was
-	// skipped by preference, False with a reason once the notification
-	// finished otherwise.
-	ConditionDelivered = "Delivered"
-	// ConditionApproved and ConditionRejected record an approval decision.
-	ConditionApproved = "Approved"
-	ConditionRejected = "Rejected"
-)
-
 // DeliveryCounts counts deliveries by phase.
 type DeliveryCounts struct {
 	Total     int32 `json:"total"`

@@ -103,12 +103,6 @@ type RecipientSpec struct {
 	Preferences Preferences `json:"preferences,omitempty"`
 }
 
-// Recipient condition types.
-const (
-	// ConditionAddressesValid says every address given can be used.
-	ConditionAddressesValid = "AddressesValid"
-)
-
 // RecipientStatus is the observed state of a Recipient.
 type RecipientStatus struct {
 	// +optional
