@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
-	"github.com/herald-dev/herald/controllers"
+	"github.com/herald-dev/herald/controllers/eventrule"
 )
 
 func createPod(ns, name string, labels map[string]string) *corev1.Pod {
@@ -118,7 +118,7 @@ var _ = Describe("EventRules", func() {
 				}},
 			},
 		})).To(Succeed())
-		waitRuleReady(ns, "crashloop", metav1.ConditionTrue, controllers.ReasonWatching)
+		waitRuleReady(ns, "crashloop", metav1.ConditionTrue, notifyv1.ReasonWatching)
 
 		By("a burst of 20 matching Events")
 		burst := clock.Now()
@@ -128,9 +128,9 @@ var _ = Describe("EventRules", func() {
 		expectCounts(ns, "crashloop", 20, 1, 19)
 		notifs := ruleNotifications(ns, "crashloop")
 		Expect(notifs).To(HaveLen(1))
-		window := controllers.ThrottleWindow(burst, 10*time.Minute)
-		Expect(notifs[0].Name).To(Equal(controllers.EventNotificationName("crashloop", "Pod", "web-0", "BackOff", window)))
-		Expect(notifs[0].Annotations).To(HaveKeyWithValue(controllers.AnnotationInvolvedObject, "Pod/web-0"))
+		window := eventrule.ThrottleWindow(burst, 10*time.Minute)
+		Expect(notifs[0].Name).To(Equal(eventrule.EventNotificationName("crashloop", "Pod", "web-0", "BackOff", window)))
+		Expect(notifs[0].Annotations).To(HaveKeyWithValue(eventrule.AnnotationInvolvedObject, "Pod/web-0"))
 		n := waitPhase(ns, notifs[0].Name, notifyv1.NotificationDelivered)
 		Expect(n.Spec.Title).To(Equal(fmt.Sprintf("Pod %s/web-0: BackOff", ns)))
 		Expect(n.Spec.Message).To(Equal("Back-off restarting failed container app (seen 1 times, last at " + burst.UTC().Format(time.RFC3339) + ")"))
@@ -153,7 +153,7 @@ var _ = Describe("EventRules", func() {
 		emit(web, "Pod", "Warning", "BackOff", "crashing again", clock.Now())
 		expectCounts(ns, "crashloop", 22, 2, 20)
 		Expect(ruleNotifications(ns, "crashloop")).To(HaveLen(2))
-		second := controllers.EventNotificationName("crashloop", "Pod", "web-0", "BackOff", controllers.ThrottleWindow(clock.Now(), 10*time.Minute))
+		second := eventrule.EventNotificationName("crashloop", "Pod", "web-0", "BackOff", eventrule.ThrottleWindow(clock.Now(), 10*time.Minute))
 		Expect(getNotification(ns, second).Spec.Message).To(HavePrefix("crashing again"))
 	})
 
@@ -176,7 +176,7 @@ var _ = Describe("EventRules", func() {
 				},
 			},
 		})).To(Succeed())
-		waitRuleReady(ns, "probes", metav1.ConditionFalse, controllers.ReasonTemplateNotFound)
+		waitRuleReady(ns, "probes", metav1.ConditionFalse, notifyv1.ReasonTemplateNotFound)
 		emit(web, "Pod", "Warning", "Unhealthy", "Readiness probe failed: HTTP 503", clock.Now())
 		Expect(getRule(ns, "probes").Status.Matched).To(BeZero())
 
@@ -193,7 +193,7 @@ var _ = Describe("EventRules", func() {
 				Message: "{{ .message }} ({{ .count }}x)",
 			},
 		})).To(Succeed())
-		waitRuleReady(ns, "probes", metav1.ConditionTrue, controllers.ReasonWatching)
+		waitRuleReady(ns, "probes", metav1.ConditionTrue, notifyv1.ReasonWatching)
 		expectCounts(ns, "probes", 1, 1, 0)
 		notifs := ruleNotifications(ns, "probes")
 		Expect(notifs).To(HaveLen(1))

@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
-	"github.com/herald-dev/herald/internal/audience"
 	"github.com/herald-dev/herald/internal/channel/webhook"
 )
 
@@ -240,7 +239,7 @@ var _ = Describe("the delivery queue", func() {
 		Expect(n.Status.Deliveries.Skipped).To(BeEquivalentTo(1))
 		d := getDelivery(ns, "routine", notifyv1.ChannelWebhook, "alice")
 		Expect(d.Status.Phase).To(Equal(notifyv1.DeliverySkipped))
-		Expect(d.Status.Reason).To(Equal(audience.ReasonOptedOut))
+		Expect(d.Status.Reason).To(Equal(notifyv1.ReasonOptedOut))
 		Expect(sink.all()).To(BeEmpty())
 
 		notification(ns, "outage", func(s *notifyv1.NotificationSpec) { s.Type = notifyv1.TypeCritical })
@@ -260,8 +259,8 @@ var _ = Describe("the delivery queue", func() {
 		Expect(n.Status.Unresolved).To(Equal([]string{"mallory"}))
 		Expect(n.Status.Deliveries.Succeeded).To(BeEquivalentTo(1))
 		Expect(n.Status.Deliveries.Skipped).To(BeEquivalentTo(2))
-		Expect(getDelivery(ns, "partial", notifyv1.ChannelInApp, "mallory").Status.Reason).To(Equal(audience.ReasonUnknownRecipient))
-		Expect(getDelivery(ns, "partial", notifyv1.ChannelInApp, "nouser").Status.Reason).To(Equal(audience.ReasonNoAddress))
+		Expect(getDelivery(ns, "partial", notifyv1.ChannelInApp, "mallory").Status.Reason).To(Equal(notifyv1.ReasonUnknownRecipient))
+		Expect(getDelivery(ns, "partial", notifyv1.ChannelInApp, "nouser").Status.Reason).To(Equal(notifyv1.ReasonNoAddress))
 		expectEvent(ns, "partial", "UnknownRecipients")
 	})
 

@@ -16,6 +16,7 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/controllers"
+	"github.com/herald-dev/herald/controllers/schedule"
 )
 
 // touch changes an annotation of obj, which asks its controller for a
@@ -123,7 +124,7 @@ var _ = Describe("NotificationSchedules", func() {
 		By("creating the run's Notification when the clock reaches it")
 		clock.SetTime(run1.Add(5 * time.Second))
 		touch(sched)
-		first := controllers.ScheduledName("standup", run1)
+		first := schedule.ScheduledName("standup", run1)
 		Expect(first).To(Equal(fmt.Sprintf("standup-%d", run1.Unix()/60)))
 		n := waitPhase(ns, first, notifyv1.NotificationDelivered)
 		Expect(n.Labels).To(HaveKeyWithValue(notifyv1.LabelSchedule, "standup"))
@@ -137,7 +138,7 @@ var _ = Describe("NotificationSchedules", func() {
 			g.Expect(s.Status.Active).To(BeEmpty(), "the delivered run is no longer active")
 			g.Expect(timeEqual(s.Status.NextScheduleTime, run1.AddDate(0, 0, 1))).To(BeTrue())
 		}).Should(Succeed())
-		expectEvent(ns, "standup", controllers.ReasonCreated)
+		expectEvent(ns, "standup", notifyv1.ReasonCreated)
 
 		By("restarting a controller that lost the status record: the run is found, not repeated")
 		stop()
@@ -159,7 +160,7 @@ var _ = Describe("NotificationSchedules", func() {
 		run2 := run1.AddDate(0, 0, 1)
 		clock.SetTime(run2.Add(5 * time.Second))
 		touch(sched)
-		second := controllers.ScheduledName("standup", run2)
+		second := schedule.ScheduledName("standup", run2)
 		waitPhase(ns, second, notifyv1.NotificationDelivered)
 		Eventually(func() []string { return scheduleChildren(ns, "standup") }).Should(ConsistOf(second))
 
@@ -168,7 +169,7 @@ var _ = Describe("NotificationSchedules", func() {
 		Eventually(func(g Gomega) {
 			s := getSchedule(ns, "standup")
 			c := meta.FindStatusCondition(s.Status.Conditions, notifyv1.ConditionReady)
-			g.Expect(c.Reason).To(Equal(controllers.ReasonSuspended))
+			g.Expect(c.Reason).To(Equal(notifyv1.ReasonSuspended))
 			g.Expect(s.Status.NextScheduleTime).To(BeNil())
 		}).Should(Succeed())
 		run3 := run2.AddDate(0, 0, 1)
@@ -194,9 +195,9 @@ var _ = Describe("NotificationSchedules", func() {
 			g.Expect(timeEqual(s.Status.LastMissedTime, run4)).To(BeTrue())
 			g.Expect(timeEqual(s.Status.NextScheduleTime, run4.AddDate(0, 0, 1))).To(BeTrue())
 		}).Should(Succeed())
-		expectEvent(ns, "standup", controllers.ReasonMissedSchedule)
+		expectEvent(ns, "standup", notifyv1.ReasonMissedSchedule)
 		Expect(scheduleChildren(ns, "standup")).To(ConsistOf(second))
-		_, err = getNotificationErr(ns, controllers.ScheduledName("standup", run4))
+		_, err = getNotificationErr(ns, schedule.ScheduledName("standup", run4))
 		Expect(apierrors.IsNotFound(err)).To(BeTrue())
 	})
 
@@ -217,10 +218,10 @@ var _ = Describe("NotificationSchedules", func() {
 			c := meta.FindStatusCondition(getSchedule(ns, "mars").Status.Conditions, notifyv1.ConditionReady)
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(c.Reason).To(Equal(controllers.ReasonInvalidSchedule))
+			g.Expect(c.Reason).To(Equal(notifyv1.ReasonInvalidSchedule))
 			g.Expect(c.Message).To(ContainSubstring(`"Mars/Olympus_Mons" is not an IANA time zone`))
 		}).Should(Succeed())
-		expectEvent(ns, "mars", controllers.ReasonInvalidSchedule)
+		expectEvent(ns, "mars", notifyv1.ReasonInvalidSchedule)
 	})
 })
 

@@ -1,8 +1,19 @@
+// Package controllers wires Herald's reconcilers into a controller-runtime
+// manager. Each reconciler has a package of its own below this one:
+//
+//	notification/  fan-out, aggregation, approvals
+//	delivery/      one reconciler per channel, handlers, attempt recording
+//	provider/      NotificationProviders → the sender cache
+//	recipient/     address checks
+//	template/      NotificationTemplate checks
+//	schedule/      NotificationSchedules → Notifications
+//	eventrule/     core/v1 Events → Notifications
+//
+// docs/architecture.md shows how a Notification travels through them.
 package controllers
 
 import (
 	"fmt"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -13,88 +24,40 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
-	"github.com/herald-dev/herald/internal/provider"
-	"github.com/herald-dev/herald/internal/retry"
+	"github.com/herald-dev/herald/controllers/delivery"
+	"github.com/herald-dev/herald/controllers/eventrule"
+	"github.com/herald-dev/herald/controllers/notification"
+	"github.com/herald-dev/herald/controllers/provider"
+	"github.com/herald-dev/herald/controllers/recipient"
+	"github.com/herald-dev/herald/controllers/schedule"
+	"github.com/herald-dev/herald/controllers/template"
+	"github.com/herald-dev/herald/internal/metrics"
+	"github.com/herald-dev/herald/internal/sendercache"
 )
 
 // CacheOptions is how a manager running these controllers should cache.
 // Objects are kept without their managedFields: no controller reads them,
-// they are often the larger part of a small object, and an update sent
+// they are often the larger part of a small object, and a patch sent
 // without them leaves the server's record as it is.
 func CacheOptions() cache.Options {
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		// Events are cached cluster-wide for the EventRule controller,
 		// which reads only part of each.
-		ByObject: map[client.Object]cache.ByObject{&corev1.Event{}: {Transform: trimEvent}},
-	}
-}
-
-// trimEvent keeps what EventRules match and render: the event's identity,
-// type, reason, message, involved object, count and times. The reporting
-// fields, related object, labels and annotations are dropped.
-func trimEvent(obj any) (any, error) {
-	e, ok := obj.(*corev1.Event)
-	if !ok {
-		return obj, nil
-	}
-	e.ManagedFields, e.Labels, e.Annotations, e.OwnerReferences = nil, nil, nil, nil
-	e.Source, e.Action, e.Related = corev1.EventSource{}, "", nil
-	e.ReportingController, e.ReportingInstance = "", ""
-	return e, nil
-}
-
-// Options configures the controllers. The defaults reproduce the
-// predecessor's job queue knobs: 5 workers per channel, 4 attempts (3
-// retries) with exponential backoff from 1s, and a 30s attempt timeout.
-type Options struct {
-	// Workers is the number of concurrent deliveries per channel; a
-	// channel missing from the map gets DefaultWorkers.
-	Workers        map[notifyv1.Channel]int
-	DefaultWorkers int
-	// NotificationWorkers reconcile Notifications (fan-out, aggregation).
-	NotificationWorkers int
-	// FanOutParallelism bounds concurrent creates for one notification.
-	FanOutParallelism int
-	// StatusInterval is the least time between status writes of a
-	// notification in flight.
-	StatusInterval time.Duration
-	// SuccessEvents emits a Normal Event for each delivered notification.
-	SuccessEvents  bool
-	DefaultRetry   retry.Policy
-	DefaultTimeout time.Duration
-	// ProviderTripDuration is how long a provider that rejected a delivery
-	// for a provider reason (credentials, sender) is skipped.
-	ProviderTripDuration time.Duration
-	Clock                clock.PassiveClock
-}
-
-// DefaultOptions returns the defaults documented in docs/operations.md.
-func DefaultOptions() Options {
-	return Options{
-		DefaultWorkers:       5,
-		NotificationWorkers:  4,
-		FanOutParallelism:    16,
-		DefaultRetry:         retry.Default(),
-		DefaultTimeout:       30 * time.Second,
-		ProviderTripDuration: 5 * time.Minute,
-		Clock:                clock.RealClock{},
+		ByObject: map[client.Object]cache.ByObject{&corev1.Event{}: {Transform: eventrule.TrimEvent}},
 	}
 }
 
 // Setup registers every Herald controller with the manager. It fails when a
 // channel of the API has no handler, before anything starts.
-func Setup(mgr ctrl.Manager, opts Options) (*provider.Registry, error) {
-	if err := opts.DefaultRetry.Validate(); err != nil {
-		return nil, fmt.Errorf("default retry policy: %w", err)
-	}
-	if opts.DefaultTimeout <= 0 {
-		return nil, fmt.Errorf("default attempt timeout must be positive, got %s", opts.DefaultTimeout)
+func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Registry, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
-	registry := provider.NewRegistry()
+	senders := sendercache.NewRegistry()
 	// A delivery that trips a provider's circuit nudges the provider
 	// controller, which reports it in the provider's Ready condition.
 	trips := make(chan event.TypedGenericEvent[*notifyv1.NotificationProvider], 64)
@@ -106,11 +69,12 @@ func Setup(mgr ctrl.Manager, opts Options) (*provider.Registry, error) {
 		default: // the periodic resync reports it later
 		}
 	}
-	viaProvider := func(ch notifyv1.Channel) Handler {
-		return &ProviderHandler{Channel: ch, Registry: registry, TripFor: opts.ProviderTripDuration, OnTrip: onTrip, Providers: mgr.GetClient()}
+	viaProvider := func(ch notifyv1.Channel) delivery.Handler {
+		return &delivery.ProviderHandler{Channel: ch, Registry: senders, TripFor: opts.ProviderTripDuration,
+			OnTrip: onTrip, Providers: mgr.GetClient(), Clock: opts.Clock}
 	}
-	handlers := Handlers{
-		notifyv1.ChannelInApp:    InAppHandler{},
+	handlers := delivery.Handlers{
+		notifyv1.ChannelInApp:    delivery.InAppHandler{},
 		notifyv1.ChannelEmail:    viaProvider(notifyv1.ChannelEmail),
 		notifyv1.ChannelWhatsApp: viaProvider(notifyv1.ChannelWhatsApp),
 		notifyv1.ChannelWebhook:  viaProvider(notifyv1.ChannelWebhook),
@@ -120,7 +84,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*provider.Registry, error) {
 	}
 
 	recorder := mgr.GetEventRecorder("herald-controller")
-	if err := (&NotificationReconciler{
+	if err := (&notification.Reconciler{
 		Client:            mgr.GetClient(),
 		APIReader:         mgr.GetAPIReader(),
 		Recorder:          recorder,
@@ -139,7 +103,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*provider.Registry, error) {
 		if w, ok := opts.Workers[ch]; ok {
 			workers = w
 		}
-		if err := (&DeliveryReconciler{
+		if err := (&delivery.Reconciler{
 			Client:         mgr.GetClient(),
 			Channel:        ch,
 			Handler:        handlers[ch],
@@ -152,33 +116,34 @@ func Setup(mgr ctrl.Manager, opts Options) (*provider.Registry, error) {
 			return nil, fmt.Errorf("setting up %s delivery controller: %w", ch, err)
 		}
 	}
-	if err := (&ProviderReconciler{
+	if err := (&provider.Reconciler{
 		Client:       mgr.GetClient(),
 		SecretReader: mgr.GetAPIReader(),
-		Registry:     registry,
+		Registry:     senders,
 		Recorder:     recorder,
 		Trips:        trips,
+		Clock:        opts.Clock,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up provider controller: %w", err)
 	}
-	if err := (&RecipientReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+	if err := (&recipient.Reconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up recipient controller: %w", err)
 	}
-	if err := (&NotificationTemplateReconciler{Client: mgr.GetClient(), Recorder: recorder}).SetupWithManager(mgr); err != nil {
+	if err := (&template.Reconciler{Client: mgr.GetClient(), Recorder: recorder}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up template controller: %w", err)
 	}
-	if err := (&NotificationScheduleReconciler{Client: mgr.GetClient(), Recorder: recorder, Clock: opts.Clock}).SetupWithManager(mgr); err != nil {
+	if err := (&schedule.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Clock: opts.Clock}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up schedule controller: %w", err)
 	}
-	if err := (&EventRuleReconciler{
+	if err := (&eventrule.Reconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  recorder,
 		Clock:     opts.Clock,
-		Workers:   2,
+		Workers:   opts.EventRuleWorkers,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up event rule controller: %w", err)
 	}
-	registerPhaseGauge(mgr.GetCache())
-	return registry, nil
+	metrics.RegisterPhaseGauge(mgr.GetCache())
+	return senders, nil
 }

@@ -24,6 +24,7 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/controllers"
+	notificationctl "github.com/herald-dev/herald/controllers/notification"
 	"github.com/herald-dev/herald/internal/retry"
 	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
 )
@@ -75,6 +76,8 @@ func testOptions() controllers.Options {
 	opts := controllers.DefaultOptions()
 	opts.DefaultRetry = retry.Policy{Strategy: retry.Exponential, MaxAttempts: 4, InitialDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second}
 	opts.DefaultTimeout = 5 * time.Second
+	// Tests read a notification's counts as they change.
+	opts.StatusInterval = 0
 	return opts
 }
 
@@ -157,12 +160,12 @@ func waitPhase(ns, name string, phase notifyv1.NotificationPhase) *notifyv1.Noti
 func deliveries(ns, notification string) []notifyv1.ChannelDelivery {
 	var list notifyv1.ChannelDeliveryList
 	Expect(k8sClient.List(suiteCtx, &list, client.InNamespace(ns),
-		client.MatchingLabels{notifyv1.LabelNotification: controllers.LabelValue(notification)})).To(Succeed())
+		client.MatchingLabels{notifyv1.LabelNotification: notifyv1.LabelValue(notification)})).To(Succeed())
 	return list.Items
 }
 
-func getDelivery(ns, notification string, ch notifyv1.Channel, recipient string) *notifyv1.ChannelDelivery {
+func getDelivery(ns, notificationName string, ch notifyv1.Channel, recipient string) *notifyv1.ChannelDelivery {
 	var d notifyv1.ChannelDelivery
-	Expect(k8sClient.Get(suiteCtx, client.ObjectKey{Namespace: ns, Name: controllers.DeliveryName(notification, ch, recipient)}, &d)).To(Succeed())
+	Expect(k8sClient.Get(suiteCtx, client.ObjectKey{Namespace: ns, Name: notificationctl.DeliveryName(notificationName, ch, recipient)}, &d)).To(Succeed())
 	return &d
 }

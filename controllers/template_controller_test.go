@@ -10,7 +10,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
-	"github.com/herald-dev/herald/controllers"
 )
 
 func deployTemplate(ns string) *notifyv1.NotificationTemplate {
@@ -58,9 +57,9 @@ var _ = Describe("NotificationTemplates", func() {
 		Expect(k8sClient.Create(suiteCtx, t)).To(Succeed())
 		c := templateReady(ns, "deploy")
 		Expect(c.Status).To(Equal(metav1.ConditionFalse))
-		Expect(c.Reason).To(Equal(controllers.ReasonTemplateInvalid))
+		Expect(c.Reason).To(Equal(notifyv1.ReasonTemplateInvalid))
 		Expect(c.Message).To(ContainSubstring("message:2:"))
-		expectEvent(ns, "deploy", controllers.ReasonTemplateInvalid)
+		expectEvent(ns, "deploy", notifyv1.ReasonTemplateInvalid)
 
 		// A reference to an undeclared param is caught too.
 		Expect(k8sClient.Get(suiteCtx, client.ObjectKeyFromObject(t), t)).To(Succeed())
@@ -87,9 +86,9 @@ var _ = Describe("NotificationTemplates", func() {
 			c := meta.FindStatusCondition(n.Status.Conditions, notifyv1.ConditionDispatched)
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(c.Reason).To(Equal(controllers.ReasonTemplateNotFound))
+			g.Expect(c.Reason).To(Equal(notifyv1.ReasonTemplateNotFound))
 		}).Should(Succeed())
-		expectEvent(ns, "rollout", controllers.ReasonTemplateNotFound)
+		expectEvent(ns, "rollout", notifyv1.ReasonTemplateNotFound)
 		Expect(deliveries(ns, "rollout")).To(BeEmpty(), "nothing is sent without the template")
 
 		// The notification retries on its own only every 30s; the template
@@ -121,11 +120,11 @@ var _ = Describe("NotificationTemplates", func() {
 			c := meta.FindStatusCondition(n.Status.Conditions, notifyv1.ConditionDispatched)
 			g.Expect(c).NotTo(BeNil())
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(c.Reason).To(Equal(controllers.ReasonTemplateInvalid))
+			g.Expect(c.Reason).To(Equal(notifyv1.ReasonTemplateInvalid))
 			g.Expect(c.Message).To(ContainSubstring("missing required params: app"))
 			g.Expect(c.Message).To(ContainSubstring("params not declared by the template: version"))
 		}).Should(Succeed())
-		expectEvent(ns, "bad-params", controllers.ReasonTemplateInvalid)
+		expectEvent(ns, "bad-params", notifyv1.ReasonTemplateInvalid)
 		Expect(deliveries(ns, "bad-params")).To(BeEmpty())
 	})
 })

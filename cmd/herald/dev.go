@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/herald-dev/herald/controllers"
 	"github.com/herald-dev/herald/internal/devenv"
 )
 
@@ -21,7 +23,8 @@ import (
 // inbox API server, sinks for every channel, demo data and an inbox page.
 // See internal/devenv and docs/operations.md.
 func newDevCommand() *cobra.Command {
-	f := &controllerFlags{}
+	copts := controllers.DefaultOptions()
+	var logOpts zap.Options
 	o := devenv.Options{}
 	var inbox, demo, logToStderr bool
 	cmd := &cobra.Command{
@@ -40,12 +43,11 @@ Everything is kept in --state-dir; a second start resumes with the same
 etcd data and ports. Ctrl-C stops everything.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts, err := f.options()
-			if err != nil {
+			if err := copts.Complete(); err != nil {
 				return err
 			}
-			o.Controller = opts
-			o.MetricsBindAddress = f.metricsAddr
+			o.Controller = copts
+			o.MetricsBindAddress = copts.Manager.MetricsAddr
 			o.DisableInbox, o.DisableDemo = !inbox, !demo
 			o.Out = cmd.OutOrStdout()
 			// When the terminal's output goes away (`make dev | tee` and
@@ -76,7 +78,7 @@ etcd data and ports. Ctrl-C stops everything.`,
 				logw = lf
 			}
 			// UseFlagOptions replaces every option, so it comes first.
-			log := zap.New(zap.UseFlagOptions(&f.zap), zap.WriteTo(logw))
+			log := zap.New(zap.UseFlagOptions(&logOpts), zap.WriteTo(logw))
 			ctrl.SetLogger(log)
 			klog.SetLogger(log.WithName("klog"))
 			o.Log = log
@@ -100,7 +102,10 @@ etcd data and ports. Ctrl-C stops everything.`,
 	fs.BoolVar(&logToStderr, "log-to-stderr", false, "Write the controllers' and inbox server's logs to stderr instead of <state-dir>/logs/herald.log.")
 	// The controller's own flags (workers, retry policy, logging) apply as
 	// they do to `herald controller`.
-	f.bind(cmd)
+	copts.AddFlags(fs)
+	gofs := flag.NewFlagSet("zap", flag.ExitOnError)
+	logOpts.BindFlags(gofs)
+	fs.AddGoFlagSet(gofs)
 	metrics := fs.Lookup("metrics-bind-address")
 	metrics.DefValue = "0"
 	_ = metrics.Value.Set("0")

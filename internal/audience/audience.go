@@ -84,14 +84,11 @@ func Resolve(a notifyv1.Audience, all []notifyv1.Recipient) (Resolution, error) 
 	return res, nil
 }
 
-// Skip reasons set on ChannelDeliveries that are not sent.
-const (
-	ReasonOptedOut         = "OptedOut"
-	ReasonCategoryMuted    = "CategoryMuted"
-	ReasonNoAddress        = "NoAddress"
-	ReasonUnknownRecipient = "UnknownRecipient"
-	ReasonQuietHours       = "QuietHours"
-)
+// IntendedSkip reports whether a skip reflects the recipient's own choice,
+// which counts as delivered-as-intended rather than as a problem.
+func IntendedSkip(reason string) bool {
+	return reason == notifyv1.ReasonOptedOut || reason == notifyv1.ReasonCategoryMuted
+}
 
 // Decision says whether a recipient gets a notification on a channel.
 type Decision struct {
@@ -109,13 +106,13 @@ type Decision struct {
 // is when the delivery would otherwise go out (now, or deliverAfter).
 func Decide(r *notifyv1.Recipient, typ notifyv1.NotificationType, category string, ch notifyv1.Channel, at time.Time) Decision {
 	if msg := missingAddress(r, ch); msg != "" {
-		return Decision{Reason: ReasonNoAddress, Message: msg}
+		return Decision{Reason: notifyv1.ReasonNoAddress, Message: msg}
 	}
 	prefs := r.Spec.Preferences
 	if !typ.OverridesOptOut() {
 		for _, c := range prefs.OptOut {
 			if c == ch {
-				return Decision{Reason: ReasonOptedOut, Message: fmt.Sprintf("%s opted out of %s", r.Name, ch)}
+				return Decision{Reason: notifyv1.ReasonOptedOut, Message: fmt.Sprintf("%s opted out of %s", r.Name, ch)}
 			}
 		}
 		if category != "" {
@@ -130,7 +127,7 @@ func Decide(r *notifyv1.Recipient, typ notifyv1.NotificationType, category strin
 					}
 				}
 				if !allowed {
-					return Decision{Reason: ReasonCategoryMuted, Message: fmt.Sprintf("%s does not want %q notifications on %s", r.Name, category, ch)}
+					return Decision{Reason: notifyv1.ReasonCategoryMuted, Message: fmt.Sprintf("%s does not want %q notifications on %s", r.Name, category, ch)}
 				}
 			}
 		}
@@ -139,7 +136,7 @@ func Decide(r *notifyv1.Recipient, typ notifyv1.NotificationType, category strin
 	if qh := prefs.QuietHours; qh != nil && quietHoursApply(qh, typ, ch) {
 		if end, ok := QuietUntil(qh, r.Spec.Timezone, at); ok {
 			d.NotBefore = &end
-			d.Reason = ReasonQuietHours
+			d.Reason = notifyv1.ReasonQuietHours
 			d.Message = fmt.Sprintf("held until %s, the end of %s's quiet hours", end.UTC().Format(time.RFC3339), r.Name)
 		}
 	}

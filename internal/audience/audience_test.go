@@ -107,18 +107,18 @@ func TestDecide(t *testing.T) {
 		notBefore *time.Time
 	}{
 		{"plain email at noon", base, notifyv1.TypeInformational, "", notifyv1.ChannelEmail, noon, true, "", nil},
-		{"opted out of whatsapp", base, notifyv1.TypeInformational, "", notifyv1.ChannelWhatsApp, noon, false, ReasonOptedOut, nil},
+		{"opted out of whatsapp", base, notifyv1.TypeInformational, "", notifyv1.ChannelWhatsApp, noon, false, notifyv1.ReasonOptedOut, nil},
 		{"critical overrides opt-out", base, notifyv1.TypeCritical, "", notifyv1.ChannelWhatsApp, noon, true, "", nil},
 		{"approval overrides opt-out", base, notifyv1.TypeApproval, "", notifyv1.ChannelWhatsApp, noon, true, "", nil},
-		{"category limits channels", base, notifyv1.TypeWarning, "deployments", notifyv1.ChannelEmail, noon, false, ReasonCategoryMuted, nil},
+		{"category limits channels", base, notifyv1.TypeWarning, "deployments", notifyv1.ChannelEmail, noon, false, notifyv1.ReasonCategoryMuted, nil},
 		{"category allows its channel", base, notifyv1.TypeWarning, "deployments", notifyv1.ChannelInApp, noon, true, "", nil},
-		{"muted category", base, notifyv1.TypeInformational, "marketing", notifyv1.ChannelInApp, noon, false, ReasonCategoryMuted, nil},
+		{"muted category", base, notifyv1.TypeInformational, "marketing", notifyv1.ChannelInApp, noon, false, notifyv1.ReasonCategoryMuted, nil},
 		{"critical overrides muted category", base, notifyv1.TypeCritical, "marketing", notifyv1.ChannelInApp, noon, true, "", nil},
-		{"quiet hours defer email", base, notifyv1.TypeInformational, "", notifyv1.ChannelEmail, lateEvening, true, ReasonQuietHours, &berlinMorning},
+		{"quiet hours defer email", base, notifyv1.TypeInformational, "", notifyv1.ChannelEmail, lateEvening, true, notifyv1.ReasonQuietHours, &berlinMorning},
 		{"quiet hours spare inApp", base, notifyv1.TypeInformational, "", notifyv1.ChannelInApp, lateEvening, true, "", nil},
-		{"quiet hours defer critical too", base, notifyv1.TypeCritical, "", notifyv1.ChannelEmail, lateEvening, true, ReasonQuietHours, &berlinMorning},
-		{"no phone", noPhone, notifyv1.TypeCritical, "", notifyv1.ChannelWhatsApp, noon, false, ReasonNoAddress, nil},
-		{"no username for inApp", noUser, notifyv1.TypeInformational, "", notifyv1.ChannelInApp, noon, false, ReasonNoAddress, nil},
+		{"quiet hours defer critical too", base, notifyv1.TypeCritical, "", notifyv1.ChannelEmail, lateEvening, true, notifyv1.ReasonQuietHours, &berlinMorning},
+		{"no phone", noPhone, notifyv1.TypeCritical, "", notifyv1.ChannelWhatsApp, noon, false, notifyv1.ReasonNoAddress, nil},
+		{"no username for inApp", noUser, notifyv1.TypeInformational, "", notifyv1.ChannelInApp, noon, false, notifyv1.ReasonNoAddress, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

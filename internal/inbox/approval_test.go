@@ -17,7 +17,8 @@ import (
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
-	"github.com/herald-dev/herald/controllers"
+	"github.com/herald-dev/herald/controllers/delivery"
+	"github.com/herald-dev/herald/controllers/notification"
 	"github.com/herald-dev/herald/internal/retry"
 )
 
@@ -33,12 +34,12 @@ func startControllers() (stop func()) {
 	Expect(err).NotTo(HaveOccurred())
 	recorder := mgr.GetEventRecorder("herald-test")
 	policy := retry.Policy{Strategy: retry.Exponential, MaxAttempts: 3, InitialDelay: 100 * time.Millisecond, MaxDelay: time.Second}
-	Expect((&controllers.NotificationReconciler{
+	Expect((&notification.Reconciler{
 		Client: mgr.GetClient(), Recorder: recorder,
 		DefaultRetry: policy, DefaultTimeout: 5 * time.Second, FanOutParallelism: 4, Workers: 2,
 	}).SetupWithManager(mgr)).To(Succeed())
-	Expect((&controllers.DeliveryReconciler{
-		Client: mgr.GetClient(), Channel: notifyv1.ChannelInApp, Handler: controllers.InAppHandler{}, Recorder: recorder,
+	Expect((&delivery.Reconciler{
+		Client: mgr.GetClient(), Channel: notifyv1.ChannelInApp, Handler: delivery.InAppHandler{}, Recorder: recorder,
 		DefaultRetry: policy, DefaultTimeout: 5 * time.Second, Workers: 2,
 	}).SetupWithManager(mgr)).To(Succeed())
 	ctx, cancel := context.WithCancel(suiteCtx)
@@ -78,7 +79,7 @@ var _ = Describe("approvals through the inbox", func() {
 		Expect(k8sClient.Create(suiteCtx, n)).To(Succeed())
 
 		kim := userClient("kim")
-		name := controllers.DeliveryName(n.Name, notifyv1.ChannelInApp, "kim")
+		name := notification.DeliveryName(n.Name, notifyv1.ChannelInApp, "kim")
 		var it inboxv1.InboxItem
 		Eventually(func() error { return kim.Get(suiteCtx, client.ObjectKey{Namespace: ns, Name: name}, &it) }).Should(Succeed())
 		Expect(it.Spec.Type).To(Equal("approval"))

@@ -34,6 +34,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -82,7 +84,7 @@ func (h *Helper) Patch(ctx context.Context, obj client.Object, opts ...Option) (
 	if err != nil {
 		return false, fmt.Errorf("computing status patch: %w", err)
 	}
-	status, err := statusOnly(data)
+	status, err := statusOnly(data, obj)
 	if err != nil || status == nil {
 		return false, err
 	}
@@ -102,12 +104,19 @@ func (h *Helper) Reset(obj client.Object) {
 // resourceVersion precondition, or returns nil when status is unchanged.
 // Changes a reconcile made to metadata or spec are not this helper's to
 // write (the status subresource ignores them anyway).
-func statusOnly(data []byte) ([]byte, error) {
+//
+// A nested object of the status that changed is sent whole, from after,
+// not as the difference: a merge patch would otherwise send only its
+// changed fields, and where the object does not exist on the server yet
+// (a Notification's first status.deliveries) the fields left out, zero on
+// both sides here, would be missing there and fail the CRD's required
+// rules. Like a list, such an object has one writer.
+func statusOnly(data []byte, obj client.Object) ([]byte, error) {
 	var full struct {
 		Metadata *struct {
 			ResourceVersion string `json:"resourceVersion,omitempty"`
 		} `json:"metadata,omitempty"`
-		Status json.RawMessage `json:"status,omitempty"`
+		Status map[string]json.RawMessage `json:"status,omitempty"`
 	}
 	if err := json.Unmarshal(data, &full); err != nil {
 		return nil, fmt.Errorf("reading status patch: %w", err)
@@ -115,9 +124,47 @@ func statusOnly(data []byte) ([]byte, error) {
 	if len(full.Status) == 0 {
 		return nil, nil
 	}
+	var after map[string]json.RawMessage
+	for key, v := range full.Status {
+		if len(v) == 0 || v[0] != '{' {
+			continue
+		}
+		if after == nil {
+			var err error
+			if after, err = statusOf(obj); err != nil {
+				return nil, err
+			}
+		}
+		full.Status[key] = after[key]
+	}
 	out := map[string]any{"status": full.Status}
 	if full.Metadata != nil && full.Metadata.ResourceVersion != "" {
 		out["metadata"] = map[string]string{"resourceVersion": full.Metadata.ResourceVersion}
 	}
 	return json.Marshal(out)
+}
+
+// statusOf returns the top-level fields of obj's status as JSON.
+func statusOf(obj client.Object) (map[string]json.RawMessage, error) {
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %T: %w", obj, err)
+	}
+	var whole struct {
+		Status map[string]json.RawMessage `json:"status"`
+	}
+	if err := json.Unmarshal(raw, &whole); err != nil {
+		return nil, fmt.Errorf("reading status of %T: %w", obj, err)
+	}
+	return whole.Status, nil
+}
+
+// RequeueOnConflict is how a reconciler ends on a failed status write: a
+// Conflict means its read was stale, and the next reconcile reads again;
+// any other error is returned, wrapped with what was being written.
+func RequeueOnConflict(err error, what string) (ctrl.Result, error) {
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{Requeue: true}, nil
+	}
+	return ctrl.Result{}, fmt.Errorf("writing %s: %w", what, err)
 }

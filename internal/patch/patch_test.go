@@ -2,6 +2,7 @@ package patch_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,5 +152,39 @@ func TestNoChangeNoWrite(t *testing.T) {
 	}
 	if got := get(t, c); got.Status.Phase != notifyv1.DeliverySucceeded {
 		t.Fatalf("phase %q", got.Status.Phase)
+	}
+}
+
+// A nested status object that does not exist on the server yet is written
+// whole: its required fields that are zero must arrive too. The fake client
+// has no schema, so the test reads what was sent.
+func TestNestedObjectIsSentWhole(t *testing.T) {
+	ctx := context.Background()
+	n := &notifyv1.Notification{ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: "ns"}}
+	scheme := runtime.NewScheme()
+	if err := notifyv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	var sent []byte
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(n).WithStatusSubresource(n).
+		WithInterceptorFuncs(interceptor.Funcs{
+			SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, p client.Patch, opts ...client.SubResourcePatchOption) error {
+				sent, _ = p.Data(obj)
+				return c.SubResource(sub).Patch(ctx, obj, p, opts...)
+			},
+		}).Build()
+	var cur notifyv1.Notification
+	if err := c.Get(ctx, client.ObjectKeyFromObject(n), &cur); err != nil {
+		t.Fatal(err)
+	}
+	h := patch.NewHelper(&cur, c, patch.ControllerFieldOwner)
+	cur.Status.Deliveries.Total, cur.Status.Deliveries.Pending = 1, 1
+	if _, err := h.Patch(ctx, &cur); err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{`"total":1`, `"pending":1`, `"failed":0`, `"succeeded":0`, `"expired":0`} {
+		if !strings.Contains(string(sent), field) {
+			t.Errorf("patch %s lacks %s", sent, field)
+		}
 	}
 }

@@ -1,8 +1,8 @@
-// Package provider keeps the senders built from NotificationProviders in
+// Package sendercache keeps the senders built from NotificationProviders in
 // memory, so that a delivery finds its provider, credentials and rate limit
 // without reading the API server. The NotificationProvider reconciler fills
 // the registry; delivery reconcilers only read it.
-package provider
+package sendercache
 
 import (
 	"sort"

@@ -1,4 +1,4 @@
-package controllers
+package notification
 
 import (
 	"testing"
@@ -24,7 +24,7 @@ func approvalNotification(responses ...notifyv1.Response) *notifyv1.Notification
 }
 
 func TestApprovalDecisionNeverFlips(t *testing.T) {
-	r := &NotificationReconciler{}
+	r := &Reconciler{}
 	at := metav1.NewTime(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC))
 	n := approvalNotification(notifyv1.Response{Recipient: "alice", Action: "approve", Time: at})
 	r.decideApproval(n)

@@ -1,4 +1,4 @@
-package controllers
+package notification
 
 import (
 	"strings"
@@ -26,29 +26,5 @@ func TestDeliveryName(t *testing.T) {
 	}
 	if a != DeliveryName(long, notifyv1.ChannelWhatsApp, strings.Repeat("r", 100)) {
 		t.Fatal("DeliveryName must be deterministic")
-	}
-}
-
-func TestLabelValue(t *testing.T) {
-	if got := LabelValue("short"); got != "short" {
-		t.Fatalf("LabelValue(short) = %q", got)
-	}
-	v := LabelValue(strings.Repeat("a-", 60))
-	if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
-		t.Fatalf("%q is not a valid label value: %v", v, errs)
-	}
-}
-
-func TestHandlersValidate(t *testing.T) {
-	h := Handlers{notifyv1.ChannelInApp: InAppHandler{}}
-	err := h.Validate()
-	if err == nil || !strings.Contains(err.Error(), `"email"`) {
-		t.Fatalf("Validate() = %v, want an error naming the email channel", err)
-	}
-	for _, c := range notifyv1.Channels {
-		h[c] = InAppHandler{}
-	}
-	if err := h.Validate(); err != nil {
-		t.Fatalf("Validate() = %v with every channel handled", err)
 	}
 }

@@ -1,50 +1,37 @@
-package controllers
+// Package schedule holds the NotificationSchedule reconciler, which creates
+// a schedule's Notifications when its runs are due, as the CronJob
+// controller creates Jobs.
+package schedule
 
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/emit"
+	"github.com/herald-dev/herald/internal/patch"
 	"github.com/herald-dev/herald/internal/schedule"
-)
-
-// NotificationSchedule condition reasons and Event reasons.
-const (
-	// ReasonSuspended (shared with providers) marks a suspended schedule.
-	ReasonScheduled       = "Scheduled"
-	ReasonInvalidSchedule = "InvalidSchedule"
-	// ReasonCreated is the Event for each Notification a schedule or an
-	// event rule creates.
-	ReasonCreated        = "Created"
-	ReasonMissedSchedule = "MissedSchedule"
-	// ReasonFailedCreate is the Event for a run whose Notification the API
-	// server rejected; the run counts as missed.
-	ReasonFailedCreate = "FailedCreate"
 )
 
 // requeueSlack is added to the wait for the next run so that the
 // reconcile lands after the run's instant, not a hair before it.
 const requeueSlack = 100 * time.Millisecond
 
-// NotificationScheduleReconciler creates a schedule's Notifications when
+// Reconciler creates a schedule's Notifications when
 // its runs are due, the way the CronJob controller creates Jobs:
 //
 //   - children are named <schedule>-<minutes since the epoch of the run>,
@@ -56,7 +43,7 @@ const requeueSlack = 100 * time.Millisecond
 //   - finished children beyond the history limits are deleted.
 //
 // Time comes from Clock so that tests drive it with a fake clock.
-type NotificationScheduleReconciler struct {
+type Reconciler struct {
 	client.Client
 	Recorder events.EventRecorder
 	Clock    clock.PassiveClock
@@ -66,7 +53,7 @@ type NotificationScheduleReconciler struct {
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationschedules/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications,verbs=get;list;watch;create;delete
 
-func (r *NotificationScheduleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var s notifyv1.NotificationSchedule
 	if err := r.Get(ctx, req.NamespacedName, &s); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -75,6 +62,7 @@ func (r *NotificationScheduleReconciler) Reconcile(ctx context.Context, req ctrl
 		return ctrl.Result{}, nil
 	}
 	now := r.Clock.Now()
+	patcher := patch.NewHelper(&s, r.Client, patch.ControllerFieldOwner)
 	before := s.Status.DeepCopy()
 
 	if err := r.trackChildren(ctx, &s); err != nil {
@@ -89,10 +77,10 @@ func (r *NotificationScheduleReconciler) Reconcile(ctx context.Context, req ctrl
 	switch {
 	case err != nil:
 		s.Status.NextScheduleTime = nil
-		r.setReady(&s, metav1.ConditionFalse, ReasonInvalidSchedule, err.Error(), now)
+		r.setReady(&s, metav1.ConditionFalse, notifyv1.ReasonInvalidSchedule, err.Error(), now)
 	case s.Spec.Suspend:
 		s.Status.NextScheduleTime = nil
-		r.setReady(&s, metav1.ConditionFalse, ReasonSuspended, "spec.suspend is true: no runs are made, and runs missed meanwhile are skipped", now)
+		r.setReady(&s, metav1.ConditionFalse, notifyv1.ReasonSuspended, "spec.suspend is true: no runs are made, and runs missed meanwhile are skipped", now)
 	default:
 		d := sched.Decide(r.since(&s, now), now, deadline(&s), false)
 		if !d.Run.IsZero() {
@@ -112,19 +100,17 @@ func (r *NotificationScheduleReconciler) Reconcile(ctx context.Context, req ctrl
 			msg = fmt.Sprintf("next run at %s", d.Next.In(sched.Location()).Format(time.RFC3339))
 			result.RequeueAfter = d.Next.Sub(now) + requeueSlack
 		}
-		r.setReady(&s, metav1.ConditionTrue, ReasonScheduled, msg, now)
+		r.setReady(&s, metav1.ConditionTrue, notifyv1.ReasonScheduled, msg, now)
 	}
 	s.Status.ObservedGeneration = s.Generation
 
-	if !equality.Semantic.DeepEqual(before, &s.Status) {
-		if err := r.Status().Update(ctx, &s); err != nil {
-			if apierrors.IsConflict(err) {
-				// The Notification of a run, if any, exists: the retry
-				// finds it by name and records it.
-				return ctrl.Result{Requeue: true}, nil
-			}
-			return ctrl.Result{}, fmt.Errorf("updating schedule status: %w", err)
-		}
+	// On a conflict the Notification of a run, if any, exists: the retry
+	// finds it by name and records it.
+	wrote, err := patcher.Patch(ctx, &s, patch.WithOptimisticLock())
+	if err != nil {
+		return patch.RequeueOnConflict(err, "schedule status")
+	}
+	if wrote {
 		// Announced only once recorded, so that a retried reconcile does
 		// not report the same problem twice.
 		r.announce(&s, before, missed, deadline(&s))
@@ -136,7 +122,7 @@ func (r *NotificationScheduleReconciler) Reconcile(ctx context.Context, req ctrl
 // the schedule's creation, and from the moment it became active again
 // after being suspended or invalid: those runs are skipped, not made up.
 // The Ready condition's transition time records that moment.
-func (r *NotificationScheduleReconciler) since(s *notifyv1.NotificationSchedule, now time.Time) time.Time {
+func (r *Reconciler) since(s *notifyv1.NotificationSchedule, now time.Time) time.Time {
 	var activeSince time.Time
 	if c := meta.FindStatusCondition(s.Status.Conditions, notifyv1.ConditionReady); c != nil {
 		activeSince = c.LastTransitionTime.Time
@@ -165,17 +151,17 @@ func deadline(s *notifyv1.NotificationSchedule) *time.Duration {
 // run creates the Notification of the run at t. AlreadyExists means an
 // earlier reconcile made it (a restart between the create and the status
 // write): the run is done either way.
-func (r *NotificationScheduleReconciler) run(ctx context.Context, s *notifyv1.NotificationSchedule, t time.Time, d *schedule.Decision) error {
+func (r *Reconciler) run(ctx context.Context, s *notifyv1.NotificationSchedule, t time.Time, d *schedule.Decision) error {
 	n := r.child(s, t)
 	err := r.Create(ctx, n)
 	switch {
 	case err == nil:
-		r.Recorder.Eventf(s, n, "Normal", ReasonCreated, "Schedule", "created Notification %s for the run at %s", n.Name, t.UTC().Format(time.RFC3339))
+		r.Recorder.Eventf(s, n, "Normal", notifyv1.ReasonCreated, "Schedule", "created Notification %s for the run at %s", n.Name, t.UTC().Format(time.RFC3339))
 	case apierrors.IsAlreadyExists(err):
 		log.FromContext(ctx).V(1).Info("the run's notification exists already", "notification", n.Name)
 	case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
 		// Retrying cannot help: count the run as missed and say why.
-		r.Recorder.Eventf(s, nil, "Warning", ReasonFailedCreate, "Schedule", "the Notification for the run at %s was rejected: %v", t.UTC().Format(time.RFC3339), err)
+		r.Recorder.Eventf(s, nil, "Warning", notifyv1.ReasonFailedCreate, "Schedule", "the Notification for the run at %s was rejected: %v", t.UTC().Format(time.RFC3339), err)
 		d.Missed++
 		if d.LastMissed.Before(t) {
 			d.LastMissed = t
@@ -197,43 +183,24 @@ func (r *NotificationScheduleReconciler) run(ctx context.Context, s *notifyv1.No
 // creates for its run at t: the schedule's name and the run's minute since
 // the Unix epoch, as CronJobs name their Jobs.
 func ScheduledName(schedule string, t time.Time) string {
-	return shorten(fmt.Sprintf("%s-%d", schedule, t.Unix()/60), 253)
+	return notifyv1.FitName(fmt.Sprintf("%s-%d", schedule, t.Unix()/60), 253)
 }
 
-func (r *NotificationScheduleReconciler) child(s *notifyv1.NotificationSchedule, t time.Time) *notifyv1.Notification {
+func (r *Reconciler) child(s *notifyv1.NotificationSchedule, t time.Time) *notifyv1.Notification {
 	tpl := s.Spec.Notification
 	// Children go with their schedule, and their progress wakes it.
-	n, _ := ownedNotification(s, r.Scheme(), ScheduledName(s.Name, t), tpl.Metadata, *tpl.Spec.DeepCopy())
-	n.Labels[notifyv1.LabelSchedule] = LabelValue(s.Name)
+	n, _ := emit.OwnedNotification(s, r.Scheme(), ScheduledName(s.Name, t), tpl.Metadata, *tpl.Spec.DeepCopy())
+	n.Labels[notifyv1.LabelSchedule] = notifyv1.LabelValue(s.Name)
 	n.Annotations[notifyv1.AnnotationScheduledTime] = t.UTC().Format(time.RFC3339)
 	return n
-}
-
-// ownedNotification is the Notification that owner (a schedule or an event
-// rule) creates: named name in the owner's namespace, with the labels and
-// annotations of its template's metadata (never nil, so the caller can add
-// its own) and spec, controlled by owner.
-func ownedNotification(owner client.Object, scheme *runtime.Scheme, name string, tmpl notifyv1.ObjectMetaTemplate, spec notifyv1.NotificationSpec) (*notifyv1.Notification, error) {
-	n := &notifyv1.Notification{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        name,
-			Namespace:   owner.GetNamespace(),
-			Labels:      map[string]string{},
-			Annotations: map[string]string{},
-		},
-		Spec: spec,
-	}
-	maps.Copy(n.Labels, tmpl.Labels)
-	maps.Copy(n.Annotations, tmpl.Annotations)
-	return n, controllerutil.SetControllerReference(owner, n, scheme)
 }
 
 // trackChildren lists the schedule's Notifications, records the unfinished
 // ones in status.active and deletes finished ones beyond the history
 // limits, oldest run first.
-func (r *NotificationScheduleReconciler) trackChildren(ctx context.Context, s *notifyv1.NotificationSchedule) error {
+func (r *Reconciler) trackChildren(ctx context.Context, s *notifyv1.NotificationSchedule) error {
 	var list notifyv1.NotificationList
-	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingLabels{notifyv1.LabelSchedule: LabelValue(s.Name)}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingLabels{notifyv1.LabelSchedule: notifyv1.LabelValue(s.Name)}); err != nil {
 		return fmt.Errorf("listing the schedule's notifications: %w", err)
 	}
 	var children []notifyv1.Notification
@@ -304,26 +271,26 @@ func runTime(n *notifyv1.Notification) time.Time {
 // setReady sets the Ready condition with the transition time taken from
 // the reconciler's clock: since() reads it back as the moment the schedule
 // became active.
-func (r *NotificationScheduleReconciler) setReady(s *notifyv1.NotificationSchedule, status metav1.ConditionStatus, reason, msg string, now time.Time) {
+func (r *Reconciler) setReady(s *notifyv1.NotificationSchedule, status metav1.ConditionStatus, reason, msg string, now time.Time) {
 	meta.SetStatusCondition(&s.Status.Conditions, metav1.Condition{
 		Type: notifyv1.ConditionReady, Status: status, Reason: reason, Message: msg,
 		ObservedGeneration: s.Generation, LastTransitionTime: metav1.NewTime(now),
 	})
 }
 
-func (r *NotificationScheduleReconciler) announce(s *notifyv1.NotificationSchedule, before *notifyv1.NotificationScheduleStatus, d schedule.Decision, dl *time.Duration) {
+func (r *Reconciler) announce(s *notifyv1.NotificationSchedule, before *notifyv1.NotificationScheduleStatus, d schedule.Decision, dl *time.Duration) {
 	if d.Missed > 0 {
 		why := "superseded by a newer run: missed runs are not made up"
 		if d.Run.IsZero() && dl != nil {
 			why = fmt.Sprintf("more than startingDeadlineSeconds (%s) late", *dl)
 		}
-		r.Recorder.Eventf(s, nil, "Warning", ReasonMissedSchedule, "Schedule", "skipped %d run(s), the newest at %s: %s",
+		r.Recorder.Eventf(s, nil, "Warning", notifyv1.ReasonMissedSchedule, "Schedule", "skipped %d run(s), the newest at %s: %s",
 			d.Missed, d.LastMissed.UTC().Format(time.RFC3339), why)
 	}
 	c := meta.FindStatusCondition(s.Status.Conditions, notifyv1.ConditionReady)
 	old := meta.FindStatusCondition(before.Conditions, notifyv1.ConditionReady)
-	if c != nil && c.Reason == ReasonInvalidSchedule && (old == nil || old.Reason != c.Reason || old.Message != c.Message) {
-		r.Recorder.Eventf(s, nil, "Warning", ReasonInvalidSchedule, "Schedule", "%s", c.Message)
+	if c != nil && c.Reason == notifyv1.ReasonInvalidSchedule && (old == nil || old.Reason != c.Reason || old.Message != c.Message) {
+		r.Recorder.Eventf(s, nil, "Warning", notifyv1.ReasonInvalidSchedule, "Schedule", "%s", c.Message)
 	}
 }
 
@@ -331,7 +298,7 @@ func (r *NotificationScheduleReconciler) announce(s *notifyv1.NotificationSchedu
 // annotation, e.g. from `kubectl annotate`, asks for an immediate
 // reconcile; status writes do not wake it) and the Notifications they own,
 // whose completion updates status.active and the history.
-func (r *NotificationScheduleReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}

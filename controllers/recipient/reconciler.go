@@ -1,4 +1,6 @@
-package controllers
+// Package recipient holds the Recipient reconciler, which reports in the
+// AddressesValid condition whether a Recipient's addresses can be used.
+package recipient
 
 import (
 	"context"
@@ -7,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -16,39 +16,34 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel/whatsapp"
+	"github.com/herald-dev/herald/internal/patch"
 )
 
-// RecipientReconciler reports whether a Recipient's addresses can be used,
+// Reconciler reports whether a Recipient's addresses can be used,
 // beyond what admission can check (a phone number that is well-formed but
 // not a real number, an unknown time zone).
-type RecipientReconciler struct {
+type Reconciler struct {
 	client.Client
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=recipients/status,verbs=get;update;patch
 
-func (r *RecipientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var rc notifyv1.Recipient
 	if err := r.Get(ctx, req.NamespacedName, &rc); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	before := rc.Status.DeepCopy()
+	patcher := patch.NewHelper(&rc, r.Client, patch.ControllerFieldOwner)
 	problems := AddressProblems(&rc.Spec)
-	cond := metav1.Condition{Type: notifyv1.ConditionAddressesValid, Status: metav1.ConditionTrue, Reason: "Valid",
+	cond := metav1.Condition{Type: notifyv1.ConditionAddressesValid, Status: metav1.ConditionTrue, Reason: notifyv1.ReasonValid,
 		Message: "every address given can be used", ObservedGeneration: rc.Generation}
 	if len(problems) > 0 {
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, "InvalidAddress", strings.Join(problems, "; ")
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, string(notifyv1.ReasonInvalidAddress), strings.Join(problems, "; ")
 	}
 	meta.SetStatusCondition(&rc.Status.Conditions, cond)
 	rc.Status.ObservedGeneration = rc.Generation
-	if equality.Semantic.DeepEqual(before, &rc.Status) {
-		return ctrl.Result{}, nil
-	}
-	if err := r.Status().Update(ctx, &rc); err != nil {
-		if apierrors.IsConflict(err) {
-			return ctrl.Result{Requeue: true}, nil
-		}
-		return ctrl.Result{}, fmt.Errorf("updating recipient status: %w", err)
+	if _, err := patcher.Patch(ctx, &rc, patch.WithOptimisticLock()); err != nil {
+		return patch.RequeueOnConflict(err, "recipient status")
 	}
 	return ctrl.Result{}, nil
 }
@@ -74,6 +69,6 @@ func AddressProblems(s *notifyv1.RecipientSpec) []string {
 	return out
 }
 
-func (r *RecipientReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).For(&notifyv1.Recipient{}).Complete(r)
 }

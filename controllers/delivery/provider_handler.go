@@ -1,4 +1,4 @@
-package controllers
+package delivery
 
 import (
 	"context"
@@ -6,64 +6,13 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
-	"github.com/herald-dev/herald/internal/provider"
+	"github.com/herald-dev/herald/internal/sendercache"
 )
-
-// Handler is what a channel plugs into the generic delivery reconciler: the
-// reconciler owns claiming, retries, status and metrics; the handler owns
-// the choice of provider and the wire.
-type Handler interface {
-	// NeedsClaim is true when a send has effects outside the cluster, so an
-	// attempt must be recorded (phase Sending) before it starts. In-app
-	// delivery has none and skips that write.
-	NeedsClaim() bool
-	// Admit returns how long the delivery must wait for its provider's rate
-	// limit (zero: go now). An error means the delivery cannot be attempted
-	// now (no usable provider), and counts as a failed attempt.
-	Admit(d *notifyv1.ChannelDelivery, now time.Time) (time.Duration, error)
-	// Send makes one attempt and returns the provider that made it.
-	Send(ctx context.Context, d *notifyv1.ChannelDelivery, msg *channel.Message) (providerName string, res channel.Result, err error)
-}
-
-// Handlers maps each channel to its handler.
-type Handlers map[notifyv1.Channel]Handler
-
-// Validate fails unless every channel the API accepts has a handler, so a
-// channel can never be accepted at admission and then silently ignored (the
-// predecessor's failure).
-func (h Handlers) Validate() error {
-	for _, c := range notifyv1.Channels {
-		if h[c] == nil {
-			return fmt.Errorf("no delivery handler registered for channel %q", c)
-		}
-	}
-	return nil
-}
-
-// InAppHandler delivers in-app notifications: a delivery is visible in its
-// recipient's inbox as soon as it is Succeeded, so sending is only that
-// status write.
-type InAppHandler struct{}
-
-func (InAppHandler) NeedsClaim() bool { return false }
-
-func (InAppHandler) Admit(*notifyv1.ChannelDelivery, time.Time) (time.Duration, error) {
-	return 0, nil
-}
-
-func (InAppHandler) Send(_ context.Context, d *notifyv1.ChannelDelivery, _ *channel.Message) (string, channel.Result, error) {
-	if d.Spec.Recipient.Username == "" {
-		return "", channel.Result{}, channel.NewInvalidAddress(fmt.Errorf("recipient %s has no username", d.Spec.Recipient.Name))
-	}
-	return "", channel.Result{}, nil
-}
-
-// ReasonProviderNotReady is set on deliveries that found no usable provider.
-const ReasonProviderNotReady = "ProviderNotReady"
 
 // suspendedWait is how often a delivery held by a suspended provider looks
 // again. Suspension uses no attempts.
@@ -74,7 +23,7 @@ const suspendedWait = 30 * time.Second
 // for a provider reason.
 type ProviderHandler struct {
 	Channel  notifyv1.Channel
-	Registry *provider.Registry
+	Registry *sendercache.Registry
 	// TripFor is how long a provider that failed for a provider reason
 	// (rejected credentials, unknown sender) is skipped before it is tried
 	// again; zero means defaultTripDuration.
@@ -86,6 +35,8 @@ type ProviderHandler struct {
 	// tell a provider that does not exist from one the provider controller
 	// has not validated yet, as right after a restart.
 	Providers client.Reader
+	// Clock tells when circuits close and rate-limit tokens are due.
+	Clock clock.PassiveClock
 }
 
 // validationWait is how long a delivery waits, using no attempt, for the
@@ -101,7 +52,7 @@ func (h *ProviderHandler) NeedsClaim() bool { return true }
 
 // usable returns the chain's Ready providers, and why none is usable when
 // the result is empty.
-func (h *ProviderHandler) usable(d *notifyv1.ChannelDelivery) ([]*provider.Entry, bool, error) {
+func (h *ProviderHandler) usable(d *notifyv1.ChannelDelivery) ([]*sendercache.Entry, bool, error) {
 	chain, missing := h.Registry.Chain(d.Namespace, channel.Name(h.Channel), d.Spec.Provider)
 	if len(chain) == 0 {
 		if d.Spec.Provider != "" {
@@ -109,10 +60,10 @@ func (h *ProviderHandler) usable(d *notifyv1.ChannelDelivery) ([]*provider.Entry
 		}
 		return nil, false, notReady("no default %s NotificationProvider in namespace %s; create one with spec.default: true", h.Channel, d.Namespace)
 	}
-	var ready []*provider.Entry
+	var ready []*sendercache.Entry
 	suspended := false
 	var reasons []string
-	now := time.Now()
+	now := h.Clock.Now()
 	for _, e := range chain {
 		tripped, why := e.Tripped(now)
 		switch {
@@ -139,7 +90,7 @@ func (h *ProviderHandler) usable(d *notifyv1.ChannelDelivery) ([]*provider.Entry
 }
 
 func notReady(format string, args ...any) error {
-	return &channel.Error{Reason: channel.Transient, Code: ReasonProviderNotReady, ProviderFault: true, Err: fmt.Errorf(format, args...)}
+	return &channel.Error{Reason: channel.Transient, Code: notifyv1.ReasonProviderNotReady, ProviderFault: true, Err: fmt.Errorf(format, args...)}
 }
 
 func (h *ProviderHandler) Admit(d *notifyv1.ChannelDelivery, now time.Time) (time.Duration, error) {
@@ -169,7 +120,7 @@ func (h *ProviderHandler) Send(ctx context.Context, d *notifyv1.ChannelDelivery,
 		// Admit already paced the first provider; a fallback takes a token
 		// of its own or the attempt waits as rate limited.
 		if i > 0 {
-			if wait := e.Pacer.Admit(string(d.UID)+"/"+e.Name, time.Now()); wait > 0 {
+			if wait := e.Pacer.Admit(string(d.UID)+"/"+e.Name, h.Clock.Now()); wait > 0 {
 				return e.Name, channel.Result{}, channel.NewRateLimited("fallback "+e.Name, wait, fmt.Errorf("fallback provider %s is rate limited: %w", e.Name, lastErr))
 			}
 		}
@@ -218,12 +169,12 @@ func (h *ProviderHandler) awaitingValidation(d *notifyv1.ChannelDelivery) bool {
 }
 
 // trip opens a provider's circuit after a permanent provider fault.
-func (h *ProviderHandler) trip(e *provider.Entry, ce *channel.Error) {
+func (h *ProviderHandler) trip(e *sendercache.Entry, ce *channel.Error) {
 	d := h.TripFor
 	if d <= 0 {
 		d = defaultTripDuration
 	}
-	e.Trip(time.Now().Add(d), fmt.Sprintf("the provider rejected a delivery: %v", ce))
+	e.Trip(h.Clock.Now().Add(d), fmt.Sprintf("the provider rejected a delivery: %v", ce))
 	if h.OnTrip != nil {
 		h.OnTrip(e.Namespace, e.Name)
 	}

@@ -1,4 +1,4 @@
-package controllers_test
+package schedule_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
-	"github.com/herald-dev/herald/controllers"
+	"github.com/herald-dev/herald/controllers/schedule"
 	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
 )
 
@@ -37,7 +37,7 @@ func TestPlanHistory(t *testing.T) {
 		child("r5", 5, notifyv1.NotificationDispatching),
 		child("q6", 6, ""),
 	}
-	active, prune := controllers.PlanHistory(children, 2, 1)
+	active, prune := schedule.PlanHistory(children, 2, 1)
 	if want := []string{"q6", "r5"}; !equal(active, want) {
 		t.Errorf("active = %v, want %v", active, want)
 	}
@@ -49,7 +49,7 @@ func TestPlanHistory(t *testing.T) {
 	if want := []string{"d1", "e2", "f1"}; !equal(pruned, want) {
 		t.Errorf("pruned = %v, want %v", pruned, want)
 	}
-	if _, prune := controllers.PlanHistory(children, 0, 0); len(prune) != 6 {
+	if _, prune := schedule.PlanHistory(children, 0, 0); len(prune) != 6 {
 		t.Errorf("limits of 0 keep no finished child, pruned %d", len(prune))
 	}
 }
@@ -73,7 +73,7 @@ func TestScheduleRequeue(t *testing.T) {
 	}
 	c := fake.NewClientBuilder().WithScheme(heraldenvtest.Scheme()).WithObjects(s).WithStatusSubresource(s).Build()
 	clock := testingclock.NewFakeClock(time.Date(2026, 11, 28, 7, 59, 30, 0, time.UTC)) // 08:59:30 in Berlin
-	r := &controllers.NotificationScheduleReconciler{Client: c, Recorder: events.NewFakeRecorder(10), Clock: clock}
+	r := &schedule.Reconciler{Client: c, Recorder: events.NewFakeRecorder(10), Clock: clock}
 	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(s)}
 
 	res, err := r.Reconcile(ctx, req)
@@ -94,7 +94,7 @@ func TestScheduleRequeue(t *testing.T) {
 	}
 	run := time.Date(2026, 11, 28, 8, 0, 0, 0, time.UTC)
 	var n notifyv1.Notification
-	if err := c.Get(ctx, client.ObjectKey{Namespace: "ns", Name: controllers.ScheduledName("daily", run)}, &n); err != nil {
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "ns", Name: schedule.ScheduledName("daily", run)}, &n); err != nil {
 		t.Fatalf("the run's notification: %v", err)
 	}
 	var got notifyv1.NotificationSchedule

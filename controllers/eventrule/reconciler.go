@@ -1,4 +1,6 @@
-package controllers
+// Package eventrule holds the EventRule reconciler, which turns core/v1
+// Events into Notifications.
+package eventrule
 
 import (
 	"context"
@@ -14,7 +16,6 @@ import (
 	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,19 +36,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/emit"
+	"github.com/herald-dev/herald/internal/patch"
 	"github.com/herald-dev/herald/internal/render"
-)
-
-// EventRule condition and Event reasons.
-const (
-	ReasonWatching       = "Watching"
-	ReasonInvalidMatch   = "InvalidSelector"
-	ReasonInvalidParams  = "InvalidParams"
-	ReasonEmitted        = "Emitted"
-	ReasonInvalidContent = "InvalidNotification"
-	// ReasonSelectorUnreadable is the Event for an involved object whose
-	// labels Herald may not read.
-	ReasonSelectorUnreadable = "SelectorUnreadable"
 )
 
 // Annotations on Notifications created by an EventRule, for tracing a
@@ -63,10 +54,10 @@ const (
 const minEventAge = 5 * time.Minute
 
 // EventParams are the params every Notification from an EventRule gets
-// from its Event (see EventRuleReconciler).
+// from its Event (see Reconciler).
 var EventParams = []string{"reason", "message", "type", "kind", "name", "namespace", "count", "lastTimestamp"}
 
-// EventRuleReconciler turns core/v1 Events into Notifications.
+// Reconciler turns core/v1 Events into Notifications.
 //
 // It reconciles rules, not Events: a new or updated Event in a namespace
 // wakes the rules of that namespace it could match, and each reconcile
@@ -81,7 +72,7 @@ var EventParams = []string{"reason", "message", "type", "kind", "name", "namespa
 // Event is counted once while the controller runs. After a restart the
 // ledger is rebuilt: Events whose Notification exists already are taken as
 // counted.
-type EventRuleReconciler struct {
+type Reconciler struct {
 	client.Client
 	// APIReader reads the involved objects' labels when a rule has a
 	// selector. Those objects may be of any kind, so they are read on
@@ -116,7 +107,7 @@ type ruleLedger struct {
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets;replicasets,verbs=get
 // +kubebuilder:rbac:groups=batch,resources=jobs;cronjobs,verbs=get
 
-func (r *EventRuleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var rule notifyv1.EventRule
 	if err := r.Get(ctx, req.NamespacedName, &rule); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -132,7 +123,7 @@ func (r *EventRuleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 	if rule.Spec.Suspend {
 		// Forget what was seen: on resume the rule starts like a new one.
 		r.dropLedger(req.NamespacedName)
-		return ctrl.Result{}, r.writeStatus(ctx, &rule, tally{}, metav1.ConditionFalse, ReasonSuspended,
+		return ctrl.Result{}, r.writeStatus(ctx, &rule, tally{}, metav1.ConditionFalse, notifyv1.ReasonSuspended,
 			"spec.suspend is true: Events are not looked at")
 	}
 	p, reason, err := r.prepare(ctx, &rule)
@@ -147,7 +138,7 @@ func (r *EventRuleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (
 
 	t, scanErr := r.scan(ctx, &rule, p, now)
 	msg := fmt.Sprintf("watching Events in namespace %s; throttle %s", rule.Namespace, rule.Spec.Throttle.Duration)
-	if err := r.writeStatus(ctx, &rule, t, metav1.ConditionTrue, ReasonWatching, msg); err != nil {
+	if err := r.writeStatus(ctx, &rule, t, metav1.ConditionTrue, notifyv1.ReasonWatching, msg); err != nil {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{}, scanErr
@@ -163,12 +154,12 @@ type prepared struct {
 // prepare checks the rule can produce valid Notifications. A returned
 // reason says the problem is the rule's (shown in its Ready condition);
 // without one the error is transient.
-func (r *EventRuleReconciler) prepare(ctx context.Context, rule *notifyv1.EventRule) (*prepared, string, error) {
+func (r *Reconciler) prepare(ctx context.Context, rule *notifyv1.EventRule) (*prepared, string, error) {
 	p := &prepared{}
 	if sel := rule.Spec.Match.Selector; sel != nil {
 		s, err := metav1.LabelSelectorAsSelector(sel)
 		if err != nil {
-			return nil, ReasonInvalidMatch, fmt.Errorf("spec.match.selector: %w", err)
+			return nil, notifyv1.ReasonInvalidMatch, fmt.Errorf("spec.match.selector: %w", err)
 		}
 		p.selector = s
 	}
@@ -179,23 +170,23 @@ func (r *EventRuleReconciler) prepare(ctx context.Context, rule *notifyv1.EventR
 	}
 	params, err := renderParams(spec.Params, sample)
 	if err != nil {
-		return nil, ReasonTemplateInvalid, err
+		return nil, notifyv1.ReasonTemplateInvalid, err
 	}
 	if ref := spec.TemplateRef; ref != nil {
 		var t notifyv1.NotificationTemplate
 		if err := r.Get(ctx, client.ObjectKey{Namespace: rule.Namespace, Name: ref.Name}, &t); err != nil {
 			if apierrors.IsNotFound(err) {
-				return nil, ReasonTemplateNotFound, fmt.Errorf("NotificationTemplate %q not found in namespace %s; matching Events wait for it", ref.Name, rule.Namespace)
+				return nil, notifyv1.ReasonTemplateNotFound, fmt.Errorf("NotificationTemplate %q not found in namespace %s; matching Events wait for it", ref.Name, rule.Namespace)
 			}
 			return nil, "", fmt.Errorf("reading template %s: %w", ref.Name, err)
 		}
 		if err := render.Check(&t.Spec); err != nil {
-			return nil, ReasonTemplateInvalid, fmt.Errorf("NotificationTemplate %q: %w", ref.Name, err)
+			return nil, notifyv1.ReasonTemplateInvalid, fmt.Errorf("NotificationTemplate %q: %w", ref.Name, err)
 		}
 		// The params every Notification will carry must satisfy the
 		// template, or each one would fail to dispatch.
 		if _, err := render.Params(t.Spec.Params, withEventParams(params, sample, t.Spec.Params)); err != nil {
-			return nil, ReasonInvalidParams, fmt.Errorf("NotificationTemplate %q: %w (the event fields %v are supplied when the template declares them)", ref.Name, err, EventParams)
+			return nil, notifyv1.ReasonInvalidParams, fmt.Errorf("NotificationTemplate %q: %w (the event fields %v are supplied when the template declares them)", ref.Name, err, EventParams)
 		}
 		p.template = &t
 		return p, "", nil
@@ -203,7 +194,7 @@ func (r *EventRuleReconciler) prepare(ctx context.Context, rule *notifyv1.EventR
 	all := merge(sample, params)
 	for field, src := range map[string]string{"title": spec.Title, "message": spec.Message} {
 		if _, err := render.Text(field, src, all); err != nil {
-			return nil, ReasonTemplateInvalid, fmt.Errorf("spec.notification.spec.%w", err)
+			return nil, notifyv1.ReasonTemplateInvalid, fmt.Errorf("spec.notification.spec.%w", err)
 		}
 	}
 	return p, "", nil
@@ -218,7 +209,7 @@ type tally struct {
 // scan acts on the namespace's recent Events that the rule has not
 // handled yet. It returns what it counted even when it stops early on an
 // error, so that the counts are recorded before the retry.
-func (r *EventRuleReconciler) scan(ctx context.Context, rule *notifyv1.EventRule, p *prepared, now time.Time) (tally, error) {
+func (r *Reconciler) scan(ctx context.Context, rule *notifyv1.EventRule, p *prepared, now time.Time) (tally, error) {
 	var t tally
 	// Every matching Event wakes this scan, so the Events are read as the
 	// cache holds them, without copies; nothing here writes to them.
@@ -268,7 +259,7 @@ func (r *EventRuleReconciler) scan(ctx context.Context, rule *notifyv1.EventRule
 			// rules; trying again cannot help.
 			t.matched++
 			ledger.seen[key] = occ
-			r.Recorder.Eventf(rule, nil, "Warning", ReasonInvalidContent, "Emit", "cannot make a Notification for %s/%s %s: %v",
+			r.Recorder.Eventf(rule, nil, "Warning", notifyv1.ReasonInvalidContent, "Emit", "cannot make a Notification for %s/%s %s: %v",
 				e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, err)
 			continue
 		}
@@ -285,12 +276,12 @@ func (r *EventRuleReconciler) scan(ctx context.Context, rule *notifyv1.EventRule
 			t.emitted++
 			t.lastEmit = now
 			created[n.Name] = true
-			r.Recorder.Eventf(rule, n, "Normal", ReasonEmitted, "Emit", "created Notification %s for %s/%s %s",
+			r.Recorder.Eventf(rule, n, "Normal", notifyv1.ReasonEmitted, "Emit", "created Notification %s for %s/%s %s",
 				n.Name, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason)
 		case apierrors.IsAlreadyExists(err):
 			t.throttled++
 		case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
-			r.Recorder.Eventf(rule, nil, "Warning", ReasonInvalidContent, "Emit", "the Notification for %s/%s %s was rejected: %v",
+			r.Recorder.Eventf(rule, nil, "Warning", notifyv1.ReasonInvalidContent, "Emit", "the Notification for %s/%s %s was rejected: %v",
 				e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, err)
 		default:
 			return t, fmt.Errorf("creating notification %s: %w", n.Name, err)
@@ -333,7 +324,7 @@ func quickMatch(m *notifyv1.EventMatch, e *corev1.Event) bool {
 // involvedLabels reads the labels of an Event's involved object, once per
 // reconcile per object. An object that is gone, or that Herald may not
 // read, has no labels.
-func (r *EventRuleReconciler) involvedLabels(ctx context.Context, rule *notifyv1.EventRule, e *corev1.Event, memo map[string]labels.Set) (labels.Set, error) {
+func (r *Reconciler) involvedLabels(ctx context.Context, rule *notifyv1.EventRule, e *corev1.Event, memo map[string]labels.Set) (labels.Set, error) {
 	ref := e.InvolvedObject
 	id := ref.APIVersion + "/" + ref.Kind + "/" + ref.Namespace + "/" + ref.Name
 	if set, ok := memo[id]; ok {
@@ -355,7 +346,7 @@ func (r *EventRuleReconciler) involvedLabels(ctx context.Context, rule *notifyv1
 		// Retrying cannot help, and waiting would hold back every later
 		// Event: the object counts as unlabelled, and the rule says why.
 		memo[id] = nil
-		r.Recorder.Eventf(rule, nil, "Warning", ReasonSelectorUnreadable, "Match",
+		r.Recorder.Eventf(rule, nil, "Warning", notifyv1.ReasonSelectorUnreadable, "Match",
 			"cannot read the labels of %s %s/%s for spec.match.selector: %v; grant Herald get on %s", ref.Kind, ref.Namespace, ref.Name, err, ref.Kind)
 	default:
 		return nil, fmt.Errorf("reading the labels of %s %s/%s: %w", ref.Kind, ref.Namespace, ref.Name, err)
@@ -410,7 +401,7 @@ func ThrottleWindow(occurred time.Time, throttle time.Duration) time.Time {
 // <rule>-<hash of kind/name/reason>-<window start, Unix seconds>.
 func EventNotificationName(rule, kind, name, reason string, window time.Time) string {
 	sum := sha256.Sum256([]byte(kind + "/" + name + "/" + reason))
-	return shorten(fmt.Sprintf("%s-%s-%d", rule, hex.EncodeToString(sum[:])[:10], window.Unix()), 253)
+	return notifyv1.FitName(fmt.Sprintf("%s-%s-%d", rule, hex.EncodeToString(sum[:])[:10], window.Unix()), 253)
 }
 
 // eventFields are the params an Event supplies.
@@ -435,7 +426,7 @@ func eventFields(e *corev1.Event, occurred time.Time) map[string]string {
 //     params it does not declare);
 //   - without one, title and message are rendered with the event fields
 //     and the rule's params (which win on a clash).
-func (r *EventRuleReconciler) notificationFor(rule *notifyv1.EventRule, tmpl *notifyv1.NotificationTemplate, e *corev1.Event, occurred time.Time) (*notifyv1.Notification, error) {
+func (r *Reconciler) notificationFor(rule *notifyv1.EventRule, tmpl *notifyv1.NotificationTemplate, e *corev1.Event, occurred time.Time) (*notifyv1.Notification, error) {
 	fields := eventFields(e, occurred)
 	spec := rule.Spec.Notification.Spec.DeepCopy()
 	params, err := renderParams(spec.Params, fields)
@@ -465,12 +456,12 @@ func (r *EventRuleReconciler) notificationFor(rule *notifyv1.EventRule, tmpl *no
 
 	window := ThrottleWindow(occurred, rule.Spec.Throttle.Duration)
 	// Owned by the rule: deleting the rule deletes its Notifications.
-	n, err := ownedNotification(rule, r.Scheme(), EventNotificationName(rule.Name, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, window),
+	n, err := emit.OwnedNotification(rule, r.Scheme(), EventNotificationName(rule.Name, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, window),
 		rule.Spec.Notification.Metadata, *spec)
 	if err != nil {
 		return nil, err
 	}
-	n.Labels[notifyv1.LabelEventRule] = LabelValue(rule.Name)
+	n.Labels[notifyv1.LabelEventRule] = notifyv1.LabelValue(rule.Name)
 	n.Annotations[AnnotationInvolvedObject] = e.InvolvedObject.Kind + "/" + e.InvolvedObject.Name
 	n.Annotations[AnnotationEventReason] = e.Reason
 	n.Annotations[AnnotationThrottleWindow] = window.Format(time.RFC3339)
@@ -526,7 +517,7 @@ func truncateRunes(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-func (r *EventRuleReconciler) ledger(rule *notifyv1.EventRule) *ruleLedger {
+func (r *Reconciler) ledger(rule *notifyv1.EventRule) *ruleLedger {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.ledgers == nil {
@@ -543,20 +534,30 @@ func (r *EventRuleReconciler) ledger(rule *notifyv1.EventRule) *ruleLedger {
 	return l
 }
 
-func (r *EventRuleReconciler) dropLedger(key types.NamespacedName) {
+func (r *Reconciler) dropLedger(key types.NamespacedName) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.ledgers, key)
 }
 
-// writeStatus adds t to the rule's counts and sets Ready. On a conflict it
-// re-reads the rule from the API server (the cache may lag behind the
-// previous write) and adds the same tally again, so no count is lost or
-// doubled.
-func (r *EventRuleReconciler) writeStatus(ctx context.Context, rule *notifyv1.EventRule, t tally, status metav1.ConditionStatus, reason, msg string) error {
+// writeStatus adds t to the rule's counts and sets Ready. The counts are
+// sums, so the write is conditional on the version read; on a conflict the
+// rule is read again from the API server (the cache may lag behind the
+// previous write) and the same tally is added to it, so no count is lost
+// or doubled.
+func (r *Reconciler) writeStatus(ctx context.Context, rule *notifyv1.EventRule, t tally, status metav1.ConditionStatus, reason, msg string) error {
 	key := client.ObjectKeyFromObject(rule)
+	first := true
 	return clientretry.RetryOnConflict(clientretry.DefaultRetry, func() error {
-		before := rule.Status.DeepCopy()
+		if !first {
+			fresh := &notifyv1.EventRule{}
+			if err := r.APIReader.Get(ctx, key, fresh); err != nil {
+				return err
+			}
+			*rule = *fresh
+		}
+		first = false
+		patcher := patch.NewHelper(rule, r.Client, patch.ControllerFieldOwner)
 		st := &rule.Status
 		st.Matched += t.matched
 		st.Emitted += t.emitted
@@ -565,27 +566,15 @@ func (r *EventRuleReconciler) writeStatus(ctx context.Context, rule *notifyv1.Ev
 			st.LastEmitTime = &metav1.Time{Time: t.lastEmit}
 		}
 		st.ObservedGeneration = rule.Generation
-		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-			Type: notifyv1.ConditionReady, Status: status, Reason: reason, Message: msg, ObservedGeneration: rule.Generation,
-		})
-		if equality.Semantic.DeepEqual(before, st) {
-			return nil
-		}
-		err := r.Status().Update(ctx, rule)
-		if apierrors.IsConflict(err) {
-			fresh := &notifyv1.EventRule{}
-			if gerr := r.APIReader.Get(ctx, key, fresh); gerr != nil {
-				return gerr
-			}
-			*rule = *fresh
-		}
+		notifyv1.SetCondition(rule, notifyv1.ConditionReady, status, reason, msg)
+		_, err := patcher.Patch(ctx, rule, patch.WithOptimisticLock())
 		return err
 	})
 }
 
 // rulesForEvent maps an Event to the rules of its namespace that could
 // match it. Events of namespaces without rules cost a cache lookup.
-func (r *EventRuleReconciler) rulesForEvent(ctx context.Context, o client.Object) []reconcile.Request {
+func (r *Reconciler) rulesForEvent(ctx context.Context, o client.Object) []reconcile.Request {
 	e, ok := o.(*corev1.Event)
 	if !ok || isHeraldEvent(e) {
 		return nil
@@ -607,7 +596,7 @@ func (r *EventRuleReconciler) rulesForEvent(ctx context.Context, o client.Object
 
 // rulesForTemplate maps a NotificationTemplate to the rules that use it:
 // its arrival or fix releases the Events they hold back.
-func (r *EventRuleReconciler) rulesForTemplate(ctx context.Context, o client.Object) []reconcile.Request {
+func (r *Reconciler) rulesForTemplate(ctx context.Context, o client.Object) []reconcile.Request {
 	var rules notifyv1.EventRuleList
 	if err := r.List(ctx, &rules, client.InNamespace(o.GetNamespace())); err != nil {
 		log.FromContext(ctx).Error(err, "listing event rules", "namespace", o.GetNamespace())
@@ -624,7 +613,7 @@ func (r *EventRuleReconciler) rulesForTemplate(ctx context.Context, o client.Obj
 
 // SetupWithManager watches rules' specs, Events (cluster-wide in the
 // manager's cache; deletions are of no interest) and templates.
-func (r *EventRuleReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Clock == nil {
 		r.Clock = clock.RealClock{}
 	}
@@ -644,4 +633,18 @@ func (r *EventRuleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Workers)}).
 		Complete(r)
+}
+
+// TrimEvent is the cache transform of Events: it keeps what EventRules match and render: the event's identity,
+// type, reason, message, involved object, count and times. The reporting
+// fields, related object, labels and annotations are dropped.
+func TrimEvent(obj any) (any, error) {
+	e, ok := obj.(*corev1.Event)
+	if !ok {
+		return obj, nil
+	}
+	e.ManagedFields, e.Labels, e.Annotations, e.OwnerReferences = nil, nil, nil, nil
+	e.Source, e.Action, e.Related = corev1.EventSource{}, "", nil
+	e.ReportingController, e.ReportingInstance = "", ""
+	return e, nil
 }

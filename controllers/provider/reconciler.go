@@ -1,4 +1,8 @@
-package controllers
+// Package provider holds the NotificationProvider reconciler: it validates
+// each provider, builds its sender from the provider and its Secrets, and
+// keeps it, with its rate limit and circuit, in the sender cache that
+// delivery handlers read.
+package provider
 
 import (
 	"context"
@@ -9,12 +13,12 @@ import (
 
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -27,17 +31,8 @@ import (
 	"github.com/herald-dev/herald/internal/channel/email"
 	"github.com/herald-dev/herald/internal/channel/webhook"
 	"github.com/herald-dev/herald/internal/channel/whatsapp"
-	"github.com/herald-dev/herald/internal/provider"
-)
-
-// Provider Ready reasons.
-const (
-	ReasonProviderReady   = "Ready"
-	ReasonSecretNotFound  = "SecretNotFound"
-	ReasonSecretKeyAbsent = "SecretKeyMissing"
-	ReasonInvalidConfig   = "InvalidConfig"
-	ReasonSuspended       = "Suspended"
-	ReasonDuplicateDef    = "DuplicateDefault"
+	"github.com/herald-dev/herald/internal/patch"
+	"github.com/herald-dev/herald/internal/sendercache"
 )
 
 // providerSecretIndex indexes NotificationProviders by the Secrets they
@@ -47,29 +42,27 @@ const providerSecretIndex = "spec.secretNames"
 // providerResync re-reads Secrets now and then, in case a change was missed.
 const providerResync = 10 * time.Minute
 
-// ProviderReconciler validates NotificationProviders, resolves their Secret
+// Reconciler validates NotificationProviders, resolves their Secret
 // references and keeps a ready-to-use sender for each in the Registry.
-type ProviderReconciler struct {
+type Reconciler struct {
 	client.Client
 	// SecretReader reads Secrets directly from the API server: Herald
 	// caches only Secret metadata (to notice changes), never their data.
 	SecretReader client.Reader
-	Registry     *provider.Registry
+	Registry     *sendercache.Registry
 	Recorder     events.EventRecorder
 	// Trips delivers a request whenever a delivery opens a provider's
 	// circuit, so its Ready condition reports it.
 	Trips chan event.TypedGenericEvent[*notifyv1.NotificationProvider]
+	// Clock tells whether a circuit is still open.
+	Clock clock.PassiveClock
 }
-
-// ReasonProviderRejected is the Ready reason while a provider's circuit is
-// open after it rejected a delivery for a provider reason.
-const ReasonProviderRejected = "DeliveriesRejected"
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationproviders,verbs=get;list;watch
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationproviders/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 
-func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var p notifyv1.NotificationProvider
 	if err := r.Get(ctx, req.NamespacedName, &p); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -78,10 +71,10 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		}
 		return ctrl.Result{}, err
 	}
-	before := p.Status.DeepCopy()
+	patcher := patch.NewHelper(&p, r.Client, patch.ControllerFieldOwner)
 
 	b := r.build(ctx, &p)
-	entry := &provider.Entry{
+	entry := &sendercache.Entry{
 		Fingerprint: b.fingerprint,
 		Name:        p.Name,
 		Namespace:   p.Namespace,
@@ -97,19 +90,19 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		cond.Status = metav1.ConditionFalse
 	} else {
 		entry.Ready, entry.Sender = true, b.sender
-		entry.Reason, entry.Message = ReasonProviderReady, fmt.Sprintf("%s provider is configured", p.Spec.Channel)
+		entry.Reason, entry.Message = notifyv1.ReasonReady, fmt.Sprintf("%s provider is configured", p.Spec.Channel)
 		if p.Spec.Suspend {
-			entry.Reason, entry.Message = ReasonSuspended, "deliveries wait while the provider is suspended"
+			entry.Reason, entry.Message = notifyv1.ReasonSuspended, "deliveries wait while the provider is suspended"
 		}
 	}
 	cond.Reason, cond.Message = entry.Reason, entry.Message
 	r.Registry.Set(entry)
 
 	requeue := providerResync
-	now := time.Now()
+	now := r.Clock.Now()
 	if tripped, why := entry.Tripped(now); entry.Ready && tripped {
 		until := entry.TrippedUntil()
-		cond.Status, cond.Reason = metav1.ConditionFalse, ReasonProviderRejected
+		cond.Status, cond.Reason = metav1.ConditionFalse, notifyv1.ReasonProviderRejected
 		cond.Message = fmt.Sprintf("%s; skipped until %s unless the provider or its Secret changes", why, until.UTC().Format(time.RFC3339))
 		requeue = until.Sub(now) + time.Second
 	}
@@ -120,23 +113,19 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	meta.SetStatusCondition(&p.Status.Conditions, cond)
 	p.Status.ObservedGeneration = p.Generation
-	if !equality.Semantic.DeepEqual(before, &p.Status) {
-		if err := r.Status().Update(ctx, &p); err != nil {
-			if apierrors.IsConflict(err) {
-				return ctrl.Result{Requeue: true}, nil
-			}
-			return ctrl.Result{}, fmt.Errorf("updating provider status: %w", err)
-		}
-		if cond.Status == metav1.ConditionFalse {
-			r.Recorder.Eventf(&p, nil, "Warning", cond.Reason, "Validate", "%s", cond.Message)
-		}
+	wrote, err := patcher.Patch(ctx, &p, patch.WithOptimisticLock())
+	if err != nil {
+		return patch.RequeueOnConflict(err, "provider status")
+	}
+	if wrote && cond.Status == metav1.ConditionFalse {
+		r.Recorder.Eventf(&p, nil, "Warning", cond.Reason, "Validate", "%s", cond.Message)
 	}
 	return ctrl.Result{RequeueAfter: requeue}, nil
 }
 
 // pacer keeps a provider's rate limiter across reconciles when the limit is
 // unchanged, so re-validation does not hand out a fresh burst.
-func (r *ProviderReconciler) pacer(key types.NamespacedName, rl *notifyv1.RateLimit) *provider.Pacer {
+func (r *Reconciler) pacer(key types.NamespacedName, rl *notifyv1.RateLimit) *sendercache.Pacer {
 	if rl == nil {
 		return nil
 	}
@@ -152,7 +141,7 @@ func (r *ProviderReconciler) pacer(key types.NamespacedName, rl *notifyv1.RateLi
 	if old, ok := r.Registry.Get(key); ok && old.Pacer != nil && old.Pacer.Limit == limit && old.Pacer.Burst == burst {
 		return old.Pacer
 	}
-	return provider.NewPacer(limit, burst)
+	return sendercache.NewPacer(limit, burst)
 }
 
 // configError is a provider problem with the Ready reason it maps to.
@@ -173,7 +162,7 @@ type built struct {
 	err         error
 }
 
-func (r *ProviderReconciler) build(ctx context.Context, p *notifyv1.NotificationProvider) built {
+func (r *Reconciler) build(ctx context.Context, p *notifyv1.NotificationProvider) built {
 	versions := []string{fmt.Sprint(p.Generation)}
 	ctx = context.WithValue(ctx, secretVersionsKey{}, &versions)
 	s, err := r.buildSender(ctx, p)
@@ -186,7 +175,7 @@ func (r *ProviderReconciler) build(ctx context.Context, p *notifyv1.Notification
 		b.reason, b.err = ce.reason, ce.err
 		return b
 	}
-	b.reason, b.err = ReasonInvalidConfig, err
+	b.reason, b.err = notifyv1.ReasonInvalidConfig, err
 	return b
 }
 
@@ -194,7 +183,7 @@ func (r *ProviderReconciler) build(ctx context.Context, p *notifyv1.Notification
 // building one provider.
 type secretVersionsKey struct{}
 
-func (r *ProviderReconciler) buildSender(ctx context.Context, p *notifyv1.NotificationProvider) (channel.Sender, error) {
+func (r *Reconciler) buildSender(ctx context.Context, p *notifyv1.NotificationProvider) (channel.Sender, error) {
 	switch p.Spec.Channel {
 	case notifyv1.ChannelEmail:
 		s := p.Spec.SMTP
@@ -250,7 +239,7 @@ func (r *ProviderReconciler) buildSender(ctx context.Context, p *notifyv1.Notifi
 	return nil, fmt.Errorf("channel %q has no providers", p.Spec.Channel)
 }
 
-func (r *ProviderReconciler) buildWhatsApp(ctx context.Context, p *notifyv1.NotificationProvider) (channel.Sender, error) {
+func (r *Reconciler) buildWhatsApp(ctx context.Context, p *notifyv1.NotificationProvider) (channel.Sender, error) {
 	w := p.Spec.WhatsApp
 	if w == nil {
 		return nil, fmt.Errorf("spec.whatsapp is required for a whatsapp provider")
@@ -272,7 +261,7 @@ func (r *ProviderReconciler) buildWhatsApp(ctx context.Context, p *notifyv1.Noti
 		}
 		creds = data
 	} else if credKey != "" {
-		return nil, &configError{reason: ReasonInvalidConfig, err: fmt.Errorf("the %s api needs credentialsSecretRef with key %q", w.API, credKey)}
+		return nil, &configError{reason: notifyv1.ReasonInvalidConfig, err: fmt.Errorf("the %s api needs credentialsSecretRef with key %q", w.API, credKey)}
 	}
 	switch w.API {
 	case notifyv1.WhatsAppCloud:
@@ -297,11 +286,11 @@ func (r *ProviderReconciler) buildWhatsApp(ctx context.Context, p *notifyv1.Noti
 // secret reads a Secret in the provider's namespace and checks that the
 // required keys are present. Cross-namespace references are impossible by
 // construction: the reference carries no namespace.
-func (r *ProviderReconciler) secret(ctx context.Context, namespace, name string, required ...string) (map[string][]byte, error) {
+func (r *Reconciler) secret(ctx context.Context, namespace, name string, required ...string) (map[string][]byte, error) {
 	var s corev1.Secret
 	if err := r.SecretReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, &configError{reason: ReasonSecretNotFound, err: fmt.Errorf("Secret %q not found in namespace %s", name, namespace)}
+			return nil, &configError{reason: notifyv1.ReasonSecretNotFound, err: fmt.Errorf("Secret %q not found in namespace %s", name, namespace)}
 		}
 		return nil, fmt.Errorf("reading Secret %s: %w", name, err)
 	}
@@ -310,7 +299,7 @@ func (r *ProviderReconciler) secret(ctx context.Context, namespace, name string,
 	}
 	for _, k := range required {
 		if len(s.Data[k]) == 0 {
-			return nil, &configError{reason: ReasonSecretKeyAbsent, err: fmt.Errorf("Secret %q has no key %q", name, k)}
+			return nil, &configError{reason: notifyv1.ReasonSecretKeyMissing, err: fmt.Errorf("Secret %q has no key %q", name, k)}
 		}
 	}
 	return s.Data, nil
@@ -337,7 +326,7 @@ func secretNames(p *notifyv1.NotificationProvider) []string {
 
 // SetupWithManager watches providers and the metadata of Secrets: a change
 // to a referenced Secret re-validates its providers.
-func (r *ProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &notifyv1.NotificationProvider{}, providerSecretIndex,
 		func(o client.Object) []string { return secretNames(o.(*notifyv1.NotificationProvider)) }); err != nil {
 		return fmt.Errorf("indexing providers by secret: %w", err)
@@ -356,6 +345,9 @@ func (r *ProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&notifyv1.NotificationProvider{}).
 		WatchesMetadata(&corev1.Secret{}, secretToProviders)
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
 	if r.Trips != nil {
 		b = b.WatchesRawSource(source.Channel(r.Trips, &handler.TypedEnqueueRequestForObject[*notifyv1.NotificationProvider]{}))
 	}

@@ -1,4 +1,4 @@
-package controllers
+package metrics
 
 import (
 	"context"
@@ -27,9 +27,9 @@ var deliveryPhases = &phaseGauge{
 
 func init() { metrics.Registry.MustRegister(deliveryPhases) }
 
-// registerPhaseGauge points the gauge at the manager's cache. It is
+// RegisterPhaseGauge points the gauge at the manager's cache. It is
 // registered once per process; a later manager (tests) replaces the reader.
-func registerPhaseGauge(r client.Reader) {
+func RegisterPhaseGauge(r client.Reader) {
 	deliveryPhases.mu.Lock()
 	defer deliveryPhases.mu.Unlock()
 	deliveryPhases.reader = r

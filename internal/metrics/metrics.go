@@ -1,4 +1,5 @@
-package controllers
+// Package metrics holds the Prometheus metrics of Herald's controllers.
+package metrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
@@ -9,39 +10,39 @@ import (
 // manager's metrics endpoint next to the workqueue and client metrics.
 // docs/metrics.md describes each one.
 var (
-	deliveriesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+	DeliveriesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_deliveries_total",
 		Help: "Deliveries that reached a terminal phase, by channel and phase.",
 	}, []string{"channel", "phase"})
 
-	attemptDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	AttemptDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "herald_delivery_attempt_duration_seconds",
 		Help:    "Duration of one delivery attempt (the send itself), by channel.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 	}, []string{"channel"})
 
-	deliveryLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	DeliveryLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "herald_delivery_latency_seconds",
 		Help:    "Time from a delivery's creation to its success, by channel.",
 		Buckets: prometheus.ExponentialBuckets(0.01, 3, 12),
 	}, []string{"channel"})
 
-	retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Retries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_delivery_retries_total",
 		Help: "Failed attempts that were scheduled for another try, by channel and reason.",
 	}, []string{"channel", "reason"})
 
-	rateLimitWaits = prometheus.NewCounterVec(prometheus.CounterOpts{
+	RateLimitWaits = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_delivery_rate_limit_waits_total",
 		Help: "Times a delivery was held back by its provider's rate limit, by channel.",
 	}, []string{"channel"})
 
-	notificationsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
+	NotificationsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "herald_notifications_finished_total",
 		Help: "Notifications that finished, by phase.",
 	}, []string{"phase"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(deliveriesTotal, attemptDuration, deliveryLatency, retries, rateLimitWaits, notificationsFinished)
+	metrics.Registry.MustRegister(DeliveriesTotal, AttemptDuration, DeliveryLatency, Retries, RateLimitWaits, NotificationsFinished)
 }

@@ -1,4 +1,4 @@
-package controllers
+package eventrule
 
 import (
 	"testing"
@@ -100,7 +100,7 @@ func TestTrimEventKeepsWhatRulesUse(t *testing.T) {
 		Related:             &corev1.ObjectReference{Kind: "Node", Name: "node-1"},
 	}
 	want := e.DeepCopy()
-	got, err := trimEvent(e)
+	got, err := TrimEvent(e)
 	if err != nil {
 		t.Fatal(err)
 	}

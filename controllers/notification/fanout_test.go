@@ -1,4 +1,4 @@
-package controllers
+package notification
 
 import (
 	"context"
@@ -41,18 +41,18 @@ func with(s notifyv1.RecipientSnapshot, f func(*notifyv1.RecipientSnapshot)) not
 	return s
 }
 
-// unitReconciler is a NotificationReconciler over fake clients: cached is
+// unitReconciler is a Reconciler over fake clients: cached is
 // what the cache holds, live what the API server holds.
-func unitReconciler(t *testing.T, live ...client.Object) (r *NotificationReconciler, cached client.Client) {
+func unitReconciler(t *testing.T, live ...client.Object) (r *Reconciler, cached client.Client) {
 	scheme := runtime.NewScheme()
 	if err := notifyv1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
 	cached = fake.NewClientBuilder().WithScheme(scheme).
-		WithIndex(&notifyv1.ChannelDelivery{}, deliveryNotificationIndex, func(o client.Object) []string {
+		WithIndex(&notifyv1.ChannelDelivery{}, DeliveryIndex, func(o client.Object) []string {
 			return []string{o.(*notifyv1.ChannelDelivery).Spec.Notification}
 		}).Build()
-	return &NotificationReconciler{
+	return &Reconciler{
 		Client:            cached,
 		APIReader:         fake.NewClientBuilder().WithScheme(scheme).WithObjects(live...).Build(),
 		FanOutParallelism: 1,
@@ -64,7 +64,7 @@ func unitReconciler(t *testing.T, live ...client.Object) (r *NotificationReconci
 func TestInAppDeliveriesCarryNoRetryPolicy(t *testing.T) {
 	r, _ := unitReconciler(t)
 	n := &notifyv1.Notification{ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: "ns", UID: "u"}}
-	rp := r.resolvedRetry(nil)
+	rp := retry.Resolve(nil, r.DefaultRetry).Spec()
 	timeout := &metav1.Duration{Duration: r.DefaultTimeout}
 	if d := r.newDelivery(n, notifyv1.ChannelInApp, "alice", notifyv1.RenderedContent{}, rp, timeout); d.Spec.Retry != nil || d.Spec.Timeout != nil {
 		t.Errorf("in-app delivery has retry %v and timeout %v, want neither", d.Spec.Retry, d.Spec.Timeout)

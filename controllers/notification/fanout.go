@@ -1,0 +1,221 @@
+package notification
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/audience"
+	"github.com/herald-dev/herald/internal/render"
+	"github.com/herald-dev/herald/internal/retry"
+)
+
+// dispatch resolves the audience, renders the content and creates one
+// ChannelDelivery per (channel, recipient). Names are deterministic and
+// creation tolerates AlreadyExists, so a restart mid-way creates nothing
+// twice.
+func (r *Reconciler) dispatch(ctx context.Context, n *notifyv1.Notification, now time.Time) (ctrl.Result, error) {
+	if n.Status.Phase == "" {
+		n.Status.Phase = notifyv1.NotificationPending
+	}
+	if n.Spec.ExpiresAt != nil && !now.Before(n.Spec.ExpiresAt.Time) {
+		msg := fmt.Sprintf("expired at %s before it was dispatched", n.Spec.ExpiresAt.UTC().Format(time.RFC3339))
+		notifyv1.SetCondition(n, notifyv1.ConditionDispatched, metav1.ConditionFalse, notifyv1.ReasonExpired, msg)
+		notifyv1.SetCondition(n, notifyv1.ConditionDelivered, metav1.ConditionFalse, notifyv1.ReasonExpired, msg)
+		n.Status.Phase = notifyv1.NotificationExpired
+		n.Status.CompletionTime = &metav1.Time{Time: now}
+		return ctrl.Result{}, nil
+	}
+
+	var tmpl *notifyv1.NotificationTemplateContent
+	if ref := n.Spec.TemplateRef; ref != nil {
+		var t notifyv1.NotificationTemplate
+		if err := r.Get(ctx, client.ObjectKey{Namespace: n.Namespace, Name: ref.Name}, &t); err != nil {
+			if !apierrors.IsNotFound(err) {
+				return ctrl.Result{}, fmt.Errorf("reading template %s: %w", ref.Name, err)
+			}
+			notifyv1.SetCondition(n, notifyv1.ConditionDispatched, metav1.ConditionFalse, notifyv1.ReasonTemplateNotFound,
+				fmt.Sprintf("NotificationTemplate %q not found in namespace %s; nothing is sent until it exists", ref.Name, n.Namespace))
+			return ctrl.Result{RequeueAfter: templateRetryInterval}, nil
+		}
+		tmpl = &t.Spec
+	}
+	content, err := render.Content(&n.Spec, tmpl)
+	if err != nil {
+		notifyv1.SetCondition(n, notifyv1.ConditionDispatched, metav1.ConditionFalse, notifyv1.ReasonTemplateInvalid,
+			fmt.Sprintf("cannot render template %q: %v; nothing is sent", n.Spec.TemplateRef.Name, err))
+		return ctrl.Result{RequeueAfter: templateRetryInterval}, nil
+	}
+
+	var all notifyv1.RecipientList
+	if err := r.List(ctx, &all, client.InNamespace(n.Namespace), client.UnsafeDisableDeepCopy); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing recipients: %w", err)
+	}
+	res, err := audience.Resolve(n.Spec.Audience, all.Items)
+	if err == nil && len(res.Unresolved) > 0 && r.APIReader != nil {
+		var live notifyv1.RecipientList
+		if err := r.APIReader.List(ctx, &live, client.InNamespace(n.Namespace)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("listing recipients from the API server: %w", err)
+		}
+		res, err = audience.Resolve(n.Spec.Audience, live.Items)
+	}
+	if err != nil {
+		notifyv1.SetCondition(n, notifyv1.ConditionDispatched, metav1.ConditionFalse, notifyv1.ReasonInvalidAudience, err.Error())
+		n.Status.Phase = notifyv1.NotificationFailed
+		n.Status.CompletionTime = &metav1.Time{Time: now}
+		notifyv1.SetCondition(n, notifyv1.ConditionDelivered, metav1.ConditionFalse, notifyv1.ReasonInvalidAudience, err.Error())
+		return ctrl.Result{}, nil
+	}
+
+	deliveries := r.plan(n, content, res, now)
+	existing, err := r.existingDeliveries(ctx, n)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.createAll(ctx, deliveries, existing); err != nil {
+		return ctrl.Result{}, err
+	}
+
+	n.Status.Recipients = int32(len(res.Recipients))
+	n.Status.Unresolved = capList(res.Unresolved, 100)
+	n.Status.Phase = notifyv1.NotificationDispatching
+	n.Status.DispatchTime = &metav1.Time{Time: now}
+	msg := fmt.Sprintf("%d deliveries for %d recipients on %d channels", len(deliveries), len(res.Recipients), len(n.Spec.Channels))
+	if len(deliveries) == 0 {
+		msg = "the audience matched no Recipient"
+		notifyv1.SetCondition(n, notifyv1.ConditionDispatched, metav1.ConditionTrue, notifyv1.ReasonNoRecipients, msg)
+	} else {
+		notifyv1.SetCondition(n, notifyv1.ConditionDispatched, metav1.ConditionTrue, notifyv1.ReasonDispatched, msg)
+	}
+	return ctrl.Result{}, nil
+}
+
+// plan builds every delivery of the notification, skipped ones included,
+// so that each decision is visible with kubectl.
+func (r *Reconciler) plan(n *notifyv1.Notification, content notifyv1.RenderedContent, res audience.Resolution, now time.Time) []*notifyv1.ChannelDelivery {
+	sendAt := now
+	if n.Spec.DeliverAfter != nil && n.Spec.DeliverAfter.After(now) {
+		sendAt = n.Spec.DeliverAfter.Time
+	}
+	retryPolicy := retry.Resolve(n.Spec.Retry, r.DefaultRetry).Spec()
+	timeout := &metav1.Duration{Duration: r.DefaultTimeout}
+	if n.Spec.Timeout != nil {
+		timeout = n.Spec.Timeout
+	}
+	var out []*notifyv1.ChannelDelivery
+	for _, ch := range n.Spec.Channels {
+		for i := range res.Recipients {
+			rc := &res.Recipients[i]
+			d := r.newDelivery(n, ch, rc.Name, content, retryPolicy, timeout)
+			d.Spec.Recipient = recipientSnapshot(rc, ch)
+			if sendAt.After(now) {
+				d.Spec.NotBefore = &metav1.Time{Time: sendAt}
+			}
+			dec := audience.Decide(rc, n.Spec.Type, n.Spec.Category, ch, sendAt)
+			switch {
+			case !dec.Send:
+				d.Spec.Skip = &notifyv1.SkipDecision{Reason: dec.Reason, Message: dec.Message}
+			case dec.NotBefore != nil:
+				d.Spec.NotBefore = &metav1.Time{Time: *dec.NotBefore}
+			}
+			out = append(out, d)
+		}
+		for _, user := range res.Unresolved {
+			d := r.newDelivery(n, ch, user, content, retryPolicy, timeout)
+			d.Spec.Recipient = notifyv1.RecipientSnapshot{Name: user}
+			d.Spec.Skip = &notifyv1.SkipDecision{
+				Reason:  notifyv1.ReasonUnknownRecipient,
+				Message: fmt.Sprintf("no Recipient named %q in namespace %s", user, n.Namespace),
+			}
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// recipientSnapshot copies what the channel needs of a recipient into the
+// delivery, and nothing more: addresses a channel does not use would be
+// personal data kept in one more object (and read, stored and watched with
+// it) for no purpose. Webhook receivers get the whole recipient, since they
+// may route on any of it.
+func recipientSnapshot(rc *notifyv1.Recipient, ch notifyv1.Channel) notifyv1.RecipientSnapshot {
+	s := notifyv1.RecipientSnapshot{Name: rc.Name, Username: rc.Spec.Username, DisplayName: rc.Spec.DisplayName}
+	switch ch {
+	case notifyv1.ChannelEmail:
+		s.Email, s.Timezone = rc.Spec.Email, rc.Spec.Timezone
+	case notifyv1.ChannelWhatsApp:
+		s.Phone, s.Timezone = rc.Spec.Phone, rc.Spec.Timezone
+	case notifyv1.ChannelWebhook:
+		s.Email, s.Phone, s.WebhookURL, s.Timezone = rc.Spec.Email, rc.Spec.Phone, rc.Spec.WebhookURL, rc.Spec.Timezone
+	}
+	return s
+}
+
+func (r *Reconciler) newDelivery(n *notifyv1.Notification, ch notifyv1.Channel, recipient string, content notifyv1.RenderedContent, rp *notifyv1.RetryPolicy, timeout *metav1.Duration) *notifyv1.ChannelDelivery {
+	d := &notifyv1.ChannelDelivery{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      DeliveryName(n.Name, ch, recipient),
+			Namespace: n.Namespace,
+			Labels: map[string]string{
+				notifyv1.LabelNotification: notifyv1.LabelValue(n.Name),
+				notifyv1.LabelChannel:      string(ch),
+				notifyv1.LabelRecipient:    notifyv1.LabelValue(recipient),
+			},
+		},
+		Spec: notifyv1.ChannelDeliverySpec{
+			Notification: n.Name,
+			Channel:      ch,
+			Provider:     n.Spec.Providers.For(ch),
+			Content:      content,
+			Retry:        rp,
+			Timeout:      timeout,
+			ExpiresAt:    n.Spec.ExpiresAt,
+		},
+	}
+	if ch == notifyv1.ChannelInApp {
+		// An in-app delivery is recorded, not sent: it has no attempt that
+		// could time out or be retried, so it carries no policy for them.
+		d.Spec.Retry, d.Spec.Timeout = nil, nil
+	}
+	// Owner reference: deliveries go with their notification, and their
+	// changes wake the notification's reconciler.
+	_ = controllerutil.SetControllerReference(n, d, r.Scheme())
+	return d
+}
+
+func (r *Reconciler) existingDeliveries(ctx context.Context, n *notifyv1.Notification) (map[string]bool, error) {
+	var list notifyv1.ChannelDeliveryList
+	if err := r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingFields{DeliveryIndex: n.Name}, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("listing deliveries: %w", err)
+	}
+	out := make(map[string]bool, len(list.Items))
+	for i := range list.Items {
+		out[list.Items[i].Name] = true
+	}
+	return out, nil
+}
+
+func (r *Reconciler) createAll(ctx context.Context, deliveries []*notifyv1.ChannelDelivery, existing map[string]bool) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(1, r.FanOutParallelism))
+	for _, d := range deliveries {
+		if existing[d.Name] {
+			continue
+		}
+		g.Go(func() error {
+			if err := r.Create(gctx, d); err != nil && !apierrors.IsAlreadyExists(err) {
+				return fmt.Errorf("creating delivery %s: %w", d.Name, err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}

@@ -1,0 +1,188 @@
+// Package notification holds the Notification reconciler: it fans a
+// Notification out into one ChannelDelivery per (channel, recipient)
+// (fanout.go), counts their outcomes back into the Notification's status
+// (aggregate.go), decides approvals (approval.go) and deletes finished
+// Notifications after their TTL.
+package notification
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/patch"
+	"github.com/herald-dev/herald/internal/retry"
+)
+
+// DeliveryIndex indexes ChannelDeliveries by spec.notification.
+const DeliveryIndex = "spec.notification"
+
+// templateRetryInterval is how often a notification waiting for a missing
+// or broken template looks again.
+const templateRetryInterval = 30 * time.Second
+
+// Reconciler fans Notifications out into ChannelDeliveries and aggregates
+// their outcomes back into the Notification's status.
+type Reconciler struct {
+	client.Client
+	// APIReader reads past the cache. A user the cached Recipients do not
+	// know may have been created a moment ago (a manifest applying both
+	// at once): that is checked against the API server before the
+	// delivery is skipped for good.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Clock     clock.PassiveClock
+	// DefaultRetry is the complete retry policy (Options.Retry) whose
+	// values fill what a Notification's spec.retry leaves unset.
+	DefaultRetry   retry.Policy
+	DefaultTimeout time.Duration
+	// FanOutParallelism bounds concurrent creates for one notification.
+	FanOutParallelism int
+	Workers           int
+	// StatusInterval is the least time between two status writes of a
+	// notification whose deliveries are still in flight.
+	StatusInterval time.Duration
+	// SuccessEvents emits a Normal Event when a notification is delivered.
+	// Off by default: for single-recipient notifications it would add one
+	// write per delivery; failures always get a Warning Event.
+	SuccessEvents bool
+
+	progress progressMemos
+}
+
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=recipients,verbs=get;list;watch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationtemplates,verbs=get;list;watch
+
+// Reconcile dispatches a Notification once, then keeps its status in step
+// with its deliveries: at most one status write per StatusInterval while
+// deliveries are in flight, and one when it finishes.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var n notifyv1.Notification
+	if err := r.Get(ctx, req.NamespacedName, &n); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.progress.forget(req.NamespacedName)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if n.DeletionTimestamp != nil {
+		r.progress.forget(req.NamespacedName)
+		return ctrl.Result{}, nil
+	}
+	patcher := patch.NewHelper(&n, r.Client, patch.ControllerFieldOwner)
+	before := n.Status.DeepCopy()
+	now := r.Clock.Now()
+	memo := r.progress.memo(req.NamespacedName, n.UID)
+
+	result, dispatched, err := r.ensureDispatched(ctx, &n, memo, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if wait := r.countLater(&n, memo, dispatched, now); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	if dispatched {
+		if err := r.aggregate(ctx, &n, now); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	n.Status.ObservedGeneration = n.Generation
+
+	if !equality.Semantic.DeepEqual(before, &n.Status) {
+		if wait := r.writeLater(&n, memo, dispatched, now); wait > 0 {
+			return ctrl.Result{RequeueAfter: wait}, nil
+		}
+		// The status is derived from the cache: it must not overwrite a
+		// newer one, so the write is conditional on what was read.
+		if _, err := patcher.Patch(ctx, &n, patch.WithOptimisticLock()); err != nil {
+			return patch.RequeueOnConflict(err, "notification status")
+		}
+		memo.written(&n.Status, now)
+		r.announce(&n, before)
+	}
+	if n.Status.Phase.Finished() {
+		r.progress.forget(req.NamespacedName)
+		return r.deleteAfterTTL(ctx, &n, now)
+	}
+	return result, nil
+}
+
+// ensureDispatched fans the notification out unless that happened already,
+// and reports whether it has been dispatched. A fan-out whose status write
+// was deferred is taken from memo instead of being run again.
+func (r *Reconciler) ensureDispatched(ctx context.Context, n *notifyv1.Notification, memo *progressMemo, now time.Time) (ctrl.Result, bool, error) {
+	switch {
+	case meta.IsStatusConditionTrue(n.Status.Conditions, notifyv1.ConditionDispatched) || n.Status.Phase.Finished():
+		return ctrl.Result{}, meta.IsStatusConditionTrue(n.Status.Conditions, notifyv1.ConditionDispatched), nil
+	case memo.dispatch != nil:
+		memo.dispatch.applyTo(&n.Status)
+		return ctrl.Result{}, true, nil
+	}
+	result, err := r.dispatch(ctx, n, now)
+	if err != nil {
+		return ctrl.Result{}, false, err
+	}
+	if !meta.IsStatusConditionTrue(n.Status.Conditions, notifyv1.ConditionDispatched) {
+		return result, false, nil
+	}
+	memo.dispatched(&n.Status, now)
+	return result, true, nil
+}
+
+// deleteAfterTTL deletes a finished notification once its
+// ttlSecondsAfterFinished have passed, or requeues for then. Its
+// deliveries go with it through their owner references.
+func (r *Reconciler) deleteAfterTTL(ctx context.Context, n *notifyv1.Notification, now time.Time) (ctrl.Result, error) {
+	if n.Spec.TTLSecondsAfterFinished == nil || n.Status.CompletionTime == nil {
+		return ctrl.Result{}, nil
+	}
+	expiry := n.Status.CompletionTime.Add(time.Duration(*n.Spec.TTLSecondsAfterFinished) * time.Second)
+	if now.Before(expiry) {
+		return ctrl.Result{RequeueAfter: expiry.Sub(now)}, nil
+	}
+	log.FromContext(ctx).V(1).Info("deleting finished notification after its TTL")
+	err := r.Delete(ctx, n, client.PropagationPolicy(metav1.DeletePropagationBackground))
+	return ctrl.Result{}, client.IgnoreNotFound(err)
+}
+
+// SetupWithManager watches Notifications (spec changes only: its own status
+// writes must not wake it), the deliveries it owns, and the templates that
+// undispatched Notifications wait for (templates.go).
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	// Deliveries are found by an index on their notification: a label
+	// selector on the cache would scan every delivery of the namespace on
+	// each reconcile.
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &notifyv1.ChannelDelivery{}, DeliveryIndex,
+		func(o client.Object) []string { return []string{o.(*notifyv1.ChannelDelivery).Spec.Notification} }); err != nil {
+		return fmt.Errorf("indexing deliveries by notification: %w", err)
+	}
+	if err := indexByTemplate(context.Background(), mgr); err != nil {
+		return fmt.Errorf("indexing notifications by template: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&notifyv1.Notification{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Owns(&notifyv1.ChannelDelivery{}).
+		Watches(&notifyv1.NotificationTemplate{}, handler.EnqueueRequestsFromMapFunc(waitingFor(mgr.GetClient())),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Workers)}).
+		Complete(r)
+}

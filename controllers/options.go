@@ -1,0 +1,162 @@
+package controllers
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/utils/clock"
+
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/retry"
+)
+
+// Options configures the controllers and the manager that runs them.
+// DefaultOptions holds every default, and AddFlags binds the options to the
+// flags of `herald controller` with those defaults, so they are written
+// down once. The delivery defaults reproduce the predecessor's job queue
+// knobs: 5 workers per channel, 4 attempts (3 retries) with exponential
+// backoff from 1s, and a 30s attempt timeout.
+type Options struct {
+	// Workers is the number of concurrent deliveries per channel; a
+	// channel missing from the map gets DefaultWorkers.
+	Workers        map[notifyv1.Channel]int
+	DefaultWorkers int
+	// NotificationWorkers reconcile Notifications (fan-out, aggregation).
+	NotificationWorkers int
+	// FanOutParallelism bounds concurrent creates for one notification.
+	FanOutParallelism int
+	// StatusInterval is the least time between status writes of a
+	// notification in flight.
+	StatusInterval time.Duration
+	// SuccessEvents emits a Normal Event for each delivered notification.
+	SuccessEvents bool
+	// DefaultRetry is the retry policy of deliveries whose Notification
+	// sets none; it is complete (every field set).
+	DefaultRetry   retry.Policy
+	DefaultTimeout time.Duration
+	// ProviderTripDuration is how long a provider that rejected a delivery
+	// for a provider reason (credentials, sender) is skipped.
+	ProviderTripDuration time.Duration
+	// EventRuleWorkers reconcile EventRules.
+	EventRuleWorkers int
+	Clock            clock.PassiveClock
+
+	Manager ManagerOptions
+
+	// channelWorkers holds --channel-workers until Complete parses it.
+	channelWorkers map[string]int
+	retryStrategy  string
+}
+
+// ManagerOptions are the process's settings: endpoints, leader election
+// and the client's rate limits.
+type ManagerOptions struct {
+	MetricsAddr             string
+	ProbeAddr               string
+	PprofAddr               string
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	QPS                     float64
+	Burst                   int
+}
+
+// DefaultOptions returns the defaults documented in docs/operations.md.
+func DefaultOptions() Options {
+	return Options{
+		DefaultWorkers:       5,
+		NotificationWorkers:  4,
+		FanOutParallelism:    16,
+		StatusInterval:       time.Second,
+		DefaultRetry:         retry.Default(),
+		DefaultTimeout:       30 * time.Second,
+		ProviderTripDuration: 5 * time.Minute,
+		EventRuleWorkers:     2,
+		Clock:                clock.RealClock{},
+		Manager: ManagerOptions{
+			MetricsAddr: ":8080",
+			ProbeAddr:   ":8081",
+			QPS:         100,
+			Burst:       200,
+		},
+	}
+}
+
+// AddFlags binds o to fs; each flag's default is o's current value.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	m := &o.Manager
+	fs.StringVar(&m.MetricsAddr, "metrics-bind-address", m.MetricsAddr, "Address of the Prometheus metrics endpoint; 0 disables it.")
+	fs.StringVar(&m.ProbeAddr, "health-probe-bind-address", m.ProbeAddr, "Address of the /healthz and /readyz endpoints.")
+	fs.StringVar(&m.PprofAddr, "pprof-bind-address", m.PprofAddr, "Address of the net/http/pprof endpoints, for profiling; empty disables them.")
+	fs.BoolVar(&m.LeaderElection, "leader-elect", m.LeaderElection, "Elect a leader so that only one replica reconciles at a time.")
+	fs.StringVar(&m.LeaderElectionNamespace, "leader-election-namespace", m.LeaderElectionNamespace, "Namespace of the leader election lease (default: the pod's namespace).")
+	fs.Float64Var(&m.QPS, "kube-api-qps", m.QPS, "Queries per second to the Kubernetes API server.")
+	fs.IntVar(&m.Burst, "kube-api-burst", m.Burst, "Burst of queries to the Kubernetes API server.")
+
+	fs.IntVar(&o.DefaultWorkers, "workers", o.DefaultWorkers, "Concurrent deliveries per channel (JOB_QUEUE_MAX_WORKERS).")
+	fs.StringToIntVar(&o.channelWorkers, "channel-workers", nil, "Per-channel worker counts overriding --workers, e.g. email=10,webhook=20.")
+	fs.IntVar(&o.NotificationWorkers, "notification-workers", o.NotificationWorkers, "Concurrent Notification reconciles (fan-out and aggregation).")
+	fs.IntVar(&o.FanOutParallelism, "fan-out-parallelism", o.FanOutParallelism, "Concurrent delivery creates while fanning out one Notification.")
+	r := &o.DefaultRetry
+	fs.IntVar(&r.MaxAttempts, "default-max-attempts", r.MaxAttempts, "Attempts per delivery unless the Notification says otherwise: the first plus JOB_QUEUE_DEFAULT_MAX_RETRIES (3).")
+	o.retryStrategy = string(r.Strategy)
+	fs.StringVar(&o.retryStrategy, "default-retry-strategy", o.retryStrategy, "Backoff strategy: Exponential, Linear or Fixed (JOB_QUEUE_RETRY_STRATEGY).")
+	fs.DurationVar(&r.InitialDelay, "default-initial-delay", r.InitialDelay, "Delay after the first failed attempt.")
+	fs.DurationVar(&r.MaxDelay, "default-max-delay", r.MaxDelay, "Longest delay between attempts.")
+	fs.Float64Var(&r.Jitter, "default-jitter", r.Jitter, "Fraction (0-1) of each delay drawn at random, to spread retries.")
+	fs.DurationVar(&o.DefaultTimeout, "default-timeout", o.DefaultTimeout, "Timeout of one attempt (JOB_QUEUE_DEFAULT_TIMEOUT_SECONDS).")
+	fs.DurationVar(&o.ProviderTripDuration, "provider-trip-duration", o.ProviderTripDuration, "How long a provider that rejected a delivery for a provider reason (credentials, sender) is skipped; changing it or its Secret ends this at once.")
+	fs.DurationVar(&o.StatusInterval, "status-interval", o.StatusInterval, "Least time between two status writes of a Notification whose deliveries are in flight; finishing always writes at once.")
+	fs.BoolVar(&o.SuccessEvents, "success-events", o.SuccessEvents, "Emit a Normal Event for every delivered Notification (one more API write each); failures always get Warning Events.")
+}
+
+// Complete turns what the flags gave into options and checks them.
+func (o *Options) Complete() error {
+	if o.retryStrategy != "" {
+		o.DefaultRetry.Strategy = retry.Strategy(o.retryStrategy)
+	}
+	if len(o.channelWorkers) > 0 {
+		workers := map[notifyv1.Channel]int{}
+		for name, n := range o.channelWorkers {
+			ch, ok := channelByName(name)
+			if !ok {
+				return fmt.Errorf("--channel-workers: unknown channel %q (want one of %s)", name, channelNames())
+			}
+			if n < 1 {
+				return fmt.Errorf("--channel-workers: %s needs at least 1 worker", name)
+			}
+			workers[ch] = n
+		}
+		o.Workers = workers
+	}
+	return o.Validate()
+}
+
+// Validate checks the options Setup relies on.
+func (o *Options) Validate() error {
+	if err := o.DefaultRetry.Validate(); err != nil {
+		return fmt.Errorf("default retry policy: %w", err)
+	}
+	if o.DefaultTimeout <= 0 {
+		return fmt.Errorf("default attempt timeout must be positive, got %s", o.DefaultTimeout)
+	}
+	return nil
+}
+
+func channelByName(name string) (notifyv1.Channel, bool) {
+	for _, c := range notifyv1.Channels {
+		if strings.EqualFold(string(c), name) {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+func channelNames() string {
+	var names []string
+	for _, c := range notifyv1.Channels {
+		names = append(names, string(c))
+	}
+	return strings.Join(names, ", ")
+}
