@@ -1,10 +1,11 @@
 //go:build e2e
 
-// Package e2e drives the inbox page of `herald dev` in a real browser.
-// Run it with `make test-e2e` (it needs Debian's chromium; .ci/run installs
-// it). It starts the development environment in this process exactly as
-// `herald dev` does, and applies the same manifests README.md's walkthrough
-// shows.
+// Package e2e drives the inbox page of `herald dev` in a real browser:
+// Chromium, over the DevTools protocol with chromedp (no Node.js, no
+// chromedriver). Run it with `make test-e2e` (it needs Debian's chromium;
+// .ci/run installs it). It starts the development environment in this
+// process exactly as `herald dev` does, and applies the same manifests
+// README.md's walkthrough shows.
 package e2e
 
 import (
@@ -19,8 +20,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -56,6 +61,154 @@ func chromiumPath(t *testing.T) string {
 	}
 	t.Fatal("no Chromium found: install Debian's chromium (apt-get install chromium; .ci/run does) or set HERALD_CHROMIUM")
 	return ""
+}
+
+// startBrowser starts Chromium headless and opens the tab the test drives.
+// It returns the tab's context, the page's uncaught exceptions and
+// console errors so far, and a func that closes the browser.
+func startBrowser(t *testing.T, ctx context.Context, chromium string) (tab context.Context, problems func() []string, closeBrowser func()) {
+	t.Helper()
+	var output lockedBuffer
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		// We run as root, where Chromium's sandbox cannot start.
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		// The machine has no internet: no QUIC, no background requests,
+		// no component or sync updates, no extensions or default apps.
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.WindowSize(1280, 900),
+		// No UserDataDir: the allocator gives Chromium a fresh temporary
+		// profile and removes it, and Chromium's leftover children, when
+		// the browser exits.
+		chromedp.CombinedOutput(&output),
+	)
+	var mu sync.Mutex
+	var probs []string
+	note := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		probs = append(probs, s)
+	}
+	tab, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithListener(func(ev any) {
+		// Called in the tab's event loop, from its first event on: it
+		// must return at once.
+		switch ev := ev.(type) {
+		case *runtime.EventExceptionThrown:
+			d := ev.ExceptionDetails
+			msg := "exception: " + d.Text
+			if d.Exception != nil {
+				msg += " " + d.Exception.Description
+			}
+			note(msg)
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type != runtime.ConsoleAPICalledTypeError {
+				return
+			}
+			var args []string
+			for _, a := range ev.Args {
+				if len(a.Value) > 0 {
+					args = append(args, string(a.Value))
+				} else {
+					args = append(args, a.Description)
+				}
+			}
+			note(fmt.Sprintf("console.error: %v", args))
+		}
+	}))
+	closeBrowser = func() {
+		// Ask Chromium to exit; cancelTab kills it if it has not within
+		// ten seconds. cancelAlloc waits for it and removes its profile.
+		closeCtx, cancel := context.WithTimeout(tab, 10*time.Second)
+		defer cancel()
+		_ = chromedp.Cancel(closeCtx)
+		cancelTab()
+		cancelAlloc()
+	}
+	// The first action starts Chromium and attaches to the tab. The
+	// browser lives as long as the context given here, so no shorter
+	// timeout: each step below has its own.
+	if err := chromedp.Do(tab); err != nil {
+		closeBrowser()
+		t.Fatalf("starting %s: %v\n%s", chromium, err, output.String())
+	}
+	problems = func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), probs...)
+	}
+	return tab, problems, closeBrowser
+}
+
+// lockedBuffer collects Chromium's output, which the allocator writes
+// from its own goroutine, for the report when Chromium does not start.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *lockedBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.b.Len() < 1<<20 {
+		w.b.Write(p)
+	}
+	return len(p), nil
+}
+
+func (w *lockedBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+// waitFor waits until the JavaScript predicate is truthy in the page,
+// checking it whenever the DOM changes, for at most uiTimeout.
+func waitFor(predicate string) chromedp.Action[chromedp.Void] {
+	return explain("waiting for "+predicate,
+		chromedp.Poll[chromedp.Void](predicate, chromedp.WithPollingMutation(), chromedp.WithPollingTimeout(uiTimeout)))
+}
+
+// click clicks the centre of the first element matching the CSS selector
+// with real mouse events, as a person would. It waits until the element
+// is visible, enabled and not covered by another element (the page
+// disables an item's buttons while it saves a change; a click on a covered
+// element would land on whatever covers it).
+func click(selector string) chromedp.Action[chromedp.Void] {
+	sel := chromedp.CSS(selector)
+	return chromedp.Steps(
+		chromedp.WaitEnabled(sel),
+		chromedp.ScrollIntoView(sel, chromedp.NodeVisible),
+		// The layout can change without a DOM mutation, so this checks on
+		// every animation frame.
+		explain(selector+" is covered by another element", chromedp.PollFunction[chromedp.Void](`(sel) => {
+  const el = document.querySelector(sel);
+  if (!el) return false;
+  const r = el.getBoundingClientRect();
+  const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  return !!hit && el.contains(hit);
+}`, chromedp.WithPollingArgs(selector), chromedp.WithPollingTimeout(uiTimeout))),
+		chromedp.Click(sel),
+	)
+}
+
+// explain prefixes the error of action a with what.
+func explain(what string, a chromedp.Action[chromedp.Void]) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		v, err := a(ctx, t)
+		if err != nil {
+			return v, fmt.Errorf("%s: %w", what, err)
+		}
+		return v, nil
+	}
 }
 
 func repoRoot(t *testing.T) string {
@@ -164,50 +317,51 @@ func TestInboxPage(t *testing.T) {
 		t.Fatalf("the inbox API server did not start: %v", env.InboxErr)
 	}
 
-	b, err := launchBrowser(chromium, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.close()
-	p, err := b.newPage(ctx)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, b.stderr.String())
-	}
+	tab, problems, closeBrowser := startBrowser(t, ctx, chromium)
+	defer closeBrowser()
 	defer func() {
 		if t.Failed() {
 			dir, _ := os.MkdirTemp("", "herald-e2e-")
 			shot := filepath.Join(dir, "inbox.png")
-			if err := p.screenshot(context.Background(), shot); err == nil {
+			if err := screenshot(tab, shot); err == nil {
 				t.Logf("screenshot of the page at failure: %s", shot)
 			}
-			t.Logf("page problems: %v", p.Problems())
+			t.Logf("page problems: %v", problems())
 		}
 	}()
-	step := func(name string, err error) {
+	// step runs browser actions, each step within uiTimeout.
+	step := func(name string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err != nil {
+		ctx, cancel := context.WithTimeout(tab, uiTimeout)
+		defer cancel()
+		if err := chromedp.Do(ctx, actions...); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		t.Logf("ok: %s", name)
 	}
 
-	step("open the inbox page", p.navigate(ctx, env.WebURL()))
-	step("the demo users are offered", p.waitFor(ctx, `document.querySelectorAll('#users button[data-user]').length === 3`, uiTimeout))
-	step("pick alice", p.click(ctx, `#users button[data-user="alice"]`))
-	step("the stream is live", p.waitFor(ctx, `document.body.dataset.state === 'live'`, uiTimeout))
+	step("open the inbox page", chromedp.Navigate(env.WebURL()))
+	step("the demo users are offered", waitFor(`document.querySelectorAll('#users button[data-user]').length === 3`))
+	step("pick alice", click(`#users button[data-user="alice"]`))
+	step("the stream is live", waitFor(`document.body.dataset.state === 'live'`))
 
 	// README.md's walkthrough: kubectl apply -f config/samples/dev/notification.yaml
 	applyFile(t, ctx, env, filepath.Join(root, "config", "samples", "dev", "notification.yaml"))
 	item := `li.item[data-notification="disk-full"]`
-	step("the notification arrives in alice's inbox without a reload", p.waitFor(ctx, `!!document.querySelector('`+item+`[data-read="false"]')`, uiTimeout))
-	var title string
-	step("read its title", p.eval(ctx, `document.querySelector('`+item+` .title').textContent`, &title))
+	step("the notification arrives in alice's inbox without a reload", chromedp.WaitVisible(chromedp.CSS(item+`[data-read="false"]`)))
+	titleCtx, cancelTitle := context.WithTimeout(tab, uiTimeout)
+	title, err := chromedp.Run(titleCtx, chromedp.TextContent(chromedp.CSS(item+` .title`)))
+	cancelTitle()
+	if err != nil {
+		t.Fatalf("read its title: %v", err)
+	}
+	t.Log("ok: read its title")
 	if title != "Disk almost full on node-1" {
 		t.Errorf("title shown = %q", title)
 	}
 
-	step("mark it read", p.click(ctx, item+` button[data-op="read"]`))
-	step("the page shows it read", p.waitFor(ctx, `!!document.querySelector('`+item+`[data-read="true"]')`, uiTimeout))
+	step("mark it read", click(item+` button[data-op="read"]`))
+	step("the page shows it read", chromedp.WaitVisible(chromedp.CSS(item+`[data-read="true"]`)))
 	eventually(t, ctx, apiTimeout, "the in-app delivery records readTime", func(ctx context.Context) error {
 		var d notifyv1.ChannelDelivery
 		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: env.Namespace, Name: "disk-full-inapp-alice"}, &d); err != nil {
@@ -250,11 +404,14 @@ func TestInboxPage(t *testing.T) {
 	// answer it on the page.
 	applyFile(t, ctx, env, filepath.Join(root, "config", "samples", "dev", "approval.yaml"))
 	approval := `li.item[data-notification="release-approval"]`
-	step("the approval arrives", p.waitFor(ctx, `!!document.querySelector('`+approval+` button[data-answer="approve"]')`, uiTimeout))
-	step("approve it", p.click(ctx, approval+` button[data-answer="approve"]`))
-	step("the page shows the answer", p.waitFor(ctx, `!!document.querySelector('`+approval+` [data-response="approve"]')`, uiTimeout))
+	step("the approval arrives", chromedp.WaitVisible(chromedp.CSS(approval+` button[data-answer="approve"]`)))
+	step("approve it", click(approval+` button[data-answer="approve"]`))
+	step("the page shows the answer", chromedp.WaitVisible(chromedp.CSS(approval+` [data-response="approve"]`)))
 	if file := os.Getenv("HERALD_E2E_SCREENSHOT"); file != "" {
-		step("screenshot to "+file, p.screenshot(ctx, file))
+		if err := screenshot(tab, file); err != nil {
+			t.Fatalf("screenshot to %s: %v", file, err)
+		}
+		t.Logf("ok: screenshot to %s", file)
 	}
 	// kubectl wait --for=condition=Approved notification/release-approval
 	eventually(t, ctx, apiTimeout, "the notification is Approved", func(ctx context.Context) error {
@@ -302,13 +459,24 @@ func TestInboxPage(t *testing.T) {
 	t.Log("ok: carol's answer through kube-apiserver is recorded; alice's approval stands")
 
 	// Another user sees their own inbox only.
-	step("switch to carol", p.click(ctx, `#users button[data-user="carol"]`))
+	step("switch to carol", click(`#users button[data-user="carol"]`))
 	step("carol sees her own inbox: her approval item, not alice's warning",
-		p.waitFor(ctx, `document.body.dataset.state === 'live' && !!document.querySelector('`+approval+`') && !document.querySelector('`+item+`')`, uiTimeout))
+		waitFor(`document.body.dataset.state === 'live' && !!document.querySelector('`+approval+`') && !document.querySelector('`+item+`')`))
 
-	if probs := p.Problems(); len(probs) > 0 {
+	if probs := problems(); len(probs) > 0 {
 		t.Errorf("the page reported problems: %v", probs)
 	}
+}
+
+// screenshot writes a PNG of the tab's viewport to file.
+func screenshot(tab context.Context, file string) error {
+	ctx, cancel := context.WithTimeout(tab, uiTimeout)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, png, 0o644)
 }
 
 // checkSinks checks that email reached Mailpit and WhatsApp and webhook
