@@ -66,7 +66,14 @@ func Normalize(phone, defaultRegion string) (string, error) {
 	if raw == "" {
 		return "", errors.New("phone number is empty")
 	}
-	region := strings.ToUpper(strings.TrimSpace(defaultRegion))
+	// Upper-case ASCII letters only: strings.ToUpper would also read "ıt"
+	// (dotless ı) as IT and "ſe" (long s) as SE.
+	region := strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' {
+			return r - 'a' + 'A'
+		}
+		return r
+	}, strings.TrimSpace(defaultRegion))
 	if region != "" && !phonenumbers.GetSupportedRegions()[region] {
 		return "", fmt.Errorf("default region %q is not a known ISO 3166-1 country code", defaultRegion)
 	}
