@@ -49,6 +49,8 @@ func TestNormalizeRejects(t *testing.T) {
 		{"region with a long s", "08 123 456 78", "ſe", "not a known ISO 3166-1"},
 		{"too short", "+1 555", "", "too short"},
 		{"too long", "+49 151 1234567890123", "", "too long"},
+		{"more digits than E.164 allows", "+49 201 00000000000", "", "too long"},
+		{"more digits than E.164 allows, national", "0201 000000000000", "DE", "too long"},
 		{"unknown country code", "+999 1234567", "", "country code"},
 		{"invalid for country", "+49 151 123", "", "not a valid number in DE"},
 		{"unassigned range", "+1 100 555 2671", "", "not a valid number"},

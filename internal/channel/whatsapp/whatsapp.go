@@ -106,7 +106,14 @@ func Normalize(phone, defaultRegion string) (string, error) {
 		}
 		return "", fmt.Errorf("phone number %q is not a valid number for country code +%d", phone, num.GetCountryCode())
 	}
-	return phonenumbers.Format(num, phonenumbers.E164), nil
+	// E.164, which every WhatsApp API expects, allows at most 15 digits,
+	// but phonenumbers' metadata accepts longer national numbers in some
+	// countries (in Germany up to 15 digits after +49).
+	e164 := phonenumbers.Format(num, phonenumbers.E164)
+	if len(e164) > len("+")+15 {
+		return "", fmt.Errorf("phone number %q is too long", phone)
+	}
+	return e164, nil
 }
 
 // recipientPhone normalises msg's recipient phone, classifying failure as
