@@ -22,7 +22,8 @@ type Resolution struct {
 	// Recipients are distinct and sorted by name, so fan-out order (and
 	// therefore anything derived from it) is stable across restarts.
 	Recipients []notifyv1.Recipient
-	// Unresolved lists audience users that name no Recipient, sorted.
+	// Unresolved lists audience users that name no Recipient, once each,
+	// sorted.
 	Unresolved []string
 }
 
@@ -77,6 +78,7 @@ func Resolve(a notifyv1.Audience, all []notifyv1.Recipient) (Resolution, error) 
 	for _, u := range a.Users {
 		if !found[u] {
 			res.Unresolved = append(res.Unresolved, u)
+			found[u] = true // list a user named twice once
 		}
 	}
 	sort.Slice(res.Recipients, func(i, j int) bool { return res.Recipients[i].Name < res.Recipients[j].Name })

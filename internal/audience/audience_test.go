@@ -40,6 +40,7 @@ func TestResolve(t *testing.T) {
 	}{
 		{"users", notifyv1.Audience{Users: []string{"bob", "alice"}}, []string{"alice", "bob"}, nil},
 		{"unknown user", notifyv1.Audience{Users: []string{"alice", "mallory", "eve"}}, []string{"alice"}, []string{"eve", "mallory"}},
+		{"users named twice", notifyv1.Audience{Users: []string{"eve", "alice", "eve", "alice"}}, []string{"alice"}, []string{"eve"}},
 		{"roles", notifyv1.Audience{Roles: []string{"sre"}}, []string{"alice", "bob"}, nil},
 		{"selector", notifyv1.Audience{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "platform"}}}, []string{"bob", "carol"}, nil},
 		{"union without duplicates", notifyv1.Audience{
