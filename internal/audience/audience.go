@@ -22,7 +22,8 @@ type Resolution struct {
 	// Recipients are distinct and sorted by name, so fan-out order (and
 	// therefore anything derived from it) is stable across restarts.
 	Recipients []notifyv1.Recipient
-	// Unresolved lists audience users that name no Recipient, sorted.
+	// Unresolved lists audience users that name no Recipient, once each,
+	// sorted.
 	Unresolved []string
 }
 
@@ -77,6 +78,7 @@ func Resolve(a notifyv1.Audience, all []notifyv1.Recipient) (Resolution, error) 
 	for _, u := range a.Users {
 		if !found[u] {
 			res.Unresolved = append(res.Unresolved, u)
+			found[u] = true // list a user named twice once
 		}
 	}
 	sort.Slice(res.Recipients, func(i, j int) bool { return res.Recipients[i].Name < res.Recipients[j].Name })
@@ -191,26 +193,47 @@ func QuietUntil(qh *notifyv1.QuietHours, zone string, at time.Time) (time.Time, 
 	if err1 != nil || err2 != nil || start == end {
 		return time.Time{}, false
 	}
-	local := at.In(loc)
-	minute := local.Hour()*60 + local.Minute()
-	day := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, loc)
-	at0 := func(d time.Time, m int) time.Time {
-		return time.Date(d.Year(), d.Month(), d.Day(), m/60, m%60, 0, 0, loc)
-	}
-	if start < end {
-		if minute >= start && minute < end {
-			return at0(day, end), true
+	inside := func(t time.Time) bool {
+		l := t.In(loc)
+		m := l.Hour()*60 + l.Minute()
+		if start < end {
+			return start <= m && m < end
 		}
+		return m >= start || m < end // the window wraps midnight
+	}
+	if !inside(at) {
 		return time.Time{}, false
 	}
-	// The window wraps midnight.
-	switch {
-	case minute >= start:
-		return at0(day.AddDate(0, 0, 1), end), true
-	case minute < end:
-		return at0(day, end), true
+	local := at.In(loc)
+	y, mo, d := local.Date()
+	if start > end && local.Hour()*60+local.Minute() >= start {
+		d++ // the window ends tomorrow; time.Date normalises the day
 	}
-	return time.Time{}, false
+	_, offset := local.Zone()
+	// The window ends the first time after at that the clock shows end.
+	// time.Date alone gets that wrong on the nights clocks change: a time
+	// that occurs twice (clocks going back) may come out as the occurrence
+	// before at or the later of two after it, and a time that is skipped
+	// (clocks going forward) comes out shifted past the jump.
+	var until time.Time
+	for range 3 {
+		until = time.Date(y, mo, d, end/60, end%60, 0, 0, loc)
+		if until.Hour()*60+until.Minute() != end {
+			// Skipped: the window ends when the clock jumps past end.
+			until, _ = until.ZoneBounds()
+		} else if alt := time.Date(y, mo, d, end/60, end%60, 0, 0, time.FixedZone("", offset)).In(loc); alt.Hour()*60+alt.Minute() == end &&
+			alt.After(at) && (alt.Before(until) || !until.After(at)) {
+			// Repeated: the occurrence at at's UTC offset comes first.
+			until = alt
+		}
+		if !inside(until) {
+			break
+		}
+		// Only a window open all day but for minutes that the clocks
+		// skip gets here: it goes on until the next day's end.
+		d++
+	}
+	return until, true
 }
 
 func parseClock(s string) (int, error) {

@@ -40,6 +40,7 @@ func TestResolve(t *testing.T) {
 	}{
 		{"users", notifyv1.Audience{Users: []string{"bob", "alice"}}, []string{"alice", "bob"}, nil},
 		{"unknown user", notifyv1.Audience{Users: []string{"alice", "mallory", "eve"}}, []string{"alice"}, []string{"eve", "mallory"}},
+		{"users named twice", notifyv1.Audience{Users: []string{"eve", "alice", "eve", "alice"}}, []string{"alice"}, []string{"eve"}},
 		{"roles", notifyv1.Audience{Roles: []string{"sre"}}, []string{"alice", "bob"}, nil},
 		{"selector", notifyv1.Audience{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"team": "platform"}}}, []string{"bob", "carol"}, nil},
 		{"union without duplicates", notifyv1.Audience{
@@ -155,6 +156,27 @@ func TestQuietUntil(t *testing.T) {
 		// is 05:00 UTC.
 		{"across the DST change", night, "Europe/Berlin", utc(22, 0), true, time.Date(2026, 3, 29, 5, 0, 0, 0, time.UTC)},
 		{"unknown zone falls back to UTC", day, "Mars/Olympus", utc(12, 15), true, utc(13, 30)},
+		// New York goes back from 02:00 EDT to 01:00 EST on 2026-11-01,
+		// so 01:30 comes twice: at 05:30 and 06:30 UTC. The window ends at
+		// the first 01:30 after at.
+		{"clocks go back, first 01:10", &notifyv1.QuietHours{Start: "22:00", End: "01:30"}, "America/New_York",
+			time.Date(2026, 11, 1, 5, 10, 0, 0, time.UTC), true, time.Date(2026, 11, 1, 5, 30, 0, 0, time.UTC)},
+		{"clocks go back, second 01:10", &notifyv1.QuietHours{Start: "22:00", End: "01:30"}, "America/New_York",
+			time.Date(2026, 11, 1, 6, 10, 0, 0, time.UTC), true, time.Date(2026, 11, 1, 6, 30, 0, 0, time.UTC)},
+		// Berlin goes back from 03:00 CEST to 02:00 CET on 2026-10-25:
+		// 02:30 comes at 00:30 and 01:30 UTC.
+		{"clocks go back, first 02:10 in Berlin", &notifyv1.QuietHours{Start: "22:00", End: "02:30"}, "Europe/Berlin",
+			time.Date(2026, 10, 25, 0, 10, 0, 0, time.UTC), true, time.Date(2026, 10, 25, 0, 30, 0, 0, time.UTC)},
+		{"clocks go back, second 02:10 in Berlin", &notifyv1.QuietHours{Start: "22:00", End: "02:30"}, "Europe/Berlin",
+			time.Date(2026, 10, 25, 1, 10, 0, 0, time.UTC), true, time.Date(2026, 10, 25, 1, 30, 0, 0, time.UTC)},
+		// Berlin jumps from 02:00 CET to 03:00 CEST on 2026-03-29: a window
+		// ending at 02:30 ends at the jump, 01:00 UTC.
+		{"end skipped by the clocks going forward", &notifyv1.QuietHours{Start: "01:00", End: "02:30"}, "Europe/Berlin",
+			time.Date(2026, 3, 29, 0, 45, 0, 0, time.UTC), true, time.Date(2026, 3, 29, 1, 0, 0, 0, time.UTC)},
+		// A window open all day but 02:30-02:31, which that night skips:
+		// the jump lands inside the window, which goes on a day.
+		{"free minute skipped by the clocks going forward", &notifyv1.QuietHours{Start: "02:31", End: "02:30"}, "Europe/Berlin",
+			time.Date(2026, 3, 28, 12, 0, 0, 0, time.UTC), true, time.Date(2026, 3, 30, 0, 30, 0, 0, time.UTC)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -18,6 +19,14 @@ func TestParseRetryAfter(t *testing.T) {
 		{"0", 0},
 		{"-3", 0},
 		{"soon", 0},
+		// Too long for a time.Duration: the longest one, never a
+		// wrapped-around short or negative wait.
+		{"9223372036", 9223372036 * time.Second},
+		{"9223372037", math.MaxInt64},
+		{"18446744074", math.MaxInt64},
+		{"99999999999999999999999999", math.MaxInt64},
+		{"-99999999999999999999999999", 0},
+		{"18700000000000000000A", 0},
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
 		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
 	}

@@ -45,8 +45,12 @@ func TestNormalizeRejects(t *testing.T) {
 		{"letters", "call me", "DE", "cannot be read"},
 		{"national without region", "015112345678", "", "no country code"},
 		{"unknown region", "015112345678", "XX", "not a known ISO 3166-1"},
+		{"region with a dotless i", "06 6982 1234", "ıt", "not a known ISO 3166-1"},
+		{"region with a long s", "08 123 456 78", "ſe", "not a known ISO 3166-1"},
 		{"too short", "+1 555", "", "too short"},
 		{"too long", "+49 151 1234567890123", "", "too long"},
+		{"more digits than E.164 allows", "+49 201 00000000000", "", "too long"},
+		{"more digits than E.164 allows, national", "0201 000000000000", "DE", "too long"},
 		{"unknown country code", "+999 1234567", "", "country code"},
 		{"invalid for country", "+49 151 123", "", "not a valid number in DE"},
 		{"unassigned range", "+1 100 555 2671", "", "not a valid number"},
@@ -61,8 +65,9 @@ func TestNormalizeRejects(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("Normalize(%q, %q) error %q, want it to mention %q", tc.phone, tc.region, err, tc.wantErr)
 			}
-			// A person reading status must be able to tell which number.
-			if strings.TrimSpace(tc.phone) != "" && tc.name != "unknown region" && !strings.Contains(err.Error(), tc.phone) {
+			// A person reading status must be able to tell which number
+			// (a bad region is a provider setting, not about the number).
+			if strings.TrimSpace(tc.phone) != "" && tc.wantErr != "not a known ISO 3166-1" && !strings.Contains(err.Error(), tc.phone) {
 				t.Errorf("error %q does not quote the number %q", err, tc.phone)
 			}
 		})

@@ -66,7 +66,14 @@ func Normalize(phone, defaultRegion string) (string, error) {
 	if raw == "" {
 		return "", errors.New("phone number is empty")
 	}
-	region := strings.ToUpper(strings.TrimSpace(defaultRegion))
+	// Upper-case ASCII letters only: strings.ToUpper would also read "ıt"
+	// (dotless ı) as IT and "ſe" (long s) as SE.
+	region := strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' {
+			return r - 'a' + 'A'
+		}
+		return r
+	}, strings.TrimSpace(defaultRegion))
 	if region != "" && !phonenumbers.GetSupportedRegions()[region] {
 		return "", fmt.Errorf("default region %q is not a known ISO 3166-1 country code", defaultRegion)
 	}
@@ -99,7 +106,14 @@ func Normalize(phone, defaultRegion string) (string, error) {
 		}
 		return "", fmt.Errorf("phone number %q is not a valid number for country code +%d", phone, num.GetCountryCode())
 	}
-	return phonenumbers.Format(num, phonenumbers.E164), nil
+	// E.164, which every WhatsApp API expects, allows at most 15 digits,
+	// but phonenumbers' metadata accepts longer national numbers in some
+	// countries (in Germany up to 15 digits after +49).
+	e164 := phonenumbers.Format(num, phonenumbers.E164)
+	if len(e164) > len("+")+15 {
+		return "", fmt.Errorf("phone number %q is too long", phone)
+	}
+	return e164, nil
 }
 
 // recipientPhone normalises msg's recipient phone, classifying failure as
