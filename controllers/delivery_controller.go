@@ -160,7 +160,7 @@ func (r *DeliveryReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 
 	if sendErr != nil {
 		if errors.Is(sendCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-			sendErr = &channel.Error{Reason: channel.Timeout, Err: fmt.Errorf("attempt timed out after %s: %w", timeout, sendErr)}
+			sendErr = &channel.Error{Reason: notifyv1.ReasonTimeout, Err: fmt.Errorf("attempt timed out after %s: %w", timeout, sendErr)}
 		}
 		return r.recordFailure(ctx, &d, policy, attempt, now, elapsed, providerName, sendErr)
 	}
@@ -274,7 +274,7 @@ func (r *DeliveryReconciler) recordSuccess(ctx context.Context, d *notifyv1.Chan
 
 func (r *DeliveryReconciler) recordFailure(ctx context.Context, d *notifyv1.ChannelDelivery, policy retry.Policy, attempt int32, start time.Time, elapsed time.Duration, providerName string, sendErr error) (ctrl.Result, error) {
 	ce := channel.Classify(sendErr)
-	reason := notifyv1.FailureReason(ce.Reason)
+	reason := ce.Reason
 	errText := truncate(ce.Error(), 1024)
 	appendHistory(&d.Status, notifyv1.Attempt{
 		Number:    attempt,
@@ -294,7 +294,7 @@ func (r *DeliveryReconciler) recordFailure(ctx context.Context, d *notifyv1.Chan
 	}
 
 	switch {
-	case ce.Reason == channel.InvalidAddress:
+	case ce.Reason == notifyv1.ReasonInvalidAddress:
 		return ctrl.Result{}, r.finish(ctx, d, notifyv1.DeliverySkipped, ReasonInvalidAddress, errText)
 	case !ce.Retryable():
 		return ctrl.Result{}, r.finish(ctx, d, notifyv1.DeliveryFailed, permanentReason(ce), errText)

@@ -102,7 +102,7 @@ func (h *ProviderHandler) NeedsClaim() bool { return true }
 // usable returns the chain's Ready providers, and why none is usable when
 // the result is empty.
 func (h *ProviderHandler) usable(d *notifyv1.ChannelDelivery) ([]*provider.Entry, bool, error) {
-	chain, missing := h.Registry.Chain(d.Namespace, channel.Name(h.Channel), d.Spec.Provider)
+	chain, missing := h.Registry.Chain(d.Namespace, h.Channel, d.Spec.Provider)
 	if len(chain) == 0 {
 		if d.Spec.Provider != "" {
 			return nil, false, notReady("no %s NotificationProvider named %q in namespace %s", h.Channel, d.Spec.Provider, d.Namespace)
@@ -139,7 +139,7 @@ func (h *ProviderHandler) usable(d *notifyv1.ChannelDelivery) ([]*provider.Entry
 }
 
 func notReady(format string, args ...any) error {
-	return &channel.Error{Reason: channel.Transient, Code: ReasonProviderNotReady, ProviderFault: true, Err: fmt.Errorf(format, args...)}
+	return &channel.Error{Reason: notifyv1.ReasonTransient, Code: ReasonProviderNotReady, ProviderFault: true, Err: fmt.Errorf(format, args...)}
 }
 
 func (h *ProviderHandler) Admit(d *notifyv1.ChannelDelivery, now time.Time) (time.Duration, error) {

@@ -85,7 +85,7 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		Fingerprint: b.fingerprint,
 		Name:        p.Name,
 		Namespace:   p.Namespace,
-		Channel:     channel.Name(p.Spec.Channel),
+		Channel:     p.Spec.Channel,
 		Default:     p.Spec.Default,
 		Suspended:   p.Spec.Suspend,
 		Fallback:    p.Spec.Fallback,

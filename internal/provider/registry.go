@@ -11,6 +11,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 )
 
@@ -18,7 +19,7 @@ import (
 type Entry struct {
 	Name      string
 	Namespace string
-	Channel   channel.Name
+	Channel   notifyv1.Channel
 	Default   bool
 	Suspended bool
 	// Ready is false when the provider cannot be used; Reason and Message
@@ -118,7 +119,7 @@ func (r *Registry) Get(key types.NamespacedName) (*Entry, bool) {
 // Default returns the namespace's default provider for a channel. When
 // several claim to be the default the first by name wins, so the choice is
 // stable; the provider reconciler warns about the others.
-func (r *Registry) Default(namespace string, ch channel.Name) (*Entry, bool) {
+func (r *Registry) Default(namespace string, ch notifyv1.Channel) (*Entry, bool) {
 	defaults := r.Defaults(namespace, ch)
 	if len(defaults) == 0 {
 		return nil, false
@@ -128,7 +129,7 @@ func (r *Registry) Default(namespace string, ch channel.Name) (*Entry, bool) {
 
 // Defaults returns every provider of the channel in the namespace that is
 // marked default, sorted by name.
-func (r *Registry) Defaults(namespace string, ch channel.Name) []*Entry {
+func (r *Registry) Defaults(namespace string, ch notifyv1.Channel) []*Entry {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	var out []*Entry
@@ -144,7 +145,7 @@ func (r *Registry) Defaults(namespace string, ch channel.Name) []*Entry {
 // Chain returns the providers to try for a delivery, in order: the named
 // provider (or the default) followed by its fallbacks, each once. Names
 // that are not registered are returned in missing.
-func (r *Registry) Chain(namespace string, ch channel.Name, named string) (chain []*Entry, missing []string) {
+func (r *Registry) Chain(namespace string, ch notifyv1.Channel, named string) (chain []*Entry, missing []string) {
 	var first *Entry
 	if named != "" {
 		e, ok := r.Get(types.NamespacedName{Namespace: namespace, Name: named})

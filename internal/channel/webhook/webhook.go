@@ -37,6 +37,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 )
 
@@ -283,13 +284,13 @@ func classifyTransportError(ctx context.Context, endpoint *url.URL, err error) e
 		if !errors.Is(wrapped, context.DeadlineExceeded) {
 			wrapped = fmt.Errorf("%w (%w)", wrapped, context.DeadlineExceeded)
 		}
-		return &channel.Error{Reason: channel.Timeout, Code: "timeout", Err: wrapped}
+		return &channel.Error{Reason: notifyv1.ReasonTimeout, Code: "timeout", Err: wrapped}
 	}
 	// Transport-level timeouts (dial, TLS handshake, response headers,
 	// client timeout) are the same situation for the reconciler.
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		return &channel.Error{Reason: channel.Timeout, Code: "timeout", Err: wrapped}
+		return &channel.Error{Reason: notifyv1.ReasonTimeout, Code: "timeout", Err: wrapped}
 	}
 	// Refused connections, resets, DNS failures and cancellation are all
 	// worth another attempt: endpoints restart, DNS recovers, and a

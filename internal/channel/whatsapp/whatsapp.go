@@ -6,7 +6,7 @@
 //   - WAHASender: a self-hosted WAHA (WhatsApp HTTP API) instance (api: waha)
 //
 // Every sender normalises the recipient's phone number to E.164 first, so a
-// number that can never be delivered is reported as channel.InvalidAddress
+// number that can never be delivered is reported as notifyv1.ReasonInvalidAddress
 // without a request reaching the provider, and every provider failure is
 // returned as a classified *channel.Error.
 //
@@ -30,6 +30,7 @@ import (
 
 	"github.com/nyaruka/phonenumbers"
 
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 )
 
@@ -203,12 +204,12 @@ func post(ctx context.Context, client *http.Client, provider, endpoint string, b
 func transportError(ctx context.Context, provider string, err error) error {
 	wrapped := fmt.Errorf("%s: %w", provider, err)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return &channel.Error{Reason: channel.Timeout, Err: wrapped}
+		return &channel.Error{Reason: notifyv1.ReasonTimeout, Err: wrapped}
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		// http.Client.Timeout and dial/TLS timeouts.
-		return &channel.Error{Reason: channel.Timeout, Err: wrapped}
+		return &channel.Error{Reason: notifyv1.ReasonTimeout, Err: wrapped}
 	}
 	return channel.NewTransient("", wrapped)
 }
@@ -264,7 +265,7 @@ func fallbackByStatus(code string, r *response, err error) *channel.Error {
 		e.ProviderFault = true
 		return e
 	case r.status == http.StatusRequestTimeout:
-		return &channel.Error{Reason: channel.Timeout, Code: code, Err: err}
+		return &channel.Error{Reason: notifyv1.ReasonTimeout, Code: code, Err: err}
 	case r.status >= 500:
 		e := channel.NewTransient(code, err)
 		e.RetryAfter = retryAfter(r)
