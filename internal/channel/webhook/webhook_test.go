@@ -290,7 +290,7 @@ func TestStatusClassification(t *testing.T) {
 		{"403", 403, "", "", notifyv1.ReasonPermanent, "http 403", 0, true, ""},
 		{"redirect not followed", 302, "", "", notifyv1.ReasonPermanent, "http 302", 0, false, ""},
 		{"multi-line body flattened", 500, "", "line one\r\n\tline two\n", notifyv1.ReasonTransient, "http 500", 0, false, `"line one line two"`},
-		{"long body truncated", 500, "", long, notifyv1.ReasonTransient, "http 500", 0, false, strconv.Quote(long[:snippetLimit])},
+		{"long body truncated", 500, "", long, notifyv1.ReasonTransient, "http 500", 0, false, strconv.Quote(long[:channel.SnippetLimit])},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -318,25 +318,13 @@ func TestStatusClassification(t *testing.T) {
 			if c.snippet != "" && !strings.HasSuffix(msg, ": "+c.snippet) {
 				t.Errorf("error %q does not end with snippet %s", msg, c.snippet)
 			}
-			if strings.Contains(msg, strings.Repeat("x", snippetLimit+1)) {
-				t.Errorf("error carries more than %d bytes of body", snippetLimit)
+			if strings.Contains(msg, strings.Repeat("x", channel.SnippetLimit+1)) {
+				t.Errorf("error carries more than %d bytes of body", channel.SnippetLimit)
 			}
 			if strings.Contains(msg, "T0KEN") {
 				t.Errorf("error %q leaks the URL path", msg)
 			}
 		})
-	}
-}
-
-func TestSnippetUTF8Boundary(t *testing.T) {
-	// 255 ASCII bytes then a 2-byte rune: the limit cuts the rune in half.
-	body := strings.Repeat("a", snippetLimit-1) + "é" + "tail"
-	got := readSnippet(strings.NewReader(body))
-	if want := strings.Repeat("a", snippetLimit-1); got != want {
-		t.Errorf("snippet = %q (len %d), want %d a's", got, len(got), len(want))
-	}
-	if got := readSnippet(strings.NewReader("ok\xff\xfebinary")); got != "okbinary" {
-		t.Errorf("snippet of invalid UTF-8 = %q, want okbinary", got)
 	}
 }
 

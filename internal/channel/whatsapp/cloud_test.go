@@ -300,13 +300,21 @@ func TestCloudClientTimeout(t *testing.T) {
 	classified(t, err, notifyv1.ReasonTimeout)
 }
 
-func TestCloudGatewayErrorPage(t *testing.T) {
-	s := rawServer(t, http.StatusBadGateway, "text/html", "<html><body>502 Bad Gateway</body></html>")
+// sendViaRawServer sends a text message through a Cloud sender whose base
+// URL answers every request with the given response.
+func sendViaRawServer(t *testing.T, status int, contentType, body string) error {
+	t.Helper()
+	s := rawServer(t, status, contentType, body)
 	c, err := whatsapp.NewCloud(whatsapp.CloudConfig{BaseURL: s.URL, PhoneNumberID: "1", AccessToken: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.Send(t.Context(), textMessage())
+	return err
+}
+
+func TestCloudGatewayErrorPage(t *testing.T) {
+	err := sendViaRawServer(t, http.StatusBadGateway, "text/html", "<html><body>502 Bad Gateway</body></html>")
 	ce := classified(t, err, notifyv1.ReasonTransient)
 	if ce.Code != "http 502" {
 		t.Errorf("code = %q", ce.Code)
@@ -314,13 +322,19 @@ func TestCloudGatewayErrorPage(t *testing.T) {
 	contains(t, err, "502 Bad Gateway")
 }
 
-func TestCloudSuccessThatIsNotTheAPI(t *testing.T) {
-	s := rawServer(t, http.StatusOK, "text/html", "<html>Sign in to the proxy</html>")
-	c, err := whatsapp.NewCloud(whatsapp.CloudConfig{BaseURL: s.URL, PhoneNumberID: "1", AccessToken: "t"})
-	if err != nil {
-		t.Fatal(err)
+// A proxy in front of the API that gives up waiting answers 408: the
+// request was not handled, so it is retried like any HTTP channel's.
+func TestCloudRequestTimeoutIsTransient(t *testing.T) {
+	err := sendViaRawServer(t, http.StatusRequestTimeout, "text/plain", "request timed out")
+	ce := classified(t, err, notifyv1.ReasonTransient)
+	if ce.Code != "http 408" || ce.ProviderFault {
+		t.Errorf("got %+v, want code http 408 and no provider fault", ce)
 	}
-	_, err = c.Send(t.Context(), textMessage())
+	contains(t, err, "request timed out")
+}
+
+func TestCloudSuccessThatIsNotTheAPI(t *testing.T) {
+	err := sendViaRawServer(t, http.StatusOK, "text/html", "<html>Sign in to the proxy</html>")
 	if ce := classified(t, err, notifyv1.ReasonPermanent); !ce.ProviderFault {
 		t.Fatal("want a provider fault: the base URL is wrong")
 	}

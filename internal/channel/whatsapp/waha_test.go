@@ -130,6 +130,8 @@ func TestWAHAErrors(t *testing.T) {
 			reason: notifyv1.ReasonPermanent, code: "waha 403", fault: true},
 		{name: "too many requests", spec: whatsapptest.ErrorSpec{HTTPStatus: http.StatusTooManyRequests, RetryAfter: "5"},
 			reason: notifyv1.ReasonRateLimited, code: "waha 429", retryAfter: 5 * time.Second},
+		{name: "request timeout", spec: whatsapptest.ErrorSpec{HTTPStatus: http.StatusRequestTimeout, RetryAfter: "2"},
+			reason: notifyv1.ReasonTransient, code: "waha 408", retryAfter: 2 * time.Second},
 		{name: "engine error", spec: whatsapptest.ErrorSpec{HTTPStatus: http.StatusInternalServerError, Message: "Evaluation failed"},
 			reason: notifyv1.ReasonTransient, code: "waha 500", mention: []string{"Evaluation failed"}},
 	}
