@@ -4,10 +4,10 @@
 // retry, wait, or give up.
 //
 // Channel packages (webhook, email, whatsapp) know nothing about Kubernetes
-// objects; the reconcilers translate ChannelDelivery and NotificationProvider
-// objects into Message and provider configuration. They share only the API's
-// enums: a channel is a notifyv1.Channel and a failure reason a
-// notifyv1.FailureReason, the values the CRDs accept.
+// objects: the delivery reconciler turns a ChannelDelivery into a Message,
+// and package factory turns a NotificationProvider and its Secrets into a
+// Sender. They share only the API's enums: a channel is a notifyv1.Channel
+// and a failure reason a notifyv1.FailureReason, the values the CRDs accept.
 package channel
 
 import (
