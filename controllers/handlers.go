@@ -10,7 +10,7 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
-	"github.com/herald-dev/herald/internal/provider"
+	"github.com/herald-dev/herald/internal/sendercache"
 )
 
 // Handler is what a channel plugs into the generic delivery reconciler: the
@@ -74,7 +74,7 @@ const suspendedWait = 30 * time.Second
 // for a provider reason.
 type ProviderHandler struct {
 	Channel  notifyv1.Channel
-	Registry *provider.Registry
+	Registry *sendercache.Cache
 	// TripFor is how long a provider that failed for a provider reason
 	// (rejected credentials, unknown sender) is skipped before it is tried
 	// again; zero means defaultTripDuration.
@@ -101,7 +101,7 @@ func (h *ProviderHandler) NeedsClaim() bool { return true }
 
 // usable returns the chain's Ready providers, and why none is usable when
 // the result is empty.
-func (h *ProviderHandler) usable(d *notifyv1.ChannelDelivery) ([]*provider.Entry, bool, error) {
+func (h *ProviderHandler) usable(d *notifyv1.ChannelDelivery) ([]*sendercache.Entry, bool, error) {
 	chain, missing := h.Registry.Chain(d.Namespace, h.Channel, d.Spec.Provider)
 	if len(chain) == 0 {
 		if d.Spec.Provider != "" {
@@ -109,7 +109,7 @@ func (h *ProviderHandler) usable(d *notifyv1.ChannelDelivery) ([]*provider.Entry
 		}
 		return nil, false, notReady("no default %s NotificationProvider in namespace %s; create one with spec.default: true", h.Channel, d.Namespace)
 	}
-	var ready []*provider.Entry
+	var ready []*sendercache.Entry
 	suspended := false
 	var reasons []string
 	now := time.Now()
@@ -218,7 +218,7 @@ func (h *ProviderHandler) awaitingValidation(d *notifyv1.ChannelDelivery) bool {
 }
 
 // trip opens a provider's circuit after a permanent provider fault.
-func (h *ProviderHandler) trip(e *provider.Entry, ce *channel.Error) {
+func (h *ProviderHandler) trip(e *sendercache.Entry, ce *channel.Error) {
 	d := h.TripFor
 	if d <= 0 {
 		d = defaultTripDuration

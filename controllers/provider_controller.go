@@ -23,7 +23,7 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel/factory"
-	"github.com/herald-dev/herald/internal/provider"
+	"github.com/herald-dev/herald/internal/sendercache"
 )
 
 // Provider Ready reasons.
@@ -50,7 +50,7 @@ type ProviderReconciler struct {
 	// SecretReader reads Secrets directly from the API server: Herald
 	// caches only Secret metadata (to notice changes), never their data.
 	SecretReader client.Reader
-	Registry     *provider.Registry
+	Registry     *sendercache.Cache
 	Recorder     events.EventRecorder
 	// Trips delivers a request whenever a delivery opens a provider's
 	// circuit, so its Ready condition reports it.
@@ -77,7 +77,7 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	before := p.Status.DeepCopy()
 
 	b, err := (&factory.Factory{Secrets: r.SecretReader}).Build(ctx, &p)
-	entry := &provider.Entry{
+	entry := &sendercache.Entry{
 		Fingerprint: b.Fingerprint(),
 		Name:        p.Name,
 		Namespace:   p.Namespace,
@@ -136,7 +136,7 @@ func (r *ProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 
 // pacer keeps a provider's rate limiter across reconciles when the limit is
 // unchanged, so re-validation does not hand out a fresh burst.
-func (r *ProviderReconciler) pacer(key types.NamespacedName, rl *notifyv1.RateLimit) *provider.Pacer {
+func (r *ProviderReconciler) pacer(key types.NamespacedName, rl *notifyv1.RateLimit) *sendercache.Pacer {
 	if rl == nil {
 		return nil
 	}
@@ -152,7 +152,7 @@ func (r *ProviderReconciler) pacer(key types.NamespacedName, rl *notifyv1.RateLi
 	if old, ok := r.Registry.Get(key); ok && old.Pacer != nil && old.Pacer.Limit == limit && old.Pacer.Burst == burst {
 		return old.Pacer
 	}
-	return provider.NewPacer(limit, burst)
+	return sendercache.NewPacer(limit, burst)
 }
 
 // SetupWithManager watches providers and the metadata of Secrets: a change

@@ -13,8 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
-	"github.com/herald-dev/herald/internal/provider"
 	"github.com/herald-dev/herald/internal/retry"
+	"github.com/herald-dev/herald/internal/sendercache"
 )
 
 // CacheOptions is how a manager running these controllers should cache.
@@ -84,7 +84,7 @@ func DefaultOptions() Options {
 
 // Setup registers every Herald controller with the manager. It fails when a
 // channel of the API has no handler, before anything starts.
-func Setup(mgr ctrl.Manager, opts Options) (*provider.Registry, error) {
+func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Cache, error) {
 	if err := opts.DefaultRetry.Validate(); err != nil {
 		return nil, fmt.Errorf("default retry policy: %w", err)
 	}
@@ -94,7 +94,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*provider.Registry, error) {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
-	registry := provider.NewRegistry()
+	registry := sendercache.NewCache()
 	// A delivery that trips a provider's circuit nudges the provider
 	// controller, which reports it in the provider's Ready condition.
 	trips := make(chan event.TypedGenericEvent[*notifyv1.NotificationProvider], 64)
