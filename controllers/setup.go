@@ -50,14 +50,14 @@ func CacheOptions() cache.Options {
 
 // Setup registers every Herald controller with the manager. It fails when a
 // channel of the API has no handler, before anything starts.
-func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Registry, error) {
+func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Cache, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
-	senders := sendercache.NewRegistry()
+	senders := sendercache.NewCache()
 	// A delivery that trips a provider's circuit nudges the provider
 	// controller, which reports it in the provider's Ready condition.
 	trips := make(chan event.TypedGenericEvent[*notifyv1.NotificationProvider], 64)

@@ -154,7 +154,7 @@ func (w *statusWrite) recordSuccess(ctx context.Context, a attemptMade, res chan
 func (w *statusWrite) recordFailure(ctx context.Context, policy retry.Policy, a attemptMade, sendErr error) (ctrl.Result, error) {
 	s := &w.d.Status
 	ce := channel.Classify(sendErr)
-	reason := notifyv1.FailureReason(ce.Reason)
+	reason := ce.Reason
 	errText := truncate(ce.Error(), 1024)
 	a.record(s, OutcomeFailed, reason, errText)
 	attempt := a.number
@@ -165,7 +165,7 @@ func (w *statusWrite) recordFailure(ctx context.Context, policy retry.Policy, a 
 	}
 
 	switch {
-	case ce.Reason == channel.InvalidAddress:
+	case ce.Reason == notifyv1.ReasonInvalidAddress:
 		return w.finish(ctx, notifyv1.DeliverySkipped, string(notifyv1.ReasonInvalidAddress), errText)
 	case !ce.Retryable():
 		return w.finish(ctx, notifyv1.DeliveryFailed, permanentReason(ce), errText)

@@ -23,7 +23,7 @@ const suspendedWait = 30 * time.Second
 // for a provider reason.
 type ProviderHandler struct {
 	Channel  notifyv1.Channel
-	Registry *sendercache.Registry
+	Registry *sendercache.Cache
 	// TripFor is how long a provider that failed for a provider reason
 	// (rejected credentials, unknown sender) is skipped before it is tried
 	// again; zero means defaultTripDuration.
@@ -53,7 +53,7 @@ func (h *ProviderHandler) NeedsClaim() bool { return true }
 // usable returns the chain's Ready providers, and why none is usable when
 // the result is empty.
 func (h *ProviderHandler) usable(d *notifyv1.ChannelDelivery) ([]*sendercache.Entry, bool, error) {
-	chain, missing := h.Registry.Chain(d.Namespace, channel.Name(h.Channel), d.Spec.Provider)
+	chain, missing := h.Registry.Chain(d.Namespace, h.Channel, d.Spec.Provider)
 	if len(chain) == 0 {
 		if d.Spec.Provider != "" {
 			return nil, false, notReady("no %s NotificationProvider named %q in namespace %s", h.Channel, d.Spec.Provider, d.Namespace)
@@ -90,7 +90,7 @@ func (h *ProviderHandler) usable(d *notifyv1.ChannelDelivery) ([]*sendercache.En
 }
 
 func notReady(format string, args ...any) error {
-	return &channel.Error{Reason: channel.Transient, Code: notifyv1.ReasonProviderNotReady, ProviderFault: true, Err: fmt.Errorf(format, args...)}
+	return &channel.Error{Reason: notifyv1.ReasonTransient, Code: notifyv1.ReasonProviderNotReady, ProviderFault: true, Err: fmt.Errorf(format, args...)}
 }
 
 func (h *ProviderHandler) Admit(d *notifyv1.ChannelDelivery, now time.Time) (time.Duration, error) {

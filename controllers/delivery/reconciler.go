@@ -137,7 +137,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	if sendErr != nil {
 		if errors.Is(sendCtx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
-			sendErr = &channel.Error{Reason: channel.Timeout, Err: fmt.Errorf("attempt timed out after %s: %w", timeout, sendErr)}
+			sendErr = &channel.Error{Reason: notifyv1.ReasonTimeout, Err: fmt.Errorf("attempt timed out after %s: %w", timeout, sendErr)}
 		}
 		return w.recordFailure(ctx, policy, made, sendErr)
 	}

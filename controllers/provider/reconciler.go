@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -27,10 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
-	"github.com/herald-dev/herald/internal/channel"
-	"github.com/herald-dev/herald/internal/channel/email"
-	"github.com/herald-dev/herald/internal/channel/webhook"
-	"github.com/herald-dev/herald/internal/channel/whatsapp"
+	"github.com/herald-dev/herald/internal/channel/factory"
 	"github.com/herald-dev/herald/internal/patch"
 	"github.com/herald-dev/herald/internal/sendercache"
 )
@@ -49,7 +45,7 @@ type Reconciler struct {
 	// SecretReader reads Secrets directly from the API server: Herald
 	// caches only Secret metadata (to notice changes), never their data.
 	SecretReader client.Reader
-	Registry     *sendercache.Registry
+	Registry     *sendercache.Cache
 	Recorder     events.EventRecorder
 	// Trips delivers a request whenever a delivery opens a provider's
 	// circuit, so its Ready condition reports it.
@@ -73,23 +69,27 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	patcher := patch.NewHelper(&p, r.Client, patch.ControllerFieldOwner)
 
-	b := r.build(ctx, &p)
+	b, err := (&factory.Factory{Secrets: r.SecretReader}).Build(ctx, &p)
 	entry := &sendercache.Entry{
-		Fingerprint: b.fingerprint,
+		Fingerprint: b.Fingerprint(),
 		Name:        p.Name,
 		Namespace:   p.Namespace,
-		Channel:     channel.Name(p.Spec.Channel),
+		Channel:     p.Spec.Channel,
 		Default:     p.Spec.Default,
 		Suspended:   p.Spec.Suspend,
 		Fallback:    p.Spec.Fallback,
 		Pacer:       r.pacer(req.NamespacedName, p.Spec.RateLimit),
 	}
 	cond := metav1.Condition{Type: notifyv1.ConditionReady, Status: metav1.ConditionTrue, ObservedGeneration: p.Generation}
-	if b.err != nil {
-		entry.Reason, entry.Message = b.reason, b.err.Error()
+	if err != nil {
+		entry.Reason, entry.Message = notifyv1.ReasonInvalidConfig, err.Error()
+		var ce *factory.ConfigError
+		if errors.As(err, &ce) {
+			entry.Reason = ce.Reason
+		}
 		cond.Status = metav1.ConditionFalse
 	} else {
-		entry.Ready, entry.Sender = true, b.sender
+		entry.Ready, entry.Sender = true, b.Sender
 		entry.Reason, entry.Message = notifyv1.ReasonReady, fmt.Sprintf("%s provider is configured", p.Spec.Channel)
 		if p.Spec.Suspend {
 			entry.Reason, entry.Message = notifyv1.ReasonSuspended, "deliveries wait while the provider is suspended"
@@ -144,191 +144,11 @@ func (r *Reconciler) pacer(key types.NamespacedName, rl *notifyv1.RateLimit) *se
 	return sendercache.NewPacer(limit, burst)
 }
 
-// configError is a provider problem with the Ready reason it maps to.
-type configError struct {
-	reason string
-	err    error
-}
-
-func (e *configError) Error() string { return e.err.Error() }
-
-// built is the outcome of building a provider's sender.
-type built struct {
-	sender channel.Sender
-	// fingerprint identifies the configuration: the provider's generation
-	// and the resourceVersions of the Secrets it read.
-	fingerprint string
-	reason      string
-	err         error
-}
-
-func (r *Reconciler) build(ctx context.Context, p *notifyv1.NotificationProvider) built {
-	versions := []string{fmt.Sprint(p.Generation)}
-	ctx = context.WithValue(ctx, secretVersionsKey{}, &versions)
-	s, err := r.buildSender(ctx, p)
-	b := built{sender: s, fingerprint: strings.Join(versions, "/")}
-	if err == nil {
-		return b
-	}
-	var ce *configError
-	if errors.As(err, &ce) {
-		b.reason, b.err = ce.reason, ce.err
-		return b
-	}
-	b.reason, b.err = notifyv1.ReasonInvalidConfig, err
-	return b
-}
-
-// secretVersionsKey collects the resourceVersions of Secrets read while
-// building one provider.
-type secretVersionsKey struct{}
-
-func (r *Reconciler) buildSender(ctx context.Context, p *notifyv1.NotificationProvider) (channel.Sender, error) {
-	switch p.Spec.Channel {
-	case notifyv1.ChannelEmail:
-		s := p.Spec.SMTP
-		if s == nil {
-			return nil, fmt.Errorf("spec.smtp is required for an email provider")
-		}
-		cfg := email.Config{
-			Host: s.Host, Port: int(s.Port), From: s.From, ReplyTo: s.ReplyTo,
-			InsecureSkipVerify: s.InsecureSkipVerify,
-		}
-		switch s.TLS {
-		case notifyv1.SMTPTLSNone:
-			cfg.TLS = email.TLSNone
-		case notifyv1.SMTPImplicitTLS:
-			cfg.TLS = email.TLSImplicit
-		default:
-			cfg.TLS = email.TLSStartTLS
-		}
-		if ref := s.AuthSecretRef; ref != nil {
-			data, err := r.secret(ctx, p.Namespace, ref.Name, "username", "password")
-			if err != nil {
-				return nil, err
-			}
-			cfg.Username, cfg.Password = string(data["username"]), string(data["password"])
-		}
-		if ref := s.CASecretRef; ref != nil {
-			data, err := r.secret(ctx, p.Namespace, ref.Name, "ca.crt")
-			if err != nil {
-				return nil, err
-			}
-			cfg.CAPEM = data["ca.crt"]
-		}
-		return email.New(cfg)
-
-	case notifyv1.ChannelWebhook:
-		w := p.Spec.Webhook
-		if w == nil {
-			return nil, fmt.Errorf("spec.webhook is required for a webhook provider")
-		}
-		cfg := webhook.Config{URL: w.URL, Headers: w.Headers}
-		if ref := w.SigningSecretRef; ref != nil {
-			data, err := r.secret(ctx, p.Namespace, ref.Name, ref.Key)
-			if err != nil {
-				return nil, err
-			}
-			cfg.Secret = data[ref.Key]
-		}
-		return webhook.New(cfg)
-
-	case notifyv1.ChannelWhatsApp:
-		return r.buildWhatsApp(ctx, p)
-	}
-	return nil, fmt.Errorf("channel %q has no providers", p.Spec.Channel)
-}
-
-func (r *Reconciler) buildWhatsApp(ctx context.Context, p *notifyv1.NotificationProvider) (channel.Sender, error) {
-	w := p.Spec.WhatsApp
-	if w == nil {
-		return nil, fmt.Errorf("spec.whatsapp is required for a whatsapp provider")
-	}
-	creds := map[string][]byte{}
-	credKey := map[notifyv1.WhatsAppAPI]string{
-		notifyv1.WhatsAppCloud:  "token",
-		notifyv1.WhatsAppTwilio: "authToken",
-		notifyv1.WhatsAppWAHA:   "",
-	}[w.API]
-	if ref := w.CredentialsSecretRef; ref != nil {
-		var keys []string
-		if credKey != "" {
-			keys = append(keys, credKey)
-		}
-		data, err := r.secret(ctx, p.Namespace, ref.Name, keys...)
-		if err != nil {
-			return nil, err
-		}
-		creds = data
-	} else if credKey != "" {
-		return nil, &configError{reason: notifyv1.ReasonInvalidConfig, err: fmt.Errorf("the %s api needs credentialsSecretRef with key %q", w.API, credKey)}
-	}
-	switch w.API {
-	case notifyv1.WhatsAppCloud:
-		return whatsapp.NewCloud(whatsapp.CloudConfig{
-			BaseURL: w.BaseURL, APIVersion: w.APIVersion, PhoneNumberID: w.PhoneNumberID,
-			AccessToken: string(creds["token"]), DefaultRegion: w.DefaultRegion,
-		})
-	case notifyv1.WhatsAppTwilio:
-		return whatsapp.NewTwilio(whatsapp.TwilioConfig{
-			BaseURL: w.BaseURL, AccountSID: w.AccountSID, AuthToken: string(creds["authToken"]),
-			APIKeySID: string(creds["apiKeySID"]), APIKeySecret: string(creds["apiKeySecret"]),
-			From: w.From, DefaultRegion: w.DefaultRegion,
-		})
-	case notifyv1.WhatsAppWAHA:
-		return whatsapp.NewWAHA(whatsapp.WAHAConfig{
-			BaseURL: w.BaseURL, APIKey: string(creds["apiKey"]), Session: w.Session, DefaultRegion: w.DefaultRegion,
-		})
-	}
-	return nil, fmt.Errorf("unknown whatsapp api %q", w.API)
-}
-
-// secret reads a Secret in the provider's namespace and checks that the
-// required keys are present. Cross-namespace references are impossible by
-// construction: the reference carries no namespace.
-func (r *Reconciler) secret(ctx context.Context, namespace, name string, required ...string) (map[string][]byte, error) {
-	var s corev1.Secret
-	if err := r.SecretReader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &s); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, &configError{reason: notifyv1.ReasonSecretNotFound, err: fmt.Errorf("Secret %q not found in namespace %s", name, namespace)}
-		}
-		return nil, fmt.Errorf("reading Secret %s: %w", name, err)
-	}
-	if v, ok := ctx.Value(secretVersionsKey{}).(*[]string); ok {
-		*v = append(*v, name+"@"+s.ResourceVersion)
-	}
-	for _, k := range required {
-		if len(s.Data[k]) == 0 {
-			return nil, &configError{reason: notifyv1.ReasonSecretKeyMissing, err: fmt.Errorf("Secret %q has no key %q", name, k)}
-		}
-	}
-	return s.Data, nil
-}
-
-func secretNames(p *notifyv1.NotificationProvider) []string {
-	var out []string
-	if s := p.Spec.SMTP; s != nil {
-		if s.AuthSecretRef != nil {
-			out = append(out, s.AuthSecretRef.Name)
-		}
-		if s.CASecretRef != nil {
-			out = append(out, s.CASecretRef.Name)
-		}
-	}
-	if w := p.Spec.WhatsApp; w != nil && w.CredentialsSecretRef != nil {
-		out = append(out, w.CredentialsSecretRef.Name)
-	}
-	if w := p.Spec.Webhook; w != nil && w.SigningSecretRef != nil {
-		out = append(out, w.SigningSecretRef.Name)
-	}
-	return out
-}
-
 // SetupWithManager watches providers and the metadata of Secrets: a change
 // to a referenced Secret re-validates its providers.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &notifyv1.NotificationProvider{}, providerSecretIndex,
-		func(o client.Object) []string { return secretNames(o.(*notifyv1.NotificationProvider)) }); err != nil {
+		func(o client.Object) []string { return factory.SecretNames(o.(*notifyv1.NotificationProvider)) }); err != nil {
 		return fmt.Errorf("indexing providers by secret: %w", err)
 	}
 	secretToProviders := handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {

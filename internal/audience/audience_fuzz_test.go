@@ -381,11 +381,11 @@ func FuzzDecide(f *testing.F) {
 		var wantReason string
 		switch {
 		case missing:
-			wantReason = ReasonNoAddress
+			wantReason = notifyv1.ReasonNoAddress
 		case !typ.OverridesOptOut() && slices.Contains(p.OptOut, ch):
-			wantReason = ReasonOptedOut
+			wantReason = notifyv1.ReasonOptedOut
 		case !typ.OverridesOptOut() && muted:
-			wantReason = ReasonCategoryMuted
+			wantReason = notifyv1.ReasonCategoryMuted
 		}
 		if wantReason != "" {
 			if d.Send || d.Reason != wantReason {
@@ -411,8 +411,8 @@ func FuzzDecide(f *testing.F) {
 			return
 		case wantHold == nil || d.NotBefore == nil || !d.NotBefore.Equal(*wantHold):
 			t.Fatalf("Decide(%s, %s) at %v (%s, quiet %s-%s) holds until %v, want %v", typ, ch, at, zone, start, end, d.NotBefore, wantHold)
-		case d.Reason != ReasonQuietHours:
-			t.Fatalf("Decide = %+v, want reason %s", d, ReasonQuietHours)
+		case d.Reason != notifyv1.ReasonQuietHours:
+			t.Fatalf("Decide = %+v, want reason %s", d, notifyv1.ReasonQuietHours)
 		case !d.NotBefore.After(at) || d.NotBefore.Sub(at) > 50*time.Hour:
 			t.Fatalf("Decide at %v holds until %v", at, d.NotBefore)
 		}

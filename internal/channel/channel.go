@@ -3,9 +3,11 @@
 // returns a classified *Error that tells the delivery reconciler whether to
 // retry, wait, or give up.
 //
-// Channel packages (inapp, webhook, email, whatsapp) know nothing about
-// Kubernetes objects; the reconcilers translate ChannelDelivery and
-// NotificationProvider objects into Message and provider configuration.
+// Channel packages (webhook, email, whatsapp) know nothing about Kubernetes
+// objects: the delivery reconciler turns a ChannelDelivery into a Message,
+// and package factory turns a NotificationProvider and its Secrets into a
+// Sender. They share only the API's enums: a channel is a notifyv1.Channel
+// and a failure reason a notifyv1.FailureReason, the values the CRDs accept.
 package channel
 
 import (
@@ -13,21 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 )
-
-// Name is a delivery channel. The values match the CRD enum.
-type Name string
-
-const (
-	InApp    Name = "inApp"
-	Email    Name = "email"
-	WhatsApp Name = "whatsapp"
-	Webhook  Name = "webhook"
-)
-
-// All lists every channel the API accepts. Start-up checks that each one has
-// a registered handler, so a channel can never be accepted and then ignored.
-var All = []Name{InApp, Email, WhatsApp, Webhook}
 
 // Recipient is the snapshot of a person taken when the delivery was created.
 type Recipient struct {
@@ -109,28 +99,18 @@ type Sender interface {
 	Send(ctx context.Context, msg *Message) (Result, error)
 }
 
-// Reason classifies a failed attempt. The values appear in
-// ChannelDelivery.status.lastErrorReason.
-type Reason string
-
-const (
-	// Transient failures are retried according to the retry policy.
-	Transient Reason = "Transient"
-	// Permanent failures end the delivery at once.
-	Permanent Reason = "Permanent"
-	// RateLimited failures are retried after RetryAfter (or the policy's
-	// delay when the provider gave none).
-	RateLimited Reason = "RateLimited"
-	// Timeout means the attempt ran out of time; it is retried.
-	Timeout Reason = "Timeout"
-	// InvalidAddress means the recipient's address cannot be used at all;
-	// the delivery is skipped rather than failed.
-	InvalidAddress Reason = "InvalidAddress"
-)
-
-// Error is a classified send failure.
+// Error is a classified send failure. Its Reason is what
+// ChannelDelivery.status.lastErrorReason records:
+//
+//   - Transient failures are retried according to the retry policy.
+//   - Permanent failures end the delivery at once.
+//   - RateLimited failures are retried after RetryAfter (or the policy's
+//     delay when the provider gave none).
+//   - Timeout means the attempt ran out of time; it is retried.
+//   - InvalidAddress means the recipient's address cannot be used at all;
+//     the delivery is skipped rather than failed.
 type Error struct {
-	Reason Reason
+	Reason notifyv1.FailureReason
 	// Code is the provider's own error code or status, for people reading
 	// status (for example "smtp 550 5.1.1", "http 503", "meta 131047").
 	Code string
@@ -155,7 +135,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // Retryable reports whether the delivery should be attempted again.
 func (e *Error) Retryable() bool {
 	switch e.Reason {
-	case Transient, RateLimited, Timeout:
+	case notifyv1.ReasonTransient, notifyv1.ReasonRateLimited, notifyv1.ReasonTimeout:
 		return true
 	}
 	return false
@@ -163,19 +143,19 @@ func (e *Error) Retryable() bool {
 
 // NewTransient, NewPermanent and friends build classified errors.
 func NewTransient(code string, err error) *Error {
-	return &Error{Reason: Transient, Code: code, Err: err}
+	return &Error{Reason: notifyv1.ReasonTransient, Code: code, Err: err}
 }
 
 func NewPermanent(code string, err error) *Error {
-	return &Error{Reason: Permanent, Code: code, Err: err}
+	return &Error{Reason: notifyv1.ReasonPermanent, Code: code, Err: err}
 }
 
 func NewRateLimited(code string, retryAfter time.Duration, err error) *Error {
-	return &Error{Reason: RateLimited, Code: code, RetryAfter: retryAfter, Err: err}
+	return &Error{Reason: notifyv1.ReasonRateLimited, Code: code, RetryAfter: retryAfter, Err: err}
 }
 
 func NewInvalidAddress(err error) *Error {
-	return &Error{Reason: InvalidAddress, Err: err}
+	return &Error{Reason: notifyv1.ReasonInvalidAddress, Err: err}
 }
 
 // Classify turns any error returned by a Sender into a *Error. Unclassified
@@ -190,7 +170,7 @@ func Classify(err error) *Error {
 		return ce
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return &Error{Reason: Timeout, Err: err}
+		return &Error{Reason: notifyv1.ReasonTimeout, Err: err}
 	}
-	return &Error{Reason: Transient, Err: err}
+	return &Error{Reason: notifyv1.ReasonTransient, Err: err}
 }

@@ -14,6 +14,7 @@ import (
 	mail "github.com/wneessen/go-mail"
 	"github.com/wneessen/go-mail/smtp"
 
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 )
 
@@ -65,7 +66,7 @@ func classify(ctx context.Context, err error) *channel.Error {
 			err = fmt.Errorf("%w: %w", ctxErr, err)
 		}
 		if errors.Is(ctxErr, context.DeadlineExceeded) {
-			return &channel.Error{Reason: channel.Timeout, Code: "smtp timeout", Err: err}
+			return &channel.Error{Reason: notifyv1.ReasonTimeout, Code: "smtp timeout", Err: err}
 		}
 		return channel.NewTransient("canceled", err)
 	}
@@ -87,16 +88,16 @@ func classify(ctx context.Context, err error) *channel.Error {
 	}
 
 	if isAuthNegotiationError(err) {
-		return &channel.Error{Reason: channel.Permanent, Code: "smtp auth", ProviderFault: true, Err: err}
+		return &channel.Error{Reason: notifyv1.ReasonPermanent, Code: "smtp auth", ProviderFault: true, Err: err}
 	}
 	if isCertificateError(err) {
-		return &channel.Error{Reason: channel.Transient, Code: "tls certificate", ProviderFault: true, Err: err}
+		return &channel.Error{Reason: notifyv1.ReasonTransient, Code: "tls certificate", ProviderFault: true, Err: err}
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		// go-mail's per-command timeout fired before any deadline of ours
 		// (only possible when ctx has none).
-		return &channel.Error{Reason: channel.Timeout, Code: "smtp timeout", Err: err}
+		return &channel.Error{Reason: notifyv1.ReasonTimeout, Code: "smtp timeout", Err: err}
 	}
 	return channel.NewTransient("", err)
 }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herald-dev/herald/internal/channel"
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 )
 
 // Replies Mailpit cannot be made to send; the live tests cover the rest.
@@ -18,24 +18,24 @@ func TestClassifyReply(t *testing.T) {
 		stage         stage
 		code          int
 		enhanced      string
-		reason        channel.Reason
+		reason        notifyv1.FailureReason
 		providerFault bool
 		label         string
 	}{
-		{stageSession, 421, "4.3.2", channel.Transient, false, "smtp 421 4.3.2"},
-		{stageSession, 454, "4.7.0", channel.Transient, false, "smtp 454 4.7.0"},
-		{stageSession, 554, "5.7.1", channel.Permanent, true, "smtp 554 5.7.1"},
-		{stageMailFrom, 451, "4.3.0", channel.Transient, false, "smtp 451 4.3.0"},
-		{stageMailFrom, 550, "5.7.1", channel.Permanent, true, "smtp 550 5.7.1"},
-		{stageMailFrom, 530, "5.7.0", channel.Permanent, true, "smtp 530 5.7.0"},
-		{stageRcptTo, 452, "4.2.2", channel.Transient, false, "smtp 452 4.2.2"},
-		{stageRcptTo, 550, "5.1.1", channel.Permanent, false, "smtp 550 5.1.1"},
-		{stageRcptTo, 554, "5.7.1", channel.Permanent, true, "smtp 554 5.7.1"},
-		{stageRcptTo, 550, "", channel.Permanent, false, "smtp 550"},
-		{stageData, 554, "5.7.1", channel.Permanent, false, "smtp 554 5.7.1"},
-		{stageData, 552, "5.3.4", channel.Permanent, false, "smtp 552 5.3.4"},
-		{stageData, 535, "", channel.Permanent, true, "smtp 535"},
-		{stageOther, 250, "", channel.Transient, false, "smtp 250"},
+		{stageSession, 421, "4.3.2", notifyv1.ReasonTransient, false, "smtp 421 4.3.2"},
+		{stageSession, 454, "4.7.0", notifyv1.ReasonTransient, false, "smtp 454 4.7.0"},
+		{stageSession, 554, "5.7.1", notifyv1.ReasonPermanent, true, "smtp 554 5.7.1"},
+		{stageMailFrom, 451, "4.3.0", notifyv1.ReasonTransient, false, "smtp 451 4.3.0"},
+		{stageMailFrom, 550, "5.7.1", notifyv1.ReasonPermanent, true, "smtp 550 5.7.1"},
+		{stageMailFrom, 530, "5.7.0", notifyv1.ReasonPermanent, true, "smtp 530 5.7.0"},
+		{stageRcptTo, 452, "4.2.2", notifyv1.ReasonTransient, false, "smtp 452 4.2.2"},
+		{stageRcptTo, 550, "5.1.1", notifyv1.ReasonPermanent, false, "smtp 550 5.1.1"},
+		{stageRcptTo, 554, "5.7.1", notifyv1.ReasonPermanent, true, "smtp 554 5.7.1"},
+		{stageRcptTo, 550, "", notifyv1.ReasonPermanent, false, "smtp 550"},
+		{stageData, 554, "5.7.1", notifyv1.ReasonPermanent, false, "smtp 554 5.7.1"},
+		{stageData, 552, "5.3.4", notifyv1.ReasonPermanent, false, "smtp 552 5.3.4"},
+		{stageData, 535, "", notifyv1.ReasonPermanent, true, "smtp 535"},
+		{stageOther, 250, "", notifyv1.ReasonTransient, false, "smtp 250"},
 	} {
 		t.Run(tc.label, func(t *testing.T) {
 			ce := classifyReply(tc.stage, tc.code, tc.enhanced, errors.New("reply"))
@@ -50,7 +50,7 @@ func TestClassifySessionReply(t *testing.T) {
 	// Session replies reach classify as a wrapped *textproto.Error.
 	err := fmt.Errorf("dial failed: %w", fmt.Errorf("SMTP AUTH failed: %w", &textproto.Error{Code: 535, Msg: "5.7.8 Authentication credentials invalid"}))
 	ce := classify(context.Background(), err)
-	if ce.Reason != channel.Permanent || !ce.ProviderFault || ce.Code != "smtp 535 5.7.8" {
+	if ce.Reason != notifyv1.ReasonPermanent || !ce.ProviderFault || ce.Code != "smtp 535 5.7.8" {
 		t.Fatalf("got %+v", ce)
 	}
 }
@@ -58,12 +58,12 @@ func TestClassifySessionReply(t *testing.T) {
 func TestClassifyContext(t *testing.T) {
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
-	if ce := classify(ctx, errors.New("use of closed network connection")); ce.Reason != channel.Timeout || !errors.Is(ce, context.DeadlineExceeded) {
+	if ce := classify(ctx, errors.New("use of closed network connection")); ce.Reason != notifyv1.ReasonTimeout || !errors.Is(ce, context.DeadlineExceeded) {
 		t.Fatalf("expired deadline: got %+v", ce)
 	}
 	ctx, cancel = context.WithCancel(context.Background())
 	cancel()
-	if ce := classify(ctx, errors.New("x")); ce.Reason != channel.Transient || ce.Code != "canceled" {
+	if ce := classify(ctx, errors.New("x")); ce.Reason != notifyv1.ReasonTransient || ce.Code != "canceled" {
 		t.Fatalf("cancelled: got %+v", ce)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode"
 
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/testutil/mailpit"
 )
@@ -271,7 +272,7 @@ func TestSendWrongPassword(t *testing.T) {
 			cfg := authConfig(*tc.srv, tc.mode)
 			cfg.Password = "wrong"
 			ce := sendErr(t, newSender(t, cfg), ctxTimeout(t, 10*time.Second), testMessage(t))
-			if ce.Reason != channel.Permanent || !ce.ProviderFault || ce.Code != "smtp 535 5.7.8" {
+			if ce.Reason != notifyv1.ReasonPermanent || !ce.ProviderFault || ce.Code != "smtp 535 5.7.8" {
 				t.Fatalf("got %+v, want Permanent, ProviderFault, smtp 535 5.7.8", ce)
 			}
 		})
@@ -284,7 +285,7 @@ func TestSendMissingCredentials(t *testing.T) {
 	cfg := authConfig(startTLSSMTP, TLSStartTLS)
 	cfg.Username, cfg.Password = "", ""
 	ce := sendErr(t, newSender(t, cfg), ctxTimeout(t, 10*time.Second), testMessage(t))
-	if ce.Reason != channel.Permanent || !ce.ProviderFault || ce.Code != "smtp 530 5.7.0" {
+	if ce.Reason != notifyv1.ReasonPermanent || !ce.ProviderFault || ce.Code != "smtp 530 5.7.0" {
 		t.Fatalf("got %+v, want Permanent, ProviderFault, smtp 530 5.7.0", ce)
 	}
 }
@@ -302,7 +303,7 @@ func TestSendUntrustedCertificate(t *testing.T) {
 			cfg := authConfig(*tc.srv, tc.mode)
 			cfg.CAPEM = nil // the test CA is not a system root
 			ce := sendErr(t, newSender(t, cfg), ctxTimeout(t, 10*time.Second), testMessage(t))
-			if ce.Reason != channel.Transient || !ce.ProviderFault || ce.Code != "tls certificate" {
+			if ce.Reason != notifyv1.ReasonTransient || !ce.ProviderFault || ce.Code != "tls certificate" {
 				t.Fatalf("got %+v, want Transient, ProviderFault, tls certificate", ce)
 			}
 		})
@@ -324,7 +325,7 @@ func TestSendStartTLSRequiredButNotOffered(t *testing.T) {
 	cfg.TLS = TLSStartTLS
 	msg := testMessage(t)
 	ce := sendErr(t, newSender(t, cfg), ctxTimeout(t, 10*time.Second), msg)
-	if ce.Reason != channel.Transient {
+	if ce.Reason != notifyv1.ReasonTransient {
 		t.Fatalf("got %+v, want Transient", ce)
 	}
 	ctx := ctxTimeout(t, time.Second)
@@ -354,7 +355,7 @@ func TestSendChaos(t *testing.T) {
 		}
 		msg := testMessage(t)
 		ce := sendErr(t, s, ctx, msg)
-		if ce.Reason != channel.Transient || ce.ProviderFault || ce.Code != "smtp 451" || !ce.Retryable() {
+		if ce.Reason != notifyv1.ReasonTransient || ce.ProviderFault || ce.Code != "smtp 451" || !ce.Retryable() {
 			t.Fatalf("got %+v, want retryable Transient smtp 451", ce)
 		}
 
@@ -374,7 +375,7 @@ func TestSendChaos(t *testing.T) {
 			t.Fatal(err)
 		}
 		ce := sendErr(t, s, ctx, testMessage(t))
-		if ce.Reason != channel.Permanent || ce.ProviderFault || ce.Code != "smtp 550" || ce.Retryable() {
+		if ce.Reason != notifyv1.ReasonPermanent || ce.ProviderFault || ce.Code != "smtp 550" || ce.Retryable() {
 			t.Fatalf("got %+v, want Permanent smtp 550 without ProviderFault", ce)
 		}
 	})
@@ -384,7 +385,7 @@ func TestSendChaos(t *testing.T) {
 			t.Fatal(err)
 		}
 		ce := sendErr(t, s, ctx, testMessage(t))
-		if ce.Reason != channel.Permanent || !ce.ProviderFault || ce.Code != "smtp 553" {
+		if ce.Reason != notifyv1.ReasonPermanent || !ce.ProviderFault || ce.Code != "smtp 553" {
 			t.Fatalf("got %+v, want Permanent smtp 553 with ProviderFault", ce)
 		}
 	})
@@ -404,7 +405,7 @@ func TestSendServerDownThenUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	ce := sendErr(t, s, ctxTimeout(t, 10*time.Second), msg)
-	if ce.Reason != channel.Transient || ce.ProviderFault || !ce.Retryable() {
+	if ce.Reason != notifyv1.ReasonTransient || ce.ProviderFault || !ce.Retryable() {
 		t.Fatalf("server down: got %+v, want retryable Transient", ce)
 	}
 	var opErr *net.OpError
@@ -429,7 +430,7 @@ func TestSendInvalidAddress(t *testing.T) {
 		msg := testMessage(t)
 		msg.Recipient.Email = addr
 		ce := sendErr(t, s, context.Background(), msg)
-		if ce.Reason != channel.InvalidAddress || ce.Retryable() {
+		if ce.Reason != notifyv1.ReasonInvalidAddress || ce.Retryable() {
 			t.Errorf("%q: got %+v, want InvalidAddress", addr, ce)
 		}
 		if !strings.Contains(ce.Error(), "alice") {
@@ -477,7 +478,7 @@ func TestSendTimeout(t *testing.T) {
 			start := time.Now()
 			ce := sendErr(t, s, ctxTimeout(t, 300*time.Millisecond), testMessage(t))
 			elapsed := time.Since(start)
-			if ce.Reason != channel.Timeout || !ce.Retryable() {
+			if ce.Reason != notifyv1.ReasonTimeout || !ce.Retryable() {
 				t.Fatalf("got %+v, want Timeout", ce)
 			}
 			if elapsed > 5*time.Second {
@@ -496,7 +497,7 @@ func TestSendTimeout(t *testing.T) {
 			return c, err
 		}
 		ce := sendErr(t, s, ctx, testMessage(t))
-		if ce.Reason != channel.Transient || ce.Code != "canceled" {
+		if ce.Reason != notifyv1.ReasonTransient || ce.Code != "canceled" {
 			t.Fatalf("got %+v, want Transient canceled", ce)
 		}
 	})

@@ -27,15 +27,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/herald-dev/herald/internal/channel"
 )
@@ -53,16 +49,6 @@ const (
 	// UserAgent identifies Herald to receivers, unless Config.Headers sets
 	// its own User-Agent.
 	UserAgent = "herald-webhook/1"
-)
-
-const (
-	// snippetLimit bounds how much of an error response ends up in
-	// ChannelDelivery status: enough to show a reason, small enough not to
-	// bloat objects or leak whole pages.
-	snippetLimit = 256
-	// drainLimit bounds how much of a response is read only so the
-	// connection can be reused; beyond it closing is cheaper than reading.
-	drainLimit = 64 << 10
 )
 
 // reservedHeaders may not appear in Config.Headers: they are owned by the
@@ -91,8 +77,9 @@ type Config struct {
 	// token. They may set Content-Type and User-Agent but not the headers
 	// the Sender owns (see reservedHeaders).
 	Headers map[string]string
-	// Client sends the requests. Nil means a shared client that does not
-	// follow redirects and has bounded dial and TLS handshake times.
+	// Client sends the requests. Nil means channel.HTTPClient(), shared by
+	// every HTTP channel, which does not follow redirects and has bounded
+	// dial and TLS handshake times.
 	Client *http.Client
 }
 
@@ -130,7 +117,7 @@ func New(cfg Config) (*Sender, error) {
 	}
 	client := cfg.Client
 	if client == nil {
-		client = defaultClient()
+		client = channel.HTTPClient()
 	}
 	return &Sender{
 		url:     cfg.URL,
@@ -140,33 +127,6 @@ func New(cfg Config) (*Sender, error) {
 		now:     time.Now,
 	}, nil
 }
-
-// defaultClient is shared so that all webhook Senders share one connection
-// pool instead of each holding idle connections of its own.
-var defaultClient = sync.OnceValue(func() *http.Client {
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-	transport := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialer.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   10,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		ExpectContinueTimeout: time.Second,
-	}
-	return &http.Client{
-		Transport: transport,
-		// Go's client would turn a 301/302 POST into a GET and re-send
-		// our signature and idempotency headers to wherever the receiver
-		// points; a webhook endpoint that moved should be reconfigured.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		// A backstop for callers without a deadline; the reconciler's
-		// context normally ends the request much earlier.
-		Timeout: 2 * time.Minute,
-	}
-})
 
 // parseEndpoint accepts only absolute http and https URLs with a host.
 func parseEndpoint(raw string) (*url.URL, error) {
@@ -218,28 +178,22 @@ func (s *Sender) Send(ctx context.Context, msg *channel.Message) (channel.Result
 		}
 	}
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint.String(), bytes.NewReader(body))
+	header := make(http.Header, len(s.headers)+8)
+	s.setHeaders(header, msg, body)
+	label := "POST " + redact(endpoint)
+	resp, err := channel.PostHTTP(ctx, s.client, label, endpoint.String(), header, body)
 	if err != nil {
-		return channel.Result{}, channel.NewPermanent("request", fmt.Errorf("building request for %s: %v", redact(endpoint), err))
+		return channel.Result{}, err
 	}
-	s.setHeaders(req.Header, msg, body)
-
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return channel.Result{}, classifyTransportError(ctx, endpoint, err)
-	}
-	defer func() {
-		// Draining lets the transport reuse the connection; the cap stops
-		// a huge or endless body from holding the attempt hostage.
-		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
-		_ = resp.Body.Close()
-	}()
-
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+	if resp.OK() {
 		return channel.Result{ProviderMessageID: resp.Header.Get(MessageIDHeader)}, nil
 	}
-	snippet := readSnippet(resp.Body)
-	return channel.Result{}, s.classifyStatus(endpoint, resp, snippet)
+	text := fmt.Sprintf("%s: %d %s", label, resp.Status, http.StatusText(resp.Status))
+	if snippet := channel.Snippet(resp.Body); snippet != "" {
+		text += ": " + strconv.Quote(snippet)
+	}
+	code := "http " + strconv.Itoa(resp.Status)
+	return channel.Result{}, channel.ClassifyHTTPStatus(resp.Status, resp.Header, s.now(), code, errors.New(text))
 }
 
 func (s *Sender) setHeaders(h http.Header, msg *channel.Message, body []byte) {
@@ -268,87 +222,6 @@ func (s *Sender) setHeaders(h http.Header, msg *channel.Message, body []byte) {
 		h.Set(TimestampHeader, strconv.FormatInt(ts, 10))
 		h.Set(SignatureHeader, Sign(s.secret, ts, body))
 	}
-}
-
-func classifyTransportError(ctx context.Context, endpoint *url.URL, err error) error {
-	// Replace url.Error, whose message contains the full URL, with one
-	// naming only the host, keeping the cause for errors.Is.
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		err = ue.Err
-	}
-	wrapped := fmt.Errorf("POST %s: %w", redact(endpoint), err)
-
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		if !errors.Is(wrapped, context.DeadlineExceeded) {
-			wrapped = fmt.Errorf("%w (%w)", wrapped, context.DeadlineExceeded)
-		}
-		return &channel.Error{Reason: channel.Timeout, Code: "timeout", Err: wrapped}
-	}
-	// Transport-level timeouts (dial, TLS handshake, response headers,
-	// client timeout) are the same situation for the reconciler.
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return &channel.Error{Reason: channel.Timeout, Code: "timeout", Err: wrapped}
-	}
-	// Refused connections, resets, DNS failures and cancellation are all
-	// worth another attempt: endpoints restart, DNS recovers, and a
-	// cancelled attempt never reached a verdict.
-	return channel.NewTransient("network", wrapped)
-}
-
-func (s *Sender) classifyStatus(endpoint *url.URL, resp *http.Response, snippet string) error {
-	code := "http " + strconv.Itoa(resp.StatusCode)
-	msg := fmt.Sprintf("POST %s: %s", redact(endpoint), resp.Status)
-	if snippet != "" {
-		msg += ": " + strconv.Quote(snippet)
-	}
-	err := errors.New(msg)
-	retryAfter := channel.ParseRetryAfter(resp.Header.Get("Retry-After"), s.now())
-
-	switch status := resp.StatusCode; {
-	case status == http.StatusTooManyRequests:
-		return channel.NewRateLimited(code, retryAfter, err)
-	case status == http.StatusRequestTimeout, status == http.StatusTooEarly, status >= 500:
-		e := channel.NewTransient(code, err)
-		// 503 in particular often carries Retry-After; honour it.
-		e.RetryAfter = retryAfter
-		return e
-	case status == http.StatusUnauthorized, status == http.StatusForbidden:
-		// The receiver refuses our credentials, which no retry of this
-		// message will change; another provider might succeed.
-		e := channel.NewPermanent(code, err)
-		e.ProviderFault = true
-		return e
-	default:
-		// Other 4xx: the receiver rejected this request as such. 3xx only
-		// reaches here because redirects are not followed.
-		return channel.NewPermanent(code, err)
-	}
-}
-
-// readSnippet returns the start of a response body as printable text.
-func readSnippet(r io.Reader) string {
-	buf, _ := io.ReadAll(io.LimitReader(r, snippetLimit))
-	// Cutting at a byte limit may split the last rune; drop that fragment
-	// rather than showing garbage. Other invalid bytes (binary bodies) are
-	// dropped below.
-	for i := len(buf) - 1; i >= 0 && i >= len(buf)-utf8.UTFMax; i-- {
-		if utf8.RuneStart(buf[i]) {
-			if !utf8.FullRune(buf[i:]) {
-				buf = buf[:i]
-			}
-			break
-		}
-	}
-	s := strings.ToValidUTF8(string(buf), "")
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	return strings.Join(strings.Fields(s), " ")
 }
 
 // validHeaderName reports whether name is an RFC 9110 token.

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 )
 
@@ -267,29 +268,29 @@ func TestStatusClassification(t *testing.T) {
 		status        int
 		retryAfter    string
 		body          string
-		reason        channel.Reason
+		reason        notifyv1.FailureReason
 		code          string
 		wantAfter     time.Duration
 		providerFault bool
 		snippet       string
 	}{
-		{"503", 503, "", "upstream down", channel.Transient, "http 503", 0, false, `"upstream down"`},
-		{"503 with retry-after", 503, "3", "", channel.Transient, "http 503", 3 * time.Second, false, ""},
-		{"500", 500, "", "", channel.Transient, "http 500", 0, false, ""},
-		{"502", 502, "", "", channel.Transient, "http 502", 0, false, ""},
-		{"408", 408, "", "", channel.Transient, "http 408", 0, false, ""},
-		{"425", 425, "", "", channel.Transient, "http 425", 0, false, ""},
-		{"429 with retry-after", 429, "7", "slow down", channel.RateLimited, "http 429", 7 * time.Second, false, `"slow down"`},
-		{"429 without retry-after", 429, "", "", channel.RateLimited, "http 429", 0, false, ""},
-		{"429 with garbage retry-after", 429, "later", "", channel.RateLimited, "http 429", 0, false, ""},
-		{"400", 400, "", `{"error":"bad field"}`, channel.Permanent, "http 400", 0, false, `"{\"error\":\"bad field\"}"`},
-		{"404", 404, "", "", channel.Permanent, "http 404", 0, false, ""},
-		{"410", 410, "", "", channel.Permanent, "http 410", 0, false, ""},
-		{"401", 401, "", "bad token", channel.Permanent, "http 401", 0, true, `"bad token"`},
-		{"403", 403, "", "", channel.Permanent, "http 403", 0, true, ""},
-		{"redirect not followed", 302, "", "", channel.Permanent, "http 302", 0, false, ""},
-		{"multi-line body flattened", 500, "", "line one\r\n\tline two\n", channel.Transient, "http 500", 0, false, `"line one line two"`},
-		{"long body truncated", 500, "", long, channel.Transient, "http 500", 0, false, strconv.Quote(long[:snippetLimit])},
+		{"503", 503, "", "upstream down", notifyv1.ReasonTransient, "http 503", 0, false, `"upstream down"`},
+		{"503 with retry-after", 503, "3", "", notifyv1.ReasonTransient, "http 503", 3 * time.Second, false, ""},
+		{"500", 500, "", "", notifyv1.ReasonTransient, "http 500", 0, false, ""},
+		{"502", 502, "", "", notifyv1.ReasonTransient, "http 502", 0, false, ""},
+		{"408", 408, "", "", notifyv1.ReasonTransient, "http 408", 0, false, ""},
+		{"425", 425, "", "", notifyv1.ReasonTransient, "http 425", 0, false, ""},
+		{"429 with retry-after", 429, "7", "slow down", notifyv1.ReasonRateLimited, "http 429", 7 * time.Second, false, `"slow down"`},
+		{"429 without retry-after", 429, "", "", notifyv1.ReasonRateLimited, "http 429", 0, false, ""},
+		{"429 with garbage retry-after", 429, "later", "", notifyv1.ReasonRateLimited, "http 429", 0, false, ""},
+		{"400", 400, "", `{"error":"bad field"}`, notifyv1.ReasonPermanent, "http 400", 0, false, `"{\"error\":\"bad field\"}"`},
+		{"404", 404, "", "", notifyv1.ReasonPermanent, "http 404", 0, false, ""},
+		{"410", 410, "", "", notifyv1.ReasonPermanent, "http 410", 0, false, ""},
+		{"401", 401, "", "bad token", notifyv1.ReasonPermanent, "http 401", 0, true, `"bad token"`},
+		{"403", 403, "", "", notifyv1.ReasonPermanent, "http 403", 0, true, ""},
+		{"redirect not followed", 302, "", "", notifyv1.ReasonPermanent, "http 302", 0, false, ""},
+		{"multi-line body flattened", 500, "", "line one\r\n\tline two\n", notifyv1.ReasonTransient, "http 500", 0, false, `"line one line two"`},
+		{"long body truncated", 500, "", long, notifyv1.ReasonTransient, "http 500", 0, false, strconv.Quote(long[:channel.SnippetLimit])},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -310,32 +311,20 @@ func TestStatusClassification(t *testing.T) {
 				t.Errorf("got reason=%s code=%q retryAfter=%v providerFault=%v; want %s %q %v %v",
 					ce.Reason, ce.Code, ce.RetryAfter, ce.ProviderFault, c.reason, c.code, c.wantAfter, c.providerFault)
 			}
-			if want := c.reason != channel.Permanent; ce.Retryable() != want {
+			if want := c.reason != notifyv1.ReasonPermanent; ce.Retryable() != want {
 				t.Errorf("Retryable() = %v, want %v", ce.Retryable(), want)
 			}
 			msg := err.Error()
 			if c.snippet != "" && !strings.HasSuffix(msg, ": "+c.snippet) {
 				t.Errorf("error %q does not end with snippet %s", msg, c.snippet)
 			}
-			if strings.Contains(msg, strings.Repeat("x", snippetLimit+1)) {
-				t.Errorf("error carries more than %d bytes of body", snippetLimit)
+			if strings.Contains(msg, strings.Repeat("x", channel.SnippetLimit+1)) {
+				t.Errorf("error carries more than %d bytes of body", channel.SnippetLimit)
 			}
 			if strings.Contains(msg, "T0KEN") {
 				t.Errorf("error %q leaks the URL path", msg)
 			}
 		})
-	}
-}
-
-func TestSnippetUTF8Boundary(t *testing.T) {
-	// 255 ASCII bytes then a 2-byte rune: the limit cuts the rune in half.
-	body := strings.Repeat("a", snippetLimit-1) + "é" + "tail"
-	got := readSnippet(strings.NewReader(body))
-	if want := strings.Repeat("a", snippetLimit-1); got != want {
-		t.Errorf("snippet = %q (len %d), want %d a's", got, len(got), len(want))
-	}
-	if got := readSnippet(strings.NewReader("ok\xff\xfebinary")); got != "okbinary" {
-		t.Errorf("snippet of invalid UTF-8 = %q, want okbinary", got)
 	}
 }
 
@@ -347,7 +336,7 @@ func TestConnectionRefusedIsTransient(t *testing.T) {
 	s := mustNew(t, Config{URL: target})
 	_, err := s.Send(t.Context(), testMessage())
 	ce := asChannelError(t, err)
-	if ce.Reason != channel.Transient || !ce.Retryable() || ce.ProviderFault {
+	if ce.Reason != notifyv1.ReasonTransient || !ce.Retryable() || ce.ProviderFault {
 		t.Errorf("got %+v, want a retryable Transient error", ce)
 	}
 	if strings.Contains(err.Error(), "T0KEN") {
@@ -380,10 +369,10 @@ func TestTimeout(t *testing.T) {
 	defer cancel()
 	_, err := s.Send(ctx, testMessage())
 	ce := asChannelError(t, err)
-	if ce.Reason != channel.Timeout || !ce.Retryable() {
+	if ce.Reason != notifyv1.ReasonTimeout || !ce.Retryable() {
 		t.Errorf("got reason %s, want Timeout", ce.Reason)
 	}
-	if got := channel.Classify(err); got.Reason != channel.Timeout {
+	if got := channel.Classify(err); got.Reason != notifyv1.ReasonTimeout {
 		t.Errorf("Classify reason = %s, want Timeout", got.Reason)
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {
@@ -397,7 +386,7 @@ func TestCancelledIsTransient(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	_, err := s.Send(ctx, testMessage())
-	if ce := asChannelError(t, err); ce.Reason != channel.Transient {
+	if ce := asChannelError(t, err); ce.Reason != notifyv1.ReasonTransient {
 		t.Errorf("cancelled send: reason %s, want Transient", ce.Reason)
 	}
 }
@@ -443,7 +432,7 @@ func TestInvalidAddress(t *testing.T) {
 			msg.Recipient.WebhookURL = c.url
 			_, err := s.Send(t.Context(), msg)
 			ce := asChannelError(t, err)
-			if ce.Reason != channel.InvalidAddress || ce.Retryable() {
+			if ce.Reason != notifyv1.ReasonInvalidAddress || ce.Retryable() {
 				t.Errorf("got %v, want InvalidAddress", err)
 			}
 		})

@@ -1,7 +1,6 @@
 package whatsapp
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -42,7 +41,8 @@ type CloudConfig struct {
 	TemplateLanguage string
 	// DefaultRegion reads recipient numbers written without a country code.
 	DefaultRegion string
-	// HTTPClient defaults to a client with a 30 second timeout.
+	// HTTPClient defaults to channel.HTTPClient(), shared by every HTTP
+	// channel.
 	HTTPClient *http.Client
 }
 
@@ -96,7 +96,7 @@ func NewCloud(cfg CloudConfig) (*CloudSender, error) {
 		token:         strings.TrimSpace(cfg.AccessToken),
 		templateLang:  cfg.TemplateLanguage,
 		defaultRegion: cfg.DefaultRegion,
-		client:        httpClientOrDefault(cfg.HTTPClient),
+		client:        cfg.HTTPClient,
 	}, nil
 }
 
@@ -198,28 +198,21 @@ func (s *CloudSender) Send(ctx context.Context, msg *channel.Message) (channel.R
 		return channel.Result{}, channel.NewPermanent("", fmt.Errorf("whatsapp cloud: encoding request: %w", err))
 	}
 
-	resp, err := post(ctx, s.client, "whatsapp cloud", s.endpoint, bytes.NewReader(payload), func(h http.Header) {
-		h.Set("Authorization", "Bearer "+s.token)
-		h.Set("Content-Type", "application/json")
-	})
+	header := apiHeader("application/json")
+	header.Set("Authorization", "Bearer "+s.token)
+	body, err := exchange(ctx, s.client, "whatsapp cloud", s.endpoint, header, payload, classifyCloud)
 	if err != nil {
 		return channel.Result{}, err
 	}
-	if resp.status >= 200 && resp.status < 300 {
-		if !isJSON(resp) {
-			return channel.Result{}, unexpectedSuccess("whatsapp cloud", resp)
-		}
-		var ok cloudResponse
-		_ = json.Unmarshal(resp.body, &ok)
-		// A 2xx means Meta accepted the message; a missing ID is no reason
-		// to send it again.
-		var id string
-		if len(ok.Messages) > 0 {
-			id = ok.Messages[0].ID
-		}
-		return channel.Result{ProviderMessageID: id}, nil
+	var ok cloudResponse
+	_ = json.Unmarshal(body, &ok)
+	// A 2xx means Meta accepted the message; a missing ID is no reason to
+	// send it again.
+	var id string
+	if len(ok.Messages) > 0 {
+		id = ok.Messages[0].ID
 	}
-	return channel.Result{}, classifyCloud(resp)
+	return channel.Result{ProviderMessageID: id}, nil
 }
 
 // Meta error codes, from the Cloud API error code reference.
@@ -254,34 +247,20 @@ const (
 // classifyCloud maps a Graph API error response to a channel.Error. Meta
 // recommends keying on error.code rather than the HTTP status (most errors
 // are HTTP 400), so the code decides and the status is only the fallback.
-func classifyCloud(r *response) error {
+func classifyCloud(r *channel.HTTPResponse) error {
 	var eb cloudErrorBody
-	if err := json.Unmarshal(r.body, &eb); err != nil || eb.Error == nil || eb.Error.Code == nil {
-		code := fmt.Sprintf("http %d", r.status)
-		return fallbackByStatus(code, r, fmt.Errorf("whatsapp cloud: HTTP %d: %s", r.status, snippet(r.body)))
+	if err := json.Unmarshal(r.Body, &eb); err != nil || eb.Error == nil || eb.Error.Code == nil {
+		return unrecognised("whatsapp cloud", r)
 	}
 	e := eb.Error
 	n := *e.Code
 	code := fmt.Sprintf("meta %d", n)
-	describe := func(advice string) error {
-		var b strings.Builder
-		fmt.Fprintf(&b, "whatsapp cloud: HTTP %d: %s", r.status, e.Message)
-		if e.ErrorData.Details != "" && e.ErrorData.Details != e.Message {
-			fmt.Fprintf(&b, ": %s", e.ErrorData.Details)
-		}
-		if advice != "" {
-			fmt.Fprintf(&b, ". %s", advice)
-		}
-		if e.FBTraceID != "" {
-			fmt.Fprintf(&b, " (fbtrace_id %s)", e.FBTraceID)
-		}
-		fmt.Fprintf(&b, "; body: %s", snippet(r.body))
-		return errors.New(b.String())
+	f := failure{code: code, said: fmt.Sprintf("whatsapp cloud: HTTP %d: %s", r.Status, e.Message), body: r.Body}
+	if e.ErrorData.Details != "" && e.ErrorData.Details != e.Message {
+		f.said += ": " + e.ErrorData.Details
 	}
-	providerFault := func(advice string) error {
-		pe := channel.NewPermanent(code, describe(advice))
-		pe.ProviderFault = true
-		return pe
+	if e.FBTraceID != "" {
+		f.ref = "fbtrace_id " + e.FBTraceID
 	}
 
 	switch {
@@ -291,31 +270,31 @@ func classifyCloud(r *response) error {
 		// seconds to an hour, the pair limit once the recipient has had a
 		// pause. Meta rarely sends Retry-After; the retry policy's delay
 		// applies then.
-		return channel.NewRateLimited(code, retryAfter(r), describe(""))
+		return channel.NewRateLimited(code, retryAfter(r), f.err(""))
 	case n == metaReengagement:
-		return channel.NewPermanent(code, describe(
+		return channel.NewPermanent(code, f.err(
 			"More than 24 hours have passed since the recipient last replied, so WhatsApp only accepts an approved template message: set an approved template (templateName) for this notification"))
-	case n == metaAuth || (n == 0 && r.status == http.StatusUnauthorized):
-		return providerFault("The access token is invalid or expired; issue a new one")
+	case n == metaAuth || (n == 0 && r.Status == http.StatusUnauthorized):
+		return f.providerFault("The access token is invalid or expired; issue a new one")
 	case n == metaPermissionDenied || (n >= 200 && n <= 299) || n == metaAPIMethod || n == metaAccessDenied:
-		return providerFault("The access token lacks the whatsapp_business_messaging permission for this phone number")
+		return f.providerFault("The access token lacks the whatsapp_business_messaging permission for this phone number")
 	case n == metaAccountLocked || n == metaPaymentIssue || n == metaPolicyBlock ||
 		n == metaNotRegistered || n == metaBusinessDeleted:
-		return providerFault("The WhatsApp Business account or phone number cannot send messages; check WhatsApp Manager")
+		return f.providerFault("The WhatsApp Business account or phone number cannot send messages; check WhatsApp Manager")
 	case n == metaUndeliverable:
-		return channel.NewPermanent(code, describe("The recipient may not use WhatsApp or has not accepted the latest terms"))
+		return channel.NewPermanent(code, f.err("The recipient may not use WhatsApp or has not accepted the latest terms"))
 	case n == metaNotAllowedList:
-		return channel.NewPermanent(code, describe("With a test phone number, add the recipient to the allowed list in the app dashboard"))
+		return channel.NewPermanent(code, f.err("With a test phone number, add the recipient to the allowed list in the app dashboard"))
 	case n == metaTemplateNotFound || n == metaTemplateParamsCount:
-		return channel.NewPermanent(code, describe("Check the template name, language and number of parameters against WhatsApp Manager"))
+		return channel.NewPermanent(code, f.err("Check the template name, language and number of parameters against WhatsApp Manager"))
 	case n == metaAPIUnknown || n == metaAPIService || n == metaGeneric ||
 		n == metaServiceUnavailable || n == metaServerUnavailable:
-		te := channel.NewTransient(code, describe(""))
+		te := channel.NewTransient(code, f.err(""))
 		te.RetryAfter = retryAfter(r)
 		return te
 	}
-	if r.status == http.StatusUnauthorized && e.Type == "OAuthException" {
-		return providerFault("Authentication failed")
+	if r.Status == http.StatusUnauthorized && e.Type == "OAuthException" {
+		return f.providerFault("Authentication failed")
 	}
-	return fallbackByStatus(code, r, describe(""))
+	return byStatus(code, r, f.err(""))
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/channel/whatsapp"
 	"github.com/herald-dev/herald/internal/channel/whatsapp/whatsapptest"
@@ -145,42 +146,42 @@ func TestCloudErrors(t *testing.T) {
 	tests := []struct {
 		name       string
 		spec       whatsapptest.ErrorSpec
-		reason     channel.Reason
+		reason     notifyv1.FailureReason
 		code       string
 		retryAfter time.Duration
 		fault      bool
 		mention    []string
 	}{
 		{name: "throughput rate limit with Retry-After", spec: whatsapptest.ErrorSpec{Code: 130429, RetryAfter: "7"},
-			reason: channel.RateLimited, code: "meta 130429", retryAfter: 7 * time.Second, mention: []string{"Rate limit hit"}},
+			reason: notifyv1.ReasonRateLimited, code: "meta 130429", retryAfter: 7 * time.Second, mention: []string{"Rate limit hit"}},
 		{name: "pair rate limit", spec: whatsapptest.ErrorSpec{Code: 131056},
-			reason: channel.RateLimited, code: "meta 131056"},
+			reason: notifyv1.ReasonRateLimited, code: "meta 131056"},
 		{name: "app rate limit", spec: whatsapptest.ErrorSpec{Code: 4},
-			reason: channel.RateLimited, code: "meta 4"},
+			reason: notifyv1.ReasonRateLimited, code: "meta 4"},
 		{name: "WABA rate limit", spec: whatsapptest.ErrorSpec{Code: 80007},
-			reason: channel.RateLimited, code: "meta 80007"},
+			reason: notifyv1.ReasonRateLimited, code: "meta 80007"},
 		{name: "outside the 24h window", spec: whatsapptest.ErrorSpec{Code: 131047},
-			reason: channel.Permanent, code: "meta 131047", mention: []string{"24 hours", "approved template"}},
+			reason: notifyv1.ReasonPermanent, code: "meta 131047", mention: []string{"24 hours", "approved template"}},
 		{name: "expired token", spec: whatsapptest.ErrorSpec{Code: 190},
-			reason: channel.Permanent, code: "meta 190", fault: true, mention: []string{"access token"}},
+			reason: notifyv1.ReasonPermanent, code: "meta 190", fault: true, mention: []string{"access token"}},
 		{name: "auth exception", spec: whatsapptest.ErrorSpec{Code: 0},
-			reason: channel.Permanent, code: "meta 0", fault: true},
+			reason: notifyv1.ReasonPermanent, code: "meta 0", fault: true},
 		{name: "permission denied", spec: whatsapptest.ErrorSpec{Code: 10},
-			reason: channel.Permanent, code: "meta 10", fault: true},
+			reason: notifyv1.ReasonPermanent, code: "meta 10", fault: true},
 		{name: "API permission", spec: whatsapptest.ErrorSpec{Code: 200},
-			reason: channel.Permanent, code: "meta 200", fault: true},
+			reason: notifyv1.ReasonPermanent, code: "meta 200", fault: true},
 		{name: "undeliverable", spec: whatsapptest.ErrorSpec{Code: 131026},
-			reason: channel.Permanent, code: "meta 131026"},
+			reason: notifyv1.ReasonPermanent, code: "meta 131026"},
 		{name: "not in allowed list", spec: whatsapptest.ErrorSpec{Code: 131030},
-			reason: channel.Permanent, code: "meta 131030", mention: []string{"allowed list"}},
+			reason: notifyv1.ReasonPermanent, code: "meta 131030", mention: []string{"allowed list"}},
 		{name: "something went wrong", spec: whatsapptest.ErrorSpec{Code: 131000},
-			reason: channel.Transient, code: "meta 131000"},
+			reason: notifyv1.ReasonTransient, code: "meta 131000"},
 		{name: "service unavailable with Retry-After", spec: whatsapptest.ErrorSpec{Code: 131016, RetryAfter: "3"},
-			reason: channel.Transient, code: "meta 131016", retryAfter: 3 * time.Second},
+			reason: notifyv1.ReasonTransient, code: "meta 131016", retryAfter: 3 * time.Second},
 		{name: "unknown code on 5xx", spec: whatsapptest.ErrorSpec{HTTPStatus: http.StatusBadGateway, Code: 999999},
-			reason: channel.Transient, code: "meta 999999"},
+			reason: notifyv1.ReasonTransient, code: "meta 999999"},
 		{name: "unknown code on 400", spec: whatsapptest.ErrorSpec{Code: 999999},
-			reason: channel.Permanent, code: "meta 999999"},
+			reason: notifyv1.ReasonPermanent, code: "meta 999999"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -210,7 +211,7 @@ func TestCloudBadToken(t *testing.T) {
 	m := newMeta(t)
 	s := cloudSender(t, m, func(c *whatsapp.CloudConfig) { c.AccessToken = "EAAexpired" })
 	_, err := s.Send(t.Context(), textMessage())
-	ce := classified(t, err, channel.Permanent)
+	ce := classified(t, err, notifyv1.ReasonPermanent)
 	if !ce.ProviderFault || ce.Code != "meta 190" {
 		t.Fatalf("got %+v, want a provider fault with code meta 190", ce)
 	}
@@ -223,7 +224,7 @@ func TestCloudWrongPhoneNumberID(t *testing.T) {
 	m := newMeta(t)
 	s := cloudSender(t, m, func(c *whatsapp.CloudConfig) { c.PhoneNumberID = "999" })
 	_, err := s.Send(t.Context(), textMessage())
-	ce := classified(t, err, channel.Permanent)
+	ce := classified(t, err, notifyv1.ReasonPermanent)
 	if ce.Code != "meta 100" {
 		t.Fatalf("code = %q, want meta 100", ce.Code)
 	}
@@ -235,7 +236,7 @@ func TestCloudTransientThenSuccess(t *testing.T) {
 	m.FailNext(1, whatsapptest.ErrorSpec{Code: 131000})
 	s := cloudSender(t, m)
 	_, err := s.Send(t.Context(), textMessage())
-	if !classified(t, err, channel.Transient).Retryable() {
+	if !classified(t, err, notifyv1.ReasonTransient).Retryable() {
 		t.Fatal("transient error must be retryable")
 	}
 	res, err := s.Send(t.Context(), textMessage())
@@ -254,7 +255,7 @@ func TestCloudInvalidPhoneNeverReachesServer(t *testing.T) {
 			msg := textMessage()
 			msg.Recipient.Phone = phone
 			_, err := cloudSender(t, m).Send(t.Context(), msg)
-			classified(t, err, channel.InvalidAddress)
+			classified(t, err, notifyv1.ReasonInvalidAddress)
 			contains(t, err, "invalid phone", "alice")
 			if n := m.Requests(); n != 0 {
 				t.Fatalf("%d requests reached the server", n)
@@ -268,7 +269,7 @@ func TestCloudNothingToSend(t *testing.T) {
 	msg := textMessage()
 	msg.Title, msg.Body = "", " "
 	_, err := cloudSender(t, m).Send(t.Context(), msg)
-	classified(t, err, channel.Permanent)
+	classified(t, err, notifyv1.ReasonPermanent)
 	if m.Requests() != 0 {
 		t.Fatal("an empty message reached the server")
 	}
@@ -280,11 +281,11 @@ func TestCloudDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	_, err := cloudSender(t, m).Send(ctx, textMessage())
-	ce := classified(t, err, channel.Timeout)
+	ce := classified(t, err, notifyv1.ReasonTimeout)
 	if !ce.Retryable() {
 		t.Fatal("a timeout must be retryable")
 	}
-	if ce2 := channel.Classify(err); ce2.Reason != channel.Timeout {
+	if ce2 := channel.Classify(err); ce2.Reason != notifyv1.ReasonTimeout {
 		t.Fatalf("Classify reason = %s", ce2.Reason)
 	}
 }
@@ -296,31 +297,45 @@ func TestCloudClientTimeout(t *testing.T) {
 		c.HTTPClient = &http.Client{Timeout: 200 * time.Millisecond}
 	})
 	_, err := s.Send(t.Context(), textMessage())
-	classified(t, err, channel.Timeout)
+	classified(t, err, notifyv1.ReasonTimeout)
 }
 
-func TestCloudGatewayErrorPage(t *testing.T) {
-	s := rawServer(t, http.StatusBadGateway, "text/html", "<html><body>502 Bad Gateway</body></html>")
+// sendViaRawServer sends a text message through a Cloud sender whose base
+// URL answers every request with the given response.
+func sendViaRawServer(t *testing.T, status int, contentType, body string) error {
+	t.Helper()
+	s := rawServer(t, status, contentType, body)
 	c, err := whatsapp.NewCloud(whatsapp.CloudConfig{BaseURL: s.URL, PhoneNumberID: "1", AccessToken: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.Send(t.Context(), textMessage())
-	ce := classified(t, err, channel.Transient)
+	return err
+}
+
+func TestCloudGatewayErrorPage(t *testing.T) {
+	err := sendViaRawServer(t, http.StatusBadGateway, "text/html", "<html><body>502 Bad Gateway</body></html>")
+	ce := classified(t, err, notifyv1.ReasonTransient)
 	if ce.Code != "http 502" {
 		t.Errorf("code = %q", ce.Code)
 	}
 	contains(t, err, "502 Bad Gateway")
 }
 
-func TestCloudSuccessThatIsNotTheAPI(t *testing.T) {
-	s := rawServer(t, http.StatusOK, "text/html", "<html>Sign in to the proxy</html>")
-	c, err := whatsapp.NewCloud(whatsapp.CloudConfig{BaseURL: s.URL, PhoneNumberID: "1", AccessToken: "t"})
-	if err != nil {
-		t.Fatal(err)
+// A proxy in front of the API that gives up waiting answers 408: the
+// request was not handled, so it is retried like any HTTP channel's.
+func TestCloudRequestTimeoutIsTransient(t *testing.T) {
+	err := sendViaRawServer(t, http.StatusRequestTimeout, "text/plain", "request timed out")
+	ce := classified(t, err, notifyv1.ReasonTransient)
+	if ce.Code != "http 408" || ce.ProviderFault {
+		t.Errorf("got %+v, want code http 408 and no provider fault", ce)
 	}
-	_, err = c.Send(t.Context(), textMessage())
-	if ce := classified(t, err, channel.Permanent); !ce.ProviderFault {
+	contains(t, err, "request timed out")
+}
+
+func TestCloudSuccessThatIsNotTheAPI(t *testing.T) {
+	err := sendViaRawServer(t, http.StatusOK, "text/html", "<html>Sign in to the proxy</html>")
+	if ce := classified(t, err, notifyv1.ReasonPermanent); !ce.ProviderFault {
 		t.Fatal("want a provider fault: the base URL is wrong")
 	}
 	contains(t, err, "Sign in to the proxy")
@@ -332,7 +347,7 @@ func TestCloudNetworkError(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.Send(t.Context(), textMessage())
-	classified(t, err, channel.Transient)
+	classified(t, err, notifyv1.ReasonTransient)
 }
 
 func TestNewCloudValidates(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/channel/whatsapp/whatsapptest"
 )
@@ -34,7 +35,7 @@ func textMessage() *channel.Message {
 const wantText = "Disk almost full\n\nnode-1 is at 91%"
 
 // classified asserts err is a *channel.Error with the given reason.
-func classified(t *testing.T, err error, reason channel.Reason) *channel.Error {
+func classified(t *testing.T, err error, reason notifyv1.FailureReason) *channel.Error {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("Send succeeded, want a %s error", reason)

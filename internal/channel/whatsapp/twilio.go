@@ -34,7 +34,8 @@ type TwilioConfig struct {
 	From string
 	// DefaultRegion reads recipient numbers written without a country code.
 	DefaultRegion string
-	// HTTPClient defaults to a client with a 30 second timeout.
+	// HTTPClient defaults to channel.HTTPClient(), shared by every HTTP
+	// channel.
 	HTTPClient *http.Client
 }
 
@@ -95,7 +96,7 @@ func NewTwilio(cfg TwilioConfig) (*TwilioSender, error) {
 		pass:          pass,
 		from:          "whatsapp:" + from,
 		defaultRegion: cfg.DefaultRegion,
-		client:        httpClientOrDefault(cfg.HTTPClient),
+		client:        cfg.HTTPClient,
 	}, nil
 }
 
@@ -144,22 +145,15 @@ func (s *TwilioSender) Send(ctx context.Context, msg *channel.Message) (channel.
 		form.Set("Body", text)
 	}
 
-	resp, err := post(ctx, s.client, "whatsapp twilio", s.endpoint, strings.NewReader(form.Encode()), func(h http.Header) {
-		h.Set("Content-Type", "application/x-www-form-urlencoded")
-		h.Set("Authorization", basicAuth(s.user, s.pass))
-	})
+	header := apiHeader("application/x-www-form-urlencoded")
+	header.Set("Authorization", basicAuth(s.user, s.pass))
+	body, err := exchange(ctx, s.client, "whatsapp twilio", s.endpoint, header, []byte(form.Encode()), classifyTwilio)
 	if err != nil {
 		return channel.Result{}, err
 	}
-	if resp.status >= 200 && resp.status < 300 {
-		if !isJSON(resp) {
-			return channel.Result{}, unexpectedSuccess("whatsapp twilio", resp)
-		}
-		var m twilioMessage
-		_ = json.Unmarshal(resp.body, &m)
-		return channel.Result{ProviderMessageID: m.SID}, nil
-	}
-	return channel.Result{}, classifyTwilio(resp)
+	var m twilioMessage
+	_ = json.Unmarshal(body, &m)
+	return channel.Result{ProviderMessageID: m.SID}, nil
 }
 
 func basicAuth(user, pass string) string {
@@ -186,50 +180,33 @@ const (
 )
 
 // classifyTwilio maps a Twilio REST error to a channel.Error.
-func classifyTwilio(r *response) error {
+func classifyTwilio(r *channel.HTTPResponse) error {
 	var te twilioError
-	if err := json.Unmarshal(r.body, &te); err != nil || te.Code == nil {
-		code := fmt.Sprintf("http %d", r.status)
-		return fallbackByStatus(code, r, fmt.Errorf("whatsapp twilio: HTTP %d: %s", r.status, snippet(r.body)))
+	if err := json.Unmarshal(r.Body, &te); err != nil || te.Code == nil {
+		return unrecognised("whatsapp twilio", r)
 	}
 	n := *te.Code
 	code := fmt.Sprintf("twilio %d", n)
-	describe := func(advice string) error {
-		var b strings.Builder
-		fmt.Fprintf(&b, "whatsapp twilio: HTTP %d: %s", r.status, te.Message)
-		if advice != "" {
-			fmt.Fprintf(&b, ". %s", advice)
-		}
-		if te.MoreInfo != "" {
-			fmt.Fprintf(&b, " (%s)", te.MoreInfo)
-		}
-		fmt.Fprintf(&b, "; body: %s", snippet(r.body))
-		return errors.New(b.String())
-	}
-	providerFault := func(advice string) error {
-		pe := channel.NewPermanent(code, describe(advice))
-		pe.ProviderFault = true
-		return pe
-	}
+	f := failure{code: code, said: fmt.Sprintf("whatsapp twilio: HTTP %d: %s", r.Status, te.Message), ref: te.MoreInfo, body: r.Body}
 
 	switch n {
 	case twilioAuthenticate:
-		return providerFault("The account SID and auth token (or API key) were rejected")
+		return f.providerFault("The account SID and auth token (or API key) were rejected")
 	case twilioAccountInactive, twilioNotFound:
-		return providerFault("Check the account SID")
+		return f.providerFault("Check the account SID")
 	case twilioTooManyRequests, twilioChannelRateLimit, twilioDailyLimit:
-		return channel.NewRateLimited(code, retryAfter(r), describe(""))
+		return channel.NewRateLimited(code, retryAfter(r), f.err(""))
 	case twilioOutsideWindow:
-		return channel.NewPermanent(code, describe(
+		return channel.NewPermanent(code, f.err(
 			"Free-form WhatsApp messages are only allowed within 24 hours of the recipient's last reply: set an approved content template (contentSID) for this notification"))
 	case twilioInvalidTo, twilioToNotOnWhatsApp:
-		ie := channel.NewInvalidAddress(describe(""))
+		ie := channel.NewInvalidAddress(f.err(""))
 		ie.Code = code
 		return ie
 	case twilioFromNotCapable, twilioUnverifiedTrialTo, twilioNoFromChannel:
-		return providerFault("Check that the From number is a WhatsApp sender enabled on this account")
+		return f.providerFault("Check that the From number is a WhatsApp sender enabled on this account")
 	case twilioUnsubscribed:
-		return channel.NewPermanent(code, describe("The recipient has opted out of messages from this sender"))
+		return channel.NewPermanent(code, f.err("The recipient has opted out of messages from this sender"))
 	}
-	return fallbackByStatus(code, r, describe(""))
+	return byStatus(code, r, f.err(""))
 }

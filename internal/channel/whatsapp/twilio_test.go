@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/channel/whatsapp"
 	"github.com/herald-dev/herald/internal/channel/whatsapp/whatsapptest"
@@ -145,32 +146,32 @@ func TestTwilioErrors(t *testing.T) {
 	tests := []struct {
 		name       string
 		spec       whatsapptest.ErrorSpec
-		reason     channel.Reason
+		reason     notifyv1.FailureReason
 		code       string
 		retryAfter time.Duration
 		fault      bool
 		mention    []string
 	}{
 		{name: "too many requests with Retry-After", spec: whatsapptest.ErrorSpec{Code: 20429, RetryAfter: "30"},
-			reason: channel.RateLimited, code: "twilio 20429", retryAfter: 30 * time.Second},
+			reason: notifyv1.ReasonRateLimited, code: "twilio 20429", retryAfter: 30 * time.Second},
 		{name: "outside the 24h window", spec: whatsapptest.ErrorSpec{Code: 63016},
-			reason: channel.Permanent, code: "twilio 63016", mention: []string{"24 hours", "content template"}},
+			reason: notifyv1.ReasonPermanent, code: "twilio 63016", mention: []string{"24 hours", "content template"}},
 		{name: "invalid To", spec: whatsapptest.ErrorSpec{Code: 21211},
-			reason: channel.InvalidAddress, code: "twilio 21211"},
+			reason: notifyv1.ReasonInvalidAddress, code: "twilio 21211"},
 		{name: "authenticate", spec: whatsapptest.ErrorSpec{Code: 20003},
-			reason: channel.Permanent, code: "twilio 20003", fault: true},
+			reason: notifyv1.ReasonPermanent, code: "twilio 20003", fault: true},
 		{name: "From not capable", spec: whatsapptest.ErrorSpec{Code: 21606},
-			reason: channel.Permanent, code: "twilio 21606", fault: true, mention: []string{"From number"}},
+			reason: notifyv1.ReasonPermanent, code: "twilio 21606", fault: true, mention: []string{"From number"}},
 		{name: "trial unverified", spec: whatsapptest.ErrorSpec{Code: 21608},
-			reason: channel.Permanent, code: "twilio 21608", fault: true},
+			reason: notifyv1.ReasonPermanent, code: "twilio 21608", fault: true},
 		{name: "no channel for From", spec: whatsapptest.ErrorSpec{Code: 63007},
-			reason: channel.Permanent, code: "twilio 63007", fault: true},
+			reason: notifyv1.ReasonPermanent, code: "twilio 63007", fault: true},
 		{name: "internal error", spec: whatsapptest.ErrorSpec{Code: 20500},
-			reason: channel.Transient, code: "twilio 20500"},
+			reason: notifyv1.ReasonTransient, code: "twilio 20500"},
 		{name: "unavailable with Retry-After", spec: whatsapptest.ErrorSpec{Code: 20503, RetryAfter: "2"},
-			reason: channel.Transient, code: "twilio 20503", retryAfter: 2 * time.Second},
+			reason: notifyv1.ReasonTransient, code: "twilio 20503", retryAfter: 2 * time.Second},
 		{name: "unknown 4xx", spec: whatsapptest.ErrorSpec{Code: 21999},
-			reason: channel.Permanent, code: "twilio 21999"},
+			reason: notifyv1.ReasonPermanent, code: "twilio 21999"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -197,7 +198,7 @@ func TestTwilioBadCredentials(t *testing.T) {
 	f := newTwilio(t)
 	s := twilioSender(t, f, func(c *whatsapp.TwilioConfig) { c.AuthToken = "wrong" })
 	_, err := s.Send(t.Context(), textMessage())
-	ce := classified(t, err, channel.Permanent)
+	ce := classified(t, err, notifyv1.ReasonPermanent)
 	if !ce.ProviderFault || ce.Code != "twilio 20003" {
 		t.Fatalf("got %+v, want a provider fault with code twilio 20003", ce)
 	}
@@ -207,7 +208,7 @@ func TestTwilioUnknownSender(t *testing.T) {
 	f := newTwilio(t)
 	s := twilioSender(t, f, func(c *whatsapp.TwilioConfig) { c.From = "+14155550100" })
 	_, err := s.Send(t.Context(), textMessage())
-	ce := classified(t, err, channel.Permanent)
+	ce := classified(t, err, notifyv1.ReasonPermanent)
 	if !ce.ProviderFault || ce.Code != "twilio 63007" {
 		t.Fatalf("got %+v, want a provider fault with code twilio 63007", ce)
 	}
@@ -218,7 +219,7 @@ func TestTwilioInvalidPhoneNeverReachesServer(t *testing.T) {
 	msg := textMessage()
 	msg.Recipient.Phone = "+1 555"
 	_, err := twilioSender(t, f).Send(t.Context(), msg)
-	classified(t, err, channel.InvalidAddress)
+	classified(t, err, notifyv1.ReasonInvalidAddress)
 	contains(t, err, "invalid phone")
 	if f.Requests() != 0 {
 		t.Fatal("a request reached the server")
@@ -231,7 +232,7 @@ func TestTwilioDeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	_, err := twilioSender(t, f).Send(ctx, textMessage())
-	classified(t, err, channel.Timeout)
+	classified(t, err, notifyv1.ReasonTimeout)
 }
 
 func TestTwilioRateLimitedWithoutBody(t *testing.T) {
@@ -243,7 +244,7 @@ func TestTwilioRateLimitedWithoutBody(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.Send(t.Context(), textMessage())
-	if ce := classified(t, err, channel.RateLimited); ce.Code != "http 429" {
+	if ce := classified(t, err, notifyv1.ReasonRateLimited); ce.Code != "http 429" {
 		t.Fatalf("code = %q", ce.Code)
 	}
 }

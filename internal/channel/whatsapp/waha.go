@@ -1,7 +1,6 @@
 package whatsapp
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,7 +27,8 @@ type WAHAConfig struct {
 	Session string
 	// DefaultRegion reads recipient numbers written without a country code.
 	DefaultRegion string
-	// HTTPClient defaults to a client with a 30 second timeout.
+	// HTTPClient defaults to channel.HTTPClient(), shared by every HTTP
+	// channel.
 	HTTPClient *http.Client
 }
 
@@ -67,7 +67,7 @@ func NewWAHA(cfg WAHAConfig) (*WAHASender, error) {
 		apiKey:        cfg.APIKey,
 		session:       session,
 		defaultRegion: cfg.DefaultRegion,
-		client:        httpClientOrDefault(cfg.HTTPClient),
+		client:        cfg.HTTPClient,
 	}, nil
 }
 
@@ -156,72 +156,51 @@ func (s *WAHASender) Send(ctx context.Context, msg *channel.Message) (channel.Re
 		return channel.Result{}, channel.NewPermanent("", fmt.Errorf("whatsapp waha: encoding request: %w", err))
 	}
 
-	resp, err := post(ctx, s.client, "whatsapp waha", s.endpoint, bytes.NewReader(payload), func(h http.Header) {
-		h.Set("Content-Type", "application/json")
-		if s.apiKey != "" {
-			h.Set("X-Api-Key", s.apiKey)
-		}
+	header := apiHeader("application/json")
+	if s.apiKey != "" {
+		header.Set("X-Api-Key", s.apiKey)
+	}
+	body, err := exchange(ctx, s.client, "whatsapp waha", s.endpoint, header, payload, func(r *channel.HTTPResponse) error {
+		return classifyWAHA(r, s.session)
 	})
 	if err != nil {
 		return channel.Result{}, err
 	}
-	if resp.status >= 200 && resp.status < 300 {
-		if !isJSON(resp) {
-			return channel.Result{}, unexpectedSuccess("whatsapp waha", resp)
-		}
-		var m wahaMessage
-		_ = json.Unmarshal(resp.body, &m)
-		return channel.Result{ProviderMessageID: m.messageID()}, nil
-	}
-	return channel.Result{}, classifyWAHA(resp, s.session)
+	var m wahaMessage
+	_ = json.Unmarshal(body, &m)
+	return channel.Result{ProviderMessageID: m.messageID()}, nil
 }
 
 // classifyWAHA maps a WAHA error response to a channel.Error. WAHA has no
-// error codes of its own, so the HTTP status decides.
-func classifyWAHA(r *response, session string) error {
+// error codes of its own, so the HTTP status decides: a few statuses mean
+// something particular to WAHA (its session), the rest are classified like
+// any HTTP answer.
+func classifyWAHA(r *channel.HTTPResponse, session string) error {
 	var we wahaError
-	_ = json.Unmarshal(r.body, &we)
-	code := fmt.Sprintf("waha %d", r.status)
-	describe := func(advice string) error {
-		var b strings.Builder
-		fmt.Fprintf(&b, "whatsapp waha: HTTP %d", r.status)
-		if t := we.text(); t != "" {
-			fmt.Fprintf(&b, ": %s", t)
-		}
-		if advice != "" {
-			fmt.Fprintf(&b, ". %s", advice)
-		}
-		fmt.Fprintf(&b, "; body: %s", snippet(r.body))
-		return errors.New(b.String())
-	}
-	providerFault := func(advice string) error {
-		pe := channel.NewPermanent(code, describe(advice))
-		pe.ProviderFault = true
-		return pe
+	_ = json.Unmarshal(r.Body, &we)
+	code := fmt.Sprintf("waha %d", r.Status)
+	f := failure{code: code, said: fmt.Sprintf("whatsapp waha: HTTP %d", r.Status), body: r.Body}
+	if t := we.text(); t != "" {
+		f.said += ": " + t
 	}
 
 	switch {
-	case r.status == http.StatusUnauthorized || r.status == http.StatusForbidden:
-		return providerFault("Check the WAHA API key")
-	case r.status == http.StatusNotFound:
-		return providerFault(fmt.Sprintf("Check that session %q exists and is started, and that the base URL points at WAHA", session))
-	case r.status == http.StatusUnprocessableEntity && we.Status != "":
+	case r.Status == http.StatusUnauthorized || r.Status == http.StatusForbidden:
+		return f.providerFault("Check the WAHA API key")
+	case r.Status == http.StatusNotFound:
+		return f.providerFault(fmt.Sprintf("Check that session %q exists and is started, and that the base URL points at WAHA", session))
+	case r.Status == http.StatusUnprocessableEntity && we.Status != "":
 		// The session exists but is not WORKING. STARTING clears by itself
 		// within seconds; SCAN_QR_CODE, FAILED and STOPPED need a person to
 		// pair or restart the session, so retrying only burns attempts.
 		if we.Status == "STARTING" {
-			te := channel.NewTransient(code, describe(fmt.Sprintf("Session %q is still starting", session)))
+			te := channel.NewTransient(code, f.err(fmt.Sprintf("Session %q is still starting", session)))
 			te.RetryAfter = retryAfter(r)
 			return te
 		}
-		return providerFault(fmt.Sprintf("Session %q is %s; pair or restart it in WAHA", session, we.Status))
-	case r.status == http.StatusTooManyRequests:
-		return channel.NewRateLimited(code, retryAfter(r), describe(""))
-	case r.status >= 500:
-		te := channel.NewTransient(code, describe(""))
-		te.RetryAfter = retryAfter(r)
-		return te
+		return f.providerFault(fmt.Sprintf("Session %q is %s; pair or restart it in WAHA", session, we.Status))
 	}
-	// 400, other 422s and anything else: the request itself was refused.
-	return channel.NewPermanent(code, describe(""))
+	// 429, 408 and 5xx are retried; 400, other 422s and anything else: the
+	// request itself was refused.
+	return byStatus(code, r, f.err(""))
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/channel/whatsapp"
 	"github.com/herald-dev/herald/internal/channel/whatsapp/whatsapptest"
@@ -100,7 +101,7 @@ func TestWAHATemplateWithoutTextFails(t *testing.T) {
 	msg.Title, msg.Body = "", ""
 	msg.WhatsApp = &channel.WhatsAppContent{TemplateName: "disk_alert"}
 	_, err := wahaSender(t, f).Send(t.Context(), msg)
-	classified(t, err, channel.Permanent)
+	classified(t, err, notifyv1.ReasonPermanent)
 	contains(t, err, "disk_alert", "no template support")
 	if f.Requests() != 0 {
 		t.Fatal("a request reached the server")
@@ -111,26 +112,28 @@ func TestWAHAErrors(t *testing.T) {
 	tests := []struct {
 		name       string
 		spec       whatsapptest.ErrorSpec
-		reason     channel.Reason
+		reason     notifyv1.FailureReason
 		code       string
 		retryAfter time.Duration
 		fault      bool
 		mention    []string
 	}{
 		{name: "session starting", spec: whatsapptest.ErrorSpec{SessionStatus: "STARTING"},
-			reason: channel.Transient, code: "waha 422", mention: []string{"still starting"}},
+			reason: notifyv1.ReasonTransient, code: "waha 422", mention: []string{"still starting"}},
 		{name: "session needs QR scan", spec: whatsapptest.ErrorSpec{SessionStatus: "SCAN_QR_CODE"},
-			reason: channel.Permanent, code: "waha 422", fault: true, mention: []string{"SCAN_QR_CODE"}},
+			reason: notifyv1.ReasonPermanent, code: "waha 422", fault: true, mention: []string{"SCAN_QR_CODE"}},
 		{name: "validation", spec: whatsapptest.ErrorSpec{HTTPStatus: http.StatusBadRequest, Message: "text should not be empty"},
-			reason: channel.Permanent, code: "waha 400", mention: []string{"text should not be empty"}},
+			reason: notifyv1.ReasonPermanent, code: "waha 400", mention: []string{"text should not be empty"}},
 		{name: "unprocessable", spec: whatsapptest.ErrorSpec{HTTPStatus: http.StatusUnprocessableEntity, Message: "no"},
-			reason: channel.Permanent, code: "waha 422"},
+			reason: notifyv1.ReasonPermanent, code: "waha 422"},
 		{name: "forbidden", spec: whatsapptest.ErrorSpec{HTTPStatus: http.StatusForbidden},
-			reason: channel.Permanent, code: "waha 403", fault: true},
+			reason: notifyv1.ReasonPermanent, code: "waha 403", fault: true},
 		{name: "too many requests", spec: whatsapptest.ErrorSpec{HTTPStatus: http.StatusTooManyRequests, RetryAfter: "5"},
-			reason: channel.RateLimited, code: "waha 429", retryAfter: 5 * time.Second},
+			reason: notifyv1.ReasonRateLimited, code: "waha 429", retryAfter: 5 * time.Second},
+		{name: "request timeout", spec: whatsapptest.ErrorSpec{HTTPStatus: http.StatusRequestTimeout, RetryAfter: "2"},
+			reason: notifyv1.ReasonTransient, code: "waha 408", retryAfter: 2 * time.Second},
 		{name: "engine error", spec: whatsapptest.ErrorSpec{HTTPStatus: http.StatusInternalServerError, Message: "Evaluation failed"},
-			reason: channel.Transient, code: "waha 500", mention: []string{"Evaluation failed"}},
+			reason: notifyv1.ReasonTransient, code: "waha 500", mention: []string{"Evaluation failed"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,7 +160,7 @@ func TestWAHABadAPIKey(t *testing.T) {
 	f := newWAHA(t)
 	s := wahaSender(t, f, func(c *whatsapp.WAHAConfig) { c.APIKey = "wrong" })
 	_, err := s.Send(t.Context(), textMessage())
-	ce := classified(t, err, channel.Permanent)
+	ce := classified(t, err, notifyv1.ReasonPermanent)
 	if !ce.ProviderFault || ce.Code != "waha 401" {
 		t.Fatalf("got %+v, want a provider fault with code waha 401", ce)
 	}
@@ -168,7 +171,7 @@ func TestWAHAUnknownSession(t *testing.T) {
 	f := newWAHA(t)
 	s := wahaSender(t, f, func(c *whatsapp.WAHAConfig) { c.Session = "sales" })
 	_, err := s.Send(t.Context(), textMessage())
-	ce := classified(t, err, channel.Permanent)
+	ce := classified(t, err, notifyv1.ReasonPermanent)
 	if !ce.ProviderFault || ce.Code != "waha 404" {
 		t.Fatalf("got %+v, want a provider fault with code waha 404", ce)
 	}
@@ -180,7 +183,7 @@ func TestWAHAInvalidPhoneNeverReachesServer(t *testing.T) {
 	msg := textMessage()
 	msg.Recipient.Phone = "0151 1234 5678" // national, and no default region
 	_, err := wahaSender(t, f).Send(t.Context(), msg)
-	classified(t, err, channel.InvalidAddress)
+	classified(t, err, notifyv1.ReasonInvalidAddress)
 	contains(t, err, "invalid phone", "country code")
 	if f.Requests() != 0 {
 		t.Fatal("a request reached the server")
@@ -193,7 +196,7 @@ func TestWAHADeadline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	_, err := wahaSender(t, f).Send(ctx, textMessage())
-	classified(t, err, channel.Timeout)
+	classified(t, err, notifyv1.ReasonTimeout)
 }
 
 func TestWAHAUnreachable(t *testing.T) {
@@ -202,7 +205,7 @@ func TestWAHAUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = s.Send(t.Context(), textMessage())
-	classified(t, err, channel.Transient)
+	classified(t, err, notifyv1.ReasonTransient)
 }
 
 func TestNewWAHAValidates(t *testing.T) {

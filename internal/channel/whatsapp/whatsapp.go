@@ -6,7 +6,7 @@
 //   - WAHASender: a self-hosted WAHA (WhatsApp HTTP API) instance (api: waha)
 //
 // Every sender normalises the recipient's phone number to E.164 first, so a
-// number that can never be delivered is reported as channel.InvalidAddress
+// number that can never be delivered is reported as notifyv1.ReasonInvalidAddress
 // without a request reaching the provider, and every provider failure is
 // returned as a classified *channel.Error.
 //
@@ -20,13 +20,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nyaruka/phonenumbers"
 
@@ -39,19 +36,6 @@ const (
 	APITwilio = "twilio"
 	APIWAHA   = "waha"
 )
-
-// defaultTimeout bounds a request when the caller's context has no deadline
-// and no HTTPClient was configured: a provider that never answers must not
-// hold a delivery worker forever.
-const defaultTimeout = 30 * time.Second
-
-// maxResponseBody caps how much of a response is read. Provider responses are
-// small JSON documents; anything larger is not something we need to parse.
-const maxResponseBody = 1 << 20
-
-// snippetLen is how much of a response body goes into an error message: enough
-// to recognise the provider's complaint, short enough for a status field.
-const snippetLen = 200
 
 const userAgent = "herald-whatsapp/1"
 
@@ -165,124 +149,106 @@ func validateBaseURL(field, raw string) (string, error) {
 	return strings.TrimRight(raw, "/"), nil
 }
 
-func httpClientOrDefault(c *http.Client) *http.Client {
-	if c != nil {
-		return c
+// apiHeader returns the headers every request to a WhatsApp API carries,
+// with the given Content-Type.
+func apiHeader(contentType string) http.Header {
+	return http.Header{
+		"User-Agent":   {userAgent},
+		"Accept":       {"application/json"},
+		"Content-Type": {contentType},
 	}
-	return &http.Client{Timeout: defaultTimeout}
 }
 
-// response is what a sender needs from an HTTP exchange.
-type response struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-// post sends one request and reads the (bounded) response. A transport
-// failure comes back already classified: Timeout when the deadline ran out,
-// Transient otherwise. The body is always drained and closed so the
-// connection can be reused.
-func post(ctx context.Context, client *http.Client, provider, endpoint string, body io.Reader, setHeaders func(http.Header)) (*response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, body)
+// exchange POSTs one request to a provider API and returns the body of its
+// 2xx JSON answer. A transport failure comes back classified by
+// channel.PostHTTP, an error status as classify makes of it, and a 2xx
+// answer that is not JSON as unexpectedSuccess.
+func exchange(ctx context.Context, client *http.Client, provider, endpoint string, header http.Header, body []byte,
+	classify func(*channel.HTTPResponse) error) ([]byte, error) {
+	resp, err := channel.PostHTTP(ctx, client, provider, endpoint, header, body)
 	if err != nil {
-		// Only a malformed endpoint gets here, and New validated it.
-		return nil, channel.NewPermanent("", fmt.Errorf("%s: building request: %w", provider, err))
+		return nil, err
 	}
-	req.Header.Set("User-Agent", userAgent)
-	req.Header.Set("Accept", "application/json")
-	setHeaders(req.Header)
-
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, transportError(ctx, provider, err)
+	if !resp.OK() {
+		return nil, classify(resp)
 	}
-	defer func() {
-		// Drain a bounded amount so keep-alive can reuse the connection, then
-		// close; a huge unexpected body is cut off rather than read.
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		_ = resp.Body.Close()
-	}()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
-	if err != nil {
-		return nil, transportError(ctx, provider, fmt.Errorf("reading response (HTTP %d): %w", resp.StatusCode, err))
+	if !isJSON(resp) {
+		return nil, unexpectedSuccess(provider, resp)
 	}
-	return &response{status: resp.StatusCode, header: resp.Header, body: data}, nil
+	return resp.Body, nil
 }
 
-// transportError classifies a failure to get a complete answer. The provider
-// may still have accepted the message, but none of these APIs offers an
-// idempotency key, so a retry (with the small risk of a duplicate) is better
-// than silently dropping a notification.
-func transportError(ctx context.Context, provider string, err error) error {
-	wrapped := fmt.Errorf("%s: %w", provider, err)
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return &channel.Error{Reason: channel.Timeout, Err: wrapped}
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		// http.Client.Timeout and dial/TLS timeouts.
-		return &channel.Error{Reason: channel.Timeout, Err: wrapped}
-	}
-	return channel.NewTransient("", wrapped)
+// failure is one error response of a provider API, from which the classify
+// functions build their errors: what the provider said, advice on what to
+// do about it, a reference for the provider's support, and the start of the
+// body.
+type failure struct {
+	// code becomes the channel.Error's Code, for example "meta 131047".
+	code string
+	// said is what the provider said, for example
+	// "whatsapp cloud: HTTP 400: Message undeliverable".
+	said string
+	// ref is quoted after the advice, for example "fbtrace_id A1b2".
+	ref  string
+	body []byte
 }
 
-// snippet returns the start of a response body for an error message, on one
-// line and cut at a rune boundary.
-func snippet(body []byte) string {
-	s := strings.Join(strings.Fields(string(body)), " ")
-	if len(s) <= snippetLen {
-		return s
+// err describes the failure, with advice when it is not empty.
+func (f failure) err(advice string) error {
+	var b strings.Builder
+	b.WriteString(f.said)
+	if advice != "" {
+		fmt.Fprintf(&b, ". %s", advice)
 	}
-	cut := snippetLen
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	if f.ref != "" {
+		fmt.Fprintf(&b, " (%s)", f.ref)
 	}
-	return s[:cut] + "…"
+	fmt.Fprintf(&b, "; body: %s", channel.Snippet(f.body))
+	return errors.New(b.String())
+}
+
+// providerFault is a Permanent error that marks the provider's
+// configuration or account, not the message, as the problem.
+func (f failure) providerFault(advice string) *channel.Error {
+	e := channel.NewPermanent(f.code, f.err(advice))
+	e.ProviderFault = true
+	return e
 }
 
 // isJSON reports whether the response claims to be (and is) JSON. A 2xx
 // answer that is not JSON almost always means BaseURL points at something
 // other than the provider (a proxy login page, a dashboard), which no retry
 // fixes.
-func isJSON(r *response) bool {
-	ct := r.header.Get("Content-Type")
+func isJSON(r *channel.HTTPResponse) bool {
+	ct := r.Header.Get("Content-Type")
 	if ct != "" && !strings.Contains(strings.ToLower(ct), "json") {
 		return false
 	}
-	return json.Valid(bytes.TrimSpace(r.body))
+	return json.Valid(bytes.TrimSpace(r.Body))
 }
 
 // unexpectedSuccess classifies a 2xx answer that is not the provider's
 // documented success document.
-func unexpectedSuccess(provider string, r *response) error {
-	e := channel.NewPermanent(fmt.Sprintf("http %d", r.status),
-		fmt.Errorf("%s: HTTP %d response is not the documented JSON (is the base URL right?): %s", provider, r.status, snippet(r.body)))
+func unexpectedSuccess(provider string, r *channel.HTTPResponse) error {
+	e := channel.NewPermanent(fmt.Sprintf("http %d", r.Status),
+		fmt.Errorf("%s: HTTP %d response is not the documented JSON (is the base URL right?): %s", provider, r.Status, channel.Snippet(r.Body)))
 	e.ProviderFault = true
 	return e
 }
 
 // retryAfter reads the Retry-After header of r.
-func retryAfter(r *response) time.Duration {
-	return channel.ParseRetryAfter(r.header.Get("Retry-After"), time.Now())
+func retryAfter(r *channel.HTTPResponse) time.Duration {
+	return r.RetryAfter(time.Now())
 }
 
-// fallbackByStatus classifies an error response whose body named no code we
-// know, from the HTTP status alone.
-func fallbackByStatus(code string, r *response, err error) *channel.Error {
-	switch {
-	case r.status == http.StatusTooManyRequests:
-		return channel.NewRateLimited(code, retryAfter(r), err)
-	case r.status == http.StatusUnauthorized || r.status == http.StatusForbidden:
-		e := channel.NewPermanent(code, err)
-		e.ProviderFault = true
-		return e
-	case r.status == http.StatusRequestTimeout:
-		return &channel.Error{Reason: channel.Timeout, Code: code, Err: err}
-	case r.status >= 500:
-		e := channel.NewTransient(code, err)
-		e.RetryAfter = retryAfter(r)
-		return e
-	}
-	return channel.NewPermanent(code, err)
+// byStatus classifies an error response whose body named no code we know
+// from the HTTP status alone, the same way for every HTTP channel.
+func byStatus(code string, r *channel.HTTPResponse, err error) *channel.Error {
+	return channel.ClassifyHTTPStatus(r.Status, r.Header, time.Now(), code, err)
+}
+
+// unrecognised classifies an error response that is not the provider's
+// error document (a proxy's error page, say) from its status alone.
+func unrecognised(provider string, r *channel.HTTPResponse) *channel.Error {
+	return byStatus(fmt.Sprintf("http %d", r.Status), r, fmt.Errorf("%s: HTTP %d: %s", provider, r.Status, channel.Snippet(r.Body)))
 }

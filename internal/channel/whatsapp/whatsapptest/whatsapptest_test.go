@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/channel/whatsapp"
 	"github.com/herald-dev/herald/internal/channel/whatsapp/whatsapptest"
@@ -210,12 +211,12 @@ func TestFailNextIsConsumedInOrder(t *testing.T) {
 	m.FailNext(1, whatsapptest.ErrorSpec{Code: 131047})
 	msg := &channel.Message{Body: "hi", Recipient: channel.Recipient{Phone: "+4915112345678"}}
 
-	var reasons []channel.Reason
+	var reasons []notifyv1.FailureReason
 	for range 3 {
 		_, err := s.Send(t.Context(), msg)
 		reasons = append(reasons, channel.Classify(err).Reason)
 	}
-	want := []channel.Reason{channel.RateLimited, channel.RateLimited, channel.Permanent}
+	want := []notifyv1.FailureReason{notifyv1.ReasonRateLimited, notifyv1.ReasonRateLimited, notifyv1.ReasonPermanent}
 	if fmt.Sprint(reasons) != fmt.Sprint(want) {
 		t.Fatalf("reasons = %v, want %v", reasons, want)
 	}

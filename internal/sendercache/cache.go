@@ -1,7 +1,9 @@
 // Package sendercache keeps the senders built from NotificationProviders in
-// memory, so that a delivery finds its provider, credentials and rate limit
-// without reading the API server. The NotificationProvider reconciler fills
-// the registry; delivery reconcilers only read it.
+// memory, with each provider's pacing (its rate limit) and circuit state
+// (tripped after a provider fault), so that a delivery finds its provider,
+// credentials and rate limit without reading the API server. The
+// NotificationProvider reconciler fills the cache; delivery reconcilers only
+// read it and trip entries.
 package sendercache
 
 import (
@@ -11,6 +13,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 )
 
@@ -18,7 +21,7 @@ import (
 type Entry struct {
 	Name      string
 	Namespace string
-	Channel   channel.Name
+	Channel   notifyv1.Channel
 	Default   bool
 	Suspended bool
 	// Ready is false when the provider cannot be used; Reason and Message
@@ -78,48 +81,49 @@ func (e *Entry) inheritTrip(old *Entry) {
 	e.Trip(until, reason)
 }
 
-// Registry is safe for concurrent use.
-type Registry struct {
+// Cache holds one Entry per NotificationProvider. It is safe for
+// concurrent use.
+type Cache struct {
 	mu      sync.RWMutex
 	entries map[types.NamespacedName]*Entry
 }
 
-// NewRegistry returns an empty registry.
-func NewRegistry() *Registry {
-	return &Registry{entries: map[types.NamespacedName]*Entry{}}
+// NewCache returns an empty cache.
+func NewCache() *Cache {
+	return &Cache{entries: map[types.NamespacedName]*Entry{}}
 }
 
 // Set stores or replaces the entry for its namespace and name. An open
 // circuit of the entry it replaces is kept when the configuration is the
 // same.
-func (r *Registry) Set(e *Entry) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func (c *Cache) Set(e *Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	key := types.NamespacedName{Namespace: e.Namespace, Name: e.Name}
-	e.inheritTrip(r.entries[key])
-	r.entries[key] = e
+	e.inheritTrip(c.entries[key])
+	c.entries[key] = e
 }
 
 // Delete forgets a provider.
-func (r *Registry) Delete(key types.NamespacedName) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	delete(r.entries, key)
+func (c *Cache) Delete(key types.NamespacedName) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, key)
 }
 
 // Get returns the provider with this key.
-func (r *Registry) Get(key types.NamespacedName) (*Entry, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	e, ok := r.entries[key]
+func (c *Cache) Get(key types.NamespacedName) (*Entry, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.entries[key]
 	return e, ok
 }
 
 // Default returns the namespace's default provider for a channel. When
 // several claim to be the default the first by name wins, so the choice is
 // stable; the provider reconciler warns about the others.
-func (r *Registry) Default(namespace string, ch channel.Name) (*Entry, bool) {
-	defaults := r.Defaults(namespace, ch)
+func (c *Cache) Default(namespace string, ch notifyv1.Channel) (*Entry, bool) {
+	defaults := c.Defaults(namespace, ch)
 	if len(defaults) == 0 {
 		return nil, false
 	}
@@ -128,11 +132,11 @@ func (r *Registry) Default(namespace string, ch channel.Name) (*Entry, bool) {
 
 // Defaults returns every provider of the channel in the namespace that is
 // marked default, sorted by name.
-func (r *Registry) Defaults(namespace string, ch channel.Name) []*Entry {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
+func (c *Cache) Defaults(namespace string, ch notifyv1.Channel) []*Entry {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
 	var out []*Entry
-	for k, e := range r.entries {
+	for k, e := range c.entries {
 		if k.Namespace == namespace && e.Channel == ch && e.Default {
 			out = append(out, e)
 		}
@@ -144,16 +148,16 @@ func (r *Registry) Defaults(namespace string, ch channel.Name) []*Entry {
 // Chain returns the providers to try for a delivery, in order: the named
 // provider (or the default) followed by its fallbacks, each once. Names
 // that are not registered are returned in missing.
-func (r *Registry) Chain(namespace string, ch channel.Name, named string) (chain []*Entry, missing []string) {
+func (c *Cache) Chain(namespace string, ch notifyv1.Channel, named string) (chain []*Entry, missing []string) {
 	var first *Entry
 	if named != "" {
-		e, ok := r.Get(types.NamespacedName{Namespace: namespace, Name: named})
+		e, ok := c.Get(types.NamespacedName{Namespace: namespace, Name: named})
 		if !ok {
 			return nil, []string{named}
 		}
 		first = e
 	} else {
-		e, ok := r.Default(namespace, ch)
+		e, ok := c.Default(namespace, ch)
 		if !ok {
 			return nil, nil
 		}
@@ -166,7 +170,7 @@ func (r *Registry) Chain(namespace string, ch channel.Name, named string) (chain
 			continue
 		}
 		seen[name] = true
-		e, ok := r.Get(types.NamespacedName{Namespace: namespace, Name: name})
+		e, ok := c.Get(types.NamespacedName{Namespace: namespace, Name: name})
 		if !ok || e.Channel != ch {
 			missing = append(missing, name)
 			continue

@@ -1,0 +1,310 @@
+package factory
+
+import (
+	"context"
+	"encoding/pem"
+	"errors"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/channel/email"
+	"github.com/herald-dev/herald/internal/channel/webhook"
+	"github.com/herald-dev/herald/internal/channel/whatsapp"
+)
+
+const ns = "team-a"
+
+func secret(name string, data map[string]string) *corev1.Secret {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: map[string][]byte{}}
+	for k, v := range data {
+		s.Data[k] = []byte(v)
+	}
+	return s
+}
+
+// caPEM is a real certificate, which email.New insists on.
+func caPEM(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+}
+
+func provider(spec notifyv1.NotificationProviderSpec) *notifyv1.NotificationProvider {
+	return &notifyv1.NotificationProvider{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "p", Generation: 3},
+		Spec:       spec,
+	}
+}
+
+func smtp(mod func(*notifyv1.SMTPProvider)) *notifyv1.NotificationProvider {
+	s := &notifyv1.SMTPProvider{Host: "smtp.example.com", Port: 587, From: "Herald <herald@example.com>"}
+	if mod != nil {
+		mod(s)
+	}
+	return provider(notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelEmail, SMTP: s})
+}
+
+func hook(mod func(*notifyv1.WebhookProvider)) *notifyv1.NotificationProvider {
+	w := &notifyv1.WebhookProvider{URL: "https://hooks.example.com/x"}
+	if mod != nil {
+		mod(w)
+	}
+	return provider(notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelWebhook, Webhook: w})
+}
+
+func wa(w notifyv1.WhatsAppProvider) *notifyv1.NotificationProvider {
+	return provider(notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelWhatsApp, WhatsApp: &w})
+}
+
+var (
+	creds     = &notifyv1.SecretReference{Name: "creds"}
+	twilioSID = "AC" + strings.Repeat("0", 32)
+)
+
+func TestBuild(t *testing.T) {
+	ca := caPEM(t)
+	secrets := []client.Object{
+		secret("smtp-auth", map[string]string{"username": "u", "password": "p"}),
+		secret("smtp-ca", map[string]string{"ca.crt": ca}),
+		secret("smtp-nopass", map[string]string{"username": "u"}),
+		secret("signing", map[string]string{"key": "k"}),
+		secret("cloud", map[string]string{"token": "EAAx"}),
+		secret("twilio", map[string]string{"authToken": "tok"}),
+		secret("waha", map[string]string{"apiKey": "k"}),
+		secret("empty", nil),
+	}
+	other := secret("elsewhere", map[string]string{"username": "u", "password": "p"})
+	other.Namespace = "team-b"
+	secrets = append(secrets, other)
+	c := fake.NewClientBuilder().WithObjects(secrets...).Build()
+	rv := map[string]string{}
+	for _, o := range secrets {
+		var s corev1.Secret
+		if err := c.Get(t.Context(), client.ObjectKeyFromObject(o), &s); err != nil {
+			t.Fatal(err)
+		}
+		rv[s.Name] = s.Name + "@" + s.ResourceVersion
+	}
+	f := &Factory{Secrets: c}
+
+	cases := []struct {
+		name     string
+		p        *notifyv1.NotificationProvider
+		sender   any // the concrete type of a built sender; nil when the build fails
+		reason   string
+		errText  string
+		versions []string
+	}{
+		{name: "email without secrets", p: smtp(nil), sender: &email.Sender{}},
+		{name: "email with auth and CA", sender: &email.Sender{}, versions: []string{rv["smtp-auth"], rv["smtp-ca"]},
+			p: smtp(func(s *notifyv1.SMTPProvider) {
+				s.AuthSecretRef = &notifyv1.SecretReference{Name: "smtp-auth"}
+				s.CASecretRef = &notifyv1.SecretReference{Name: "smtp-ca"}
+				s.TLS = notifyv1.SMTPImplicitTLS
+			})},
+		{name: "email auth secret missing", reason: ReasonSecretNotFound, errText: `Secret "nope" not found in namespace team-a`,
+			p: smtp(func(s *notifyv1.SMTPProvider) { s.AuthSecretRef = &notifyv1.SecretReference{Name: "nope"} })},
+		{name: "email secret of another namespace", reason: ReasonSecretNotFound, errText: `Secret "elsewhere" not found`,
+			p: smtp(func(s *notifyv1.SMTPProvider) { s.AuthSecretRef = &notifyv1.SecretReference{Name: "elsewhere"} })},
+		{name: "email password key missing", reason: ReasonSecretKeyMissing, errText: `Secret "smtp-nopass" has no key "password"`,
+			versions: []string{rv["smtp-nopass"]},
+			p:        smtp(func(s *notifyv1.SMTPProvider) { s.AuthSecretRef = &notifyv1.SecretReference{Name: "smtp-nopass"} })},
+		{name: "email CA missing after auth was read", reason: ReasonSecretNotFound, versions: []string{rv["smtp-auth"]},
+			p: smtp(func(s *notifyv1.SMTPProvider) {
+				s.AuthSecretRef = &notifyv1.SecretReference{Name: "smtp-auth"}
+				s.CASecretRef = &notifyv1.SecretReference{Name: "nope"}
+			})},
+		{name: "email CA key missing", reason: ReasonSecretKeyMissing, errText: `has no key "ca.crt"`, versions: []string{rv["empty"]},
+			p: smtp(func(s *notifyv1.SMTPProvider) { s.CASecretRef = &notifyv1.SecretReference{Name: "empty"} })},
+		{name: "email invalid settings", reason: ReasonInvalidConfig, errText: "port 0 out of range",
+			p: smtp(func(s *notifyv1.SMTPProvider) { s.Port = 0 })},
+		{name: "email without smtp", reason: ReasonInvalidConfig, errText: "spec.smtp is required",
+			p: provider(notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelEmail})},
+
+		{name: "webhook", p: hook(nil), sender: &webhook.Sender{}},
+		{name: "webhook signed", sender: &webhook.Sender{}, versions: []string{rv["signing"]},
+			p: hook(func(w *notifyv1.WebhookProvider) {
+				w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "signing", Key: "key"}
+			})},
+		{name: "webhook signing key missing", reason: ReasonSecretKeyMissing, errText: `Secret "signing" has no key "other"`,
+			versions: []string{rv["signing"]},
+			p: hook(func(w *notifyv1.WebhookProvider) {
+				w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "signing", Key: "other"}
+			})},
+		{name: "webhook signing secret missing", reason: ReasonSecretNotFound,
+			p: hook(func(w *notifyv1.WebhookProvider) {
+				w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "nope", Key: "key"}
+			})},
+		{name: "webhook reserved header", reason: ReasonInvalidConfig, errText: "set by the sender",
+			p: hook(func(w *notifyv1.WebhookProvider) { w.Headers = map[string]string{"Idempotency-Key": "x"} })},
+		{name: "webhook without settings", reason: ReasonInvalidConfig, errText: "spec.webhook is required",
+			p: provider(notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelWebhook})},
+
+		{name: "whatsapp cloud", sender: &whatsapp.CloudSender{}, versions: []string{rv["cloud"]},
+			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppCloud, PhoneNumberID: "106540352242922", CredentialsSecretRef: &notifyv1.SecretReference{Name: "cloud"}})},
+		{name: "whatsapp cloud without credentials", reason: ReasonInvalidConfig, errText: `the cloud api needs credentialsSecretRef with key "token"`,
+			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppCloud, PhoneNumberID: "106540352242922"})},
+		{name: "whatsapp cloud token missing", reason: ReasonSecretKeyMissing, errText: `Secret "twilio" has no key "token"`,
+			versions: []string{rv["twilio"]},
+			p:        wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppCloud, PhoneNumberID: "1", CredentialsSecretRef: &notifyv1.SecretReference{Name: "twilio"}})},
+		{name: "whatsapp cloud invalid settings", reason: ReasonInvalidConfig, errText: "phoneNumberID",
+			versions: []string{rv["cloud"]},
+			p:        wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppCloud, PhoneNumberID: "+49 151", CredentialsSecretRef: &notifyv1.SecretReference{Name: "cloud"}})},
+		{name: "whatsapp twilio", sender: &whatsapp.TwilioSender{}, versions: []string{rv["twilio"]},
+			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppTwilio, AccountSID: twilioSID, From: "+14155238886", CredentialsSecretRef: &notifyv1.SecretReference{Name: "twilio"}})},
+		{name: "whatsapp twilio secret missing", reason: ReasonSecretNotFound,
+			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppTwilio, AccountSID: twilioSID, From: "+14155238886", CredentialsSecretRef: creds})},
+		{name: "whatsapp waha without credentials", sender: &whatsapp.WAHASender{},
+			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA, BaseURL: "http://waha:3000"})},
+		{name: "whatsapp waha with api key", sender: &whatsapp.WAHASender{}, versions: []string{rv["waha"]},
+			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA, BaseURL: "http://waha:3000", CredentialsSecretRef: &notifyv1.SecretReference{Name: "waha"}})},
+		{name: "whatsapp waha credentials secret may be empty", sender: &whatsapp.WAHASender{}, versions: []string{rv["empty"]},
+			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA, BaseURL: "http://waha:3000", CredentialsSecretRef: &notifyv1.SecretReference{Name: "empty"}})},
+		{name: "whatsapp unknown api", reason: ReasonInvalidConfig, errText: `unknown whatsapp api "signal"`,
+			p: wa(notifyv1.WhatsAppProvider{API: "signal"})},
+		{name: "whatsapp without settings", reason: ReasonInvalidConfig, errText: "spec.whatsapp is required",
+			p: provider(notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelWhatsApp})},
+
+		{name: "inApp has no providers", reason: ReasonInvalidConfig, errText: `channel "inApp" has no providers`,
+			p: provider(notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelInApp})},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := f.Build(t.Context(), c.p)
+			if !reflect.DeepEqual(b.SecretVersions, c.versions) {
+				t.Errorf("SecretVersions = %q, want %q", b.SecretVersions, c.versions)
+			}
+			if b.Generation != c.p.Generation {
+				t.Errorf("Generation = %d, want %d", b.Generation, c.p.Generation)
+			}
+			if c.reason == "" {
+				if err != nil {
+					t.Fatalf("Build: %v", err)
+				}
+				if reflect.TypeOf(b.Sender) != reflect.TypeOf(c.sender) {
+					t.Errorf("sender is a %T, want a %T", b.Sender, c.sender)
+				}
+				// Every Secret a working provider uses must be watched.
+				var read []string
+				for _, v := range b.SecretVersions {
+					read = append(read, v[:strings.LastIndex(v, "@")])
+				}
+				if names := SecretNames(c.p); !reflect.DeepEqual(names, read) {
+					t.Errorf("SecretNames = %q, but Build read %q", names, read)
+				}
+				return
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("Build error = %v (%T), want a *ConfigError", err, err)
+			}
+			if ce.Reason != c.reason || !strings.Contains(ce.Error(), c.errText) {
+				t.Errorf("got %s %q, want %s containing %q", ce.Reason, ce.Error(), c.reason, c.errText)
+			}
+			if b.Sender != nil {
+				t.Errorf("a failed build returned sender %#v", b.Sender)
+			}
+		})
+	}
+}
+
+func TestBuildReadErrorIsNotAConfigError(t *testing.T) {
+	denied := apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "smtp-auth", errors.New("no RBAC"))
+	c := fake.NewClientBuilder().WithInterceptorFuncs(interceptor.Funcs{
+		Get: func(context.Context, client.WithWatch, client.ObjectKey, client.Object, ...client.GetOption) error {
+			return denied
+		},
+	}).Build()
+	p := smtp(func(s *notifyv1.SMTPProvider) { s.AuthSecretRef = &notifyv1.SecretReference{Name: "smtp-auth"} })
+	_, err := (&Factory{Secrets: c}).Build(t.Context(), p)
+	var ce *ConfigError
+	if err == nil || errors.As(err, &ce) || !apierrors.IsForbidden(err) {
+		t.Fatalf("Build error = %v, want the API error, not a *ConfigError", err)
+	}
+	if !strings.Contains(err.Error(), "reading Secret smtp-auth") {
+		t.Errorf("error %q does not name the Secret", err)
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	s := secret("signing", map[string]string{"key": "k1"})
+	c := fake.NewClientBuilder().WithObjects(s).Build()
+	f := &Factory{Secrets: c}
+	p := hook(func(w *notifyv1.WebhookProvider) {
+		w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "signing", Key: "key"}
+	})
+	fingerprint := func() string {
+		t.Helper()
+		b, err := f.Build(t.Context(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Fingerprint()
+	}
+
+	first := fingerprint()
+	if !strings.HasPrefix(first, "3/signing@") {
+		t.Errorf("fingerprint %q, want generation/name@version", first)
+	}
+	if again := fingerprint(); again != first {
+		t.Errorf("same configuration, fingerprints %q and %q", first, again)
+	}
+	if err := c.Get(t.Context(), client.ObjectKeyFromObject(s), s); err != nil {
+		t.Fatal(err)
+	}
+	s.Data["key"] = []byte("k2")
+	if err := c.Update(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	afterSecret := fingerprint()
+	if afterSecret == first {
+		t.Errorf("Secret changed, fingerprint stayed %q", first)
+	}
+	p.Generation++
+	if fingerprint() == afterSecret {
+		t.Errorf("generation changed, fingerprint stayed %q", afterSecret)
+	}
+	if got := (Built{Generation: 7}).Fingerprint(); got != "7" {
+		t.Errorf("fingerprint without Secrets = %q, want 7", got)
+	}
+}
+
+func TestSecretNames(t *testing.T) {
+	cases := []struct {
+		name string
+		p    *notifyv1.NotificationProvider
+		want []string
+	}{
+		{"email none", smtp(nil), nil},
+		{"email auth and CA", smtp(func(s *notifyv1.SMTPProvider) {
+			s.AuthSecretRef = &notifyv1.SecretReference{Name: "a"}
+			s.CASecretRef = &notifyv1.SecretReference{Name: "b"}
+		}), []string{"a", "b"}},
+		{"email without smtp", provider(notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelEmail}), nil},
+		{"webhook unsigned", hook(nil), nil},
+		{"webhook signed", hook(func(w *notifyv1.WebhookProvider) {
+			w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "s", Key: "k"}
+		}), []string{"s"}},
+		{"whatsapp", wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppTwilio, CredentialsSecretRef: creds}), []string{"creds"}},
+		{"whatsapp without credentials", wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA}), nil},
+		{"inApp", provider(notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelInApp}), nil},
+	}
+	for _, c := range cases {
+		if got := SecretNames(c.p); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: SecretNames = %q, want %q", c.name, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,215 @@
+package channel
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+)
+
+// This file holds what every HTTP-based channel (webhook, the WhatsApp
+// APIs) does the same way: one shared client, posting with the attempt's
+// context, reading a bounded answer, and classifying transport failures and
+// response statuses. Provider-specific error bodies are parsed by the
+// channel packages on top of ClassifyHTTPStatus.
+
+const (
+	// MaxResponseBody bounds how much of a response PostHTTP reads.
+	// Provider answers are small JSON documents; a larger body is nothing a
+	// sender needs to parse.
+	MaxResponseBody = 1 << 20
+	// SnippetLimit bounds how many bytes of a response body Snippet keeps:
+	// enough to show the receiver's complaint in ChannelDelivery status,
+	// small enough not to bloat objects or leak whole pages.
+	SnippetLimit = 256
+	// drainLimit bounds how much of an unread body is discarded so the
+	// connection can be reused; beyond it closing is cheaper than reading.
+	drainLimit = 64 << 10
+)
+
+// HTTPClient returns the client HTTP channels use when they are configured
+// with none. It is shared so that all senders share one connection pool. It
+// does not follow redirects: Go's client would turn a 301/302 POST into a
+// GET and carry signature, idempotency and credential headers to wherever
+// the answer points; an endpoint that moved should be reconfigured. Dial,
+// TLS handshake and response headers have bounded times, and a total
+// timeout backs up callers without a deadline (the delivery reconciler's
+// attempt timeout normally ends a request much earlier).
+func HTTPClient() *http.Client { return sharedClient() }
+
+var sharedClient = sync.OnceValue(func() *http.Client {
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           dialer.DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          100,
+			MaxIdleConnsPerHost:   10,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ResponseHeaderTimeout: 30 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Timeout:       2 * time.Minute,
+	}
+})
+
+// HTTPResponse is an answer read by PostHTTP.
+type HTTPResponse struct {
+	Status int
+	Header http.Header
+	// Body is at most MaxResponseBody bytes of the response body.
+	Body []byte
+}
+
+// OK reports whether the status is 2xx.
+func (r *HTTPResponse) OK() bool { return r.Status >= 200 && r.Status < 300 }
+
+// RetryAfter is the wait the response's Retry-After header asks for, zero
+// when it has none.
+func (r *HTTPResponse) RetryAfter(now time.Time) time.Duration {
+	return ParseRetryAfter(r.Header.Get("Retry-After"), now)
+}
+
+// PostHTTP POSTs body to rawURL with header, bounded by ctx, and reads the
+// answer. label names the endpoint in error messages (for example
+// "whatsapp cloud" or "POST https://hooks.example.com"); the URL itself is
+// never repeated, because URLs often carry tokens and errors end up in
+// object status. A failure to get an answer comes back classified by
+// TransportError. Whatever the outcome, the body is drained (up to a bound)
+// and closed so the connection can be reused.
+func PostHTTP(ctx context.Context, client *http.Client, label, rawURL string, header http.Header, body []byte) (*HTTPResponse, error) {
+	if client == nil {
+		client = HTTPClient()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, bytes.NewReader(body))
+	if err != nil {
+		// Senders validate their endpoints up front, so this is a bug or
+		// a malformed recipient URL; neither improves with retries.
+		return nil, NewPermanent("request", fmt.Errorf("%s: building request: %w", label, withoutURL(err)))
+	}
+	for name, values := range header {
+		req.Header[name] = append([]string(nil), values...)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, TransportError(ctx, label, err)
+	}
+	defer func() {
+		_, _ = io.CopyN(io.Discard, resp.Body, drainLimit)
+		_ = resp.Body.Close()
+	}()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody))
+	if err != nil {
+		return nil, TransportError(ctx, label, fmt.Errorf("reading response (HTTP %d): %w", resp.StatusCode, err))
+	}
+	return &HTTPResponse{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
+}
+
+// TransportError classifies a failure to get a complete HTTP answer: Timeout
+// when the deadline ran out or the transport timed out (dial, TLS
+// handshake, response headers, client timeout), Transient otherwise
+// (refused, reset, DNS failure, cancellation): endpoints restart, DNS
+// recovers, and a cancelled attempt never reached a verdict. The receiver
+// may still have accepted the message, so a retry risks a duplicate; that
+// is better than silently dropping a notification. The error keeps its
+// cause for errors.Is and errors.As, but not the URL.
+func TransportError(ctx context.Context, label string, err error) *Error {
+	err = withoutURL(err)
+	wrapped := fmt.Errorf("%s: %w", label, err)
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if !errors.Is(wrapped, context.DeadlineExceeded) {
+			wrapped = fmt.Errorf("%w (%w)", wrapped, context.DeadlineExceeded)
+		}
+		return &Error{Reason: notifyv1.ReasonTimeout, Code: "timeout", Err: wrapped}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return &Error{Reason: notifyv1.ReasonTimeout, Code: "timeout", Err: wrapped}
+	}
+	return NewTransient("network", wrapped)
+}
+
+// withoutURL replaces a *url.Error, whose message contains the whole URL,
+// with its cause.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// ClassifyHTTPStatus classifies an HTTP answer by its status alone, for
+// responses whose body names no provider error code the sender knows:
+//
+//   - 2xx: no error (nil).
+//   - 429 Too Many Requests: RateLimited, after Retry-After when given.
+//   - 408 Request Timeout, 425 Too Early and 5xx: Transient, honouring
+//     Retry-After (503 often carries one). The receiver gave up on this
+//     request, not on the message; the next attempt may well succeed.
+//   - 401 Unauthorized, 403 Forbidden: Permanent with ProviderFault. The
+//     receiver refuses the provider's credentials, which no retry of this
+//     message changes; another provider might succeed.
+//   - anything else (other 4xx, and 3xx, which only arrive because
+//     redirects are not followed): Permanent. The receiver rejected the
+//     request as such.
+//
+// code and err become the Error's Code and Err; now reads an HTTP-date
+// Retry-After.
+func ClassifyHTTPStatus(status int, header http.Header, now time.Time, code string, err error) *Error {
+	retryAfter := ParseRetryAfter(header.Get("Retry-After"), now)
+	switch {
+	case status >= 200 && status < 300:
+		return nil
+	case status == http.StatusTooManyRequests:
+		return NewRateLimited(code, retryAfter, err)
+	case status == http.StatusRequestTimeout, status == http.StatusTooEarly, status >= 500:
+		e := NewTransient(code, err)
+		e.RetryAfter = retryAfter
+		return e
+	case status == http.StatusUnauthorized, status == http.StatusForbidden:
+		e := NewPermanent(code, err)
+		e.ProviderFault = true
+		return e
+	}
+	return NewPermanent(code, err)
+}
+
+// Snippet returns the start of a response body as one line of printable
+// text for an error message: invalid UTF-8 is dropped, control characters
+// and runs of white space become single spaces, and the result is cut to
+// at most SnippetLimit bytes at a rune boundary.
+func Snippet(body []byte) string {
+	// Only the start can end up in the snippet; a generous cut keeps long
+	// bodies cheap even when they are mostly white space. A rune split by
+	// it is dropped as invalid UTF-8.
+	if len(body) > 16*SnippetLimit {
+		body = body[:16*SnippetLimit]
+	}
+	s := strings.ToValidUTF8(string(body), "")
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+		return unicode.IsSpace(r) || unicode.IsControl(r)
+	}), " ")
+	if len(s) <= SnippetLimit {
+		return s
+	}
+	cut := SnippetLimit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
