@@ -40,6 +40,7 @@ import (
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/inbox/hub"
 	inboxopenapi "github.com/herald-dev/herald/internal/inbox/openapi"
 )
 
@@ -124,12 +125,12 @@ func (o *Options) Validate() error {
 // Server is a configured inbox API server, ready to Run.
 type Server struct {
 	generic *genericapiserver.GenericAPIServer
-	hub     *Hub
+	hub     *hub.Hub
 	lw      cache.ListerWatcher
 }
 
 // Hub returns the server's hub.
-func (s *Server) Hub() *Hub { return s.hub }
+func (s *Server) Hub() *hub.Hub { return s.hub }
 
 // NewServer builds the server from the options.
 func (o *Options) NewServer() (*Server, error) {
@@ -143,7 +144,7 @@ func (o *Options) NewServer() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	hub := NewHub(o.History, nil, o.Logger)
+	h := hub.New(o.History, nil, o.Logger)
 	lw, err := deliveryListWatch(kube, o.Namespace)
 	if err != nil {
 		return nil, err
@@ -186,13 +187,13 @@ func (o *Options) NewServer() (*Server, error) {
 	// and authorization, but before go-restful: go-restful owns every path
 	// under /apis/inbox.herald.dev/v1alpha1, so a handler registered on the
 	// NonGoRestfulMux would never see .../stream.
-	stream := &streamHandler{hub: hub, heartbeat: o.Heartbeat, log: o.Logger.WithName("stream")}
+	stream := &streamHandler{hub: h, heartbeat: o.Heartbeat, log: o.Logger.WithName("stream")}
 	cfg.BuildHandlerChainFunc = func(api http.Handler, c *genericapiserver.Config) http.Handler {
 		return genericapiserver.DefaultBuildHandlerChain(routeStream(api, stream), c)
 	}
 	cfg.AddReadyzChecks(healthz.NamedCheck("inbox-cache", func(*http.Request) error {
-		if !hub.HasSynced() {
-			return errNotSynced
+		if !h.HasSynced() {
+			return hub.ErrNotSynced
 		}
 		return nil
 	}))
@@ -201,7 +202,7 @@ func (o *Options) NewServer() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	items := &itemStorage{hub: hub, writer: writer}
+	items := &itemStorage{hub: h, writer: writer}
 	group := genericapiserver.NewDefaultAPIGroupInfo(inboxv1.GroupName, Scheme, metav1.ParameterCodec, Codecs)
 	group.VersionedResourcesStorageMap[inboxv1.GroupVersion.Version] = map[string]rest.Storage{
 		"inboxitems":        items,
@@ -210,7 +211,7 @@ func (o *Options) NewServer() (*Server, error) {
 	if err := generic.InstallAPIGroup(&group); err != nil {
 		return nil, err
 	}
-	return &Server{generic: generic, hub: hub, lw: lw}, nil
+	return &Server{generic: generic, hub: h, lw: lw}, nil
 }
 
 // Run feeds the hub and serves until ctx ends. It serves only once the

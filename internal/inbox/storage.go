@@ -24,6 +24,8 @@ import (
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/inbox/hub"
+	"github.com/herald-dev/herald/internal/inbox/view"
 )
 
 // maxCommentLength bounds a response's comment.
@@ -32,11 +34,6 @@ const maxCommentLength = 1024
 // writeAttempts bounds retries of a delivery status write that conflicts
 // with another writer (the controller, another replica, another tab).
 const writeAttempts = 5
-
-// catchUpTimeout bounds how long a write waits for its own change to come
-// back through the watch, and a reader for a resourceVersion it was given
-// by another replica.
-const catchUpTimeout = 5 * time.Second
 
 // bookmarkInterval is how often an idle watch that asked for bookmarks
 // gets one.
@@ -48,7 +45,7 @@ var itemsResource = inboxv1.Resource("inboxitems")
 // which accepts the same writes). Every call is for the authenticated
 // caller only: other users' items do not exist for them.
 type itemStorage struct {
-	hub    *Hub
+	hub    *hub.Hub
 	writer client.Client // writes delivery status, reads live on conflict
 }
 
@@ -104,7 +101,7 @@ func caller(ctx context.Context) string {
 func notFound(name string) error { return apierrors.NewNotFound(itemsResource, name) }
 
 func hubError(err error) error {
-	if err == errNotSynced || err == errShutdown {
+	if err == hub.ErrNotSynced || err == hub.ErrShutdown {
 		return apierrors.NewServiceUnavailable(err.Error())
 	}
 	return apierrors.NewInternalError(err)
@@ -154,6 +151,19 @@ func matcher(opts *metainternalversion.ListOptions) func(*inboxv1.InboxItem) boo
 	}
 }
 
+// fieldSet is what field selectors match an item against.
+func fieldSet(it *inboxv1.InboxItem) fields.Set {
+	return fields.Set{
+		"metadata.name":           it.Name,
+		"metadata.namespace":      it.Namespace,
+		inboxv1.FieldCategory:     it.Spec.Category,
+		inboxv1.FieldType:         it.Spec.Type,
+		inboxv1.FieldNotification: it.Spec.Notification,
+		inboxv1.FieldRead:         strconv.FormatBool(it.Status.Read),
+		inboxv1.FieldArchived:     strconv.FormatBool(it.Status.Archived),
+	}
+}
+
 // Watch follows the caller's items. resourceVersion semantics are those
 // of kube-apiserver: unset or "0" starts with the current items as ADDED
 // events; a version replays what followed it, or fails with 410 Gone when
@@ -167,7 +177,7 @@ func (s *itemStorage) Watch(ctx context.Context, opts *metainternalversion.ListO
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("invalid resourceVersion %q", rv))
 		}
 		cursor = &v
-		if !s.hub.WaitFor(ctx, v, catchUpTimeout) {
+		if !s.hub.WaitFor(ctx, v, hub.CatchUpTimeout) {
 			e := apierrors.NewTimeoutError(fmt.Sprintf("Too large resource version: %d, current: %d", v, s.hub.Head()), 1)
 			e.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: metav1.CauseTypeResourceVersionTooLarge, Message: "Too large resource version"}}
 			return nil, e
@@ -222,8 +232,8 @@ func (s *itemStorage) Watch(ctx context.Context, opts *metainternalversion.ListO
 // selector: an item that starts or stops matching is ADDED or DELETED, as
 // kube-apiserver does for selector watches.
 type itemWatch struct {
-	hub       *Hub
-	sub       *subscriber
+	hub       *hub.Hub
+	sub       *hub.Subscription
 	match     func(*inboxv1.InboxItem) bool
 	bookmarks bool
 	result    chan watch.Event
@@ -238,7 +248,7 @@ func (w *itemWatch) Stop() {
 	w.stopOnce.Do(func() { close(w.stop) })
 }
 
-func (w *itemWatch) convert(ev *Event) (watch.Event, bool) {
+func (w *itemWatch) convert(ev *hub.Event) (watch.Event, bool) {
 	was := ev.Old != nil && w.match(ev.Old)
 	is := ev.New != nil && w.match(ev.New)
 	switch {
@@ -276,7 +286,7 @@ func (w *itemWatch) run(prefix []watch.Event) {
 	}
 	for {
 		select {
-		case ev, ok := <-w.sub.ch:
+		case ev, ok := <-w.sub.Events:
 			if !ok {
 				// Dropped by the hub (fell behind, or history restarted):
 				// ending the watch makes the client resume or relist.
@@ -335,10 +345,10 @@ func (s *itemStorage) Update(ctx context.Context, name string, objInfo rest.Upda
 			}
 			d = &live
 		}
-		if owner(d) != user || !visible(d, time.Now()) {
+		if view.Owner(d) != user || !view.Visible(d, time.Now()) {
 			return nil, false, notFound(name)
 		}
-		old := itemFor(d)
+		old := view.Item(d)
 		obj, err := objInfo.UpdatedObject(ctx, old.DeepCopy())
 		if err != nil {
 			return nil, false, err
@@ -367,7 +377,7 @@ func (s *itemStorage) Update(ctx context.Context, name string, objInfo rest.Upda
 			if next == nil {
 				return old, false, nil // nothing changed
 			}
-			return itemFor(next), false, nil
+			return view.Item(next), false, nil
 		}
 		if err := s.writer.Status().Update(ctx, next); err != nil {
 			if apierrors.IsConflict(err) && attempt < writeAttempts {
@@ -380,10 +390,10 @@ func (s *itemStorage) Update(ctx context.Context, name string, objInfo rest.Upda
 		}
 		// Wait for the write to come back through the watch, so the
 		// caller's next read (and its SSE streams) already show it.
-		if rv, err := parseRV(next.ResourceVersion); err == nil {
-			s.hub.WaitFor(ctx, rv, catchUpTimeout)
+		if rv, err := hub.ParseRV(next.ResourceVersion); err == nil {
+			s.hub.WaitFor(ctx, rv, hub.CatchUpTimeout)
 		}
-		return itemFor(next), false, nil
+		return view.Item(next), false, nil
 	}
 }
 

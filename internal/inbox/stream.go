@@ -13,6 +13,7 @@ import (
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
+	"github.com/herald-dev/herald/internal/inbox/hub"
 )
 
 // StreamResource is the path segment of the SSE stream. kube-apiserver
@@ -34,7 +35,7 @@ const DefaultHeartbeat = 15 * time.Second
 // event is a reset carrying the full inbox. Because ids are
 // resourceVersions, any replica can resume a stream another one served.
 type streamHandler struct {
-	hub       *Hub
+	hub       *hub.Hub
 	heartbeat time.Duration
 	log       logr.Logger
 }
@@ -70,7 +71,7 @@ func (s *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cursor = &v
 		// An id from a replica that is ahead of this one: wait for this
 		// one to catch up, or start over with a reset.
-		if !s.hub.WaitFor(ctx, v, catchUpTimeout) {
+		if !s.hub.WaitFor(ctx, v, hub.CatchUpTimeout) {
 			cursor = nil
 		}
 	}
@@ -104,7 +105,7 @@ func (s *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			list.Items = append(list.Items, *it)
 		}
 		fmt.Fprintf(&buf, ": reset reason=%s\n", reason)
-		if err := writeEvent(&buf, start.SnapshotID, EventReset, list); err != nil {
+		if err := writeEvent(&buf, start.SnapshotID, hub.EventReset, list); err != nil {
 			s.log.Error(err, "encoding inbox snapshot")
 			return
 		}
@@ -130,7 +131,7 @@ func (s *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-sub.ch:
+		case ev, ok := <-sub.Events:
 			if !ok {
 				// Dropped by the hub: the client reconnects with its last
 				// id and resumes or gets a reset.
@@ -157,12 +158,12 @@ func (s *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // writeHubEvent writes ev as an SSE event, or nothing when the reader
 // would see no change.
-func writeHubEvent(buf *bytes.Buffer, ev *Event) error {
+func writeHubEvent(buf *bytes.Buffer, ev *hub.Event) error {
 	typ := ev.Type()
 	switch typ {
 	case "":
 		return nil
-	case EventRemove:
+	case hub.EventRemove:
 		return writeEvent(buf, ev.ID, typ, ev.Old)
 	default:
 		return writeEvent(buf, ev.ID, typ, ev.New)
