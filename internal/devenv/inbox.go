@@ -22,6 +22,7 @@ import (
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	"github.com/herald-dev/herald/internal/inbox"
+	"github.com/herald-dev/herald/internal/inbox/stream"
 	"github.com/herald-dev/herald/internal/pki"
 )
 
@@ -188,7 +189,7 @@ func (e *Env) inboxUserRBAC() ([]client.Object, error) {
 		ObjectMeta: metav1.ObjectMeta{Name: "herald-inbox-user"},
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{inboxv1.GroupName}, Resources: []string{"inboxitems", "inboxitems/status"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
-			{APIGroups: []string{inboxv1.GroupName}, Resources: []string{inbox.StreamResource}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{inboxv1.GroupName}, Resources: []string{stream.Resource}, Verbs: []string{"get", "list", "watch"}},
 		},
 	}
 	binding := &rbacv1.ClusterRoleBinding{

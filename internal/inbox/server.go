@@ -42,6 +42,7 @@ import (
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/inbox/hub"
 	inboxopenapi "github.com/herald-dev/herald/internal/inbox/openapi"
+	"github.com/herald-dev/herald/internal/inbox/stream"
 )
 
 // Options configure the inbox API server. The serving, authentication and
@@ -80,7 +81,7 @@ func NewOptions() *Options {
 		SecureServing:  genericoptions.NewSecureServingOptions().WithLoopback(),
 		Authentication: genericoptions.NewDelegatingAuthenticationOptions(),
 		Authorization:  genericoptions.NewDelegatingAuthorizationOptions(),
-		Heartbeat:      DefaultHeartbeat,
+		Heartbeat:      stream.DefaultHeartbeat,
 		History:        10000,
 		QPS:            50,
 		Burst:          100,
@@ -181,15 +182,15 @@ func (o *Options) NewServer() (*Server, error) {
 	// cut it at its request timeout (60s).
 	basic := genericfilters.BasicLongRunningRequestCheck(sets.NewString("watch"), sets.NewString())
 	cfg.LongRunningFunc = func(r *http.Request, ri *genericapirequest.RequestInfo) bool {
-		return isStream(ri) || basic(r, ri)
+		return stream.IsRequest(ri) || basic(r, ri)
 	}
 	// The stream is served inside the handler chain, after authentication
 	// and authorization, but before go-restful: go-restful owns every path
 	// under /apis/inbox.herald.dev/v1alpha1, so a handler registered on the
 	// NonGoRestfulMux would never see .../stream.
-	stream := &streamHandler{hub: h, heartbeat: o.Heartbeat, log: o.Logger.WithName("stream")}
+	streams := stream.NewHandler(h, o.Heartbeat, o.Logger.WithName("stream"))
 	cfg.BuildHandlerChainFunc = func(api http.Handler, c *genericapiserver.Config) http.Handler {
-		return genericapiserver.DefaultBuildHandlerChain(routeStream(api, stream), c)
+		return genericapiserver.DefaultBuildHandlerChain(routeStream(api, streams), c)
 	}
 	cfg.AddReadyzChecks(healthz.NamedCheck("inbox-cache", func(*http.Request) error {
 		if !h.HasSynced() {
@@ -271,16 +272,10 @@ func deliveryListWatch(cfg *restclient.Config, namespace string) (cache.ListerWa
 	}), nil
 }
 
-func isStream(ri *genericapirequest.RequestInfo) bool {
-	return ri != nil && ri.IsResourceRequest && ri.APIGroup == inboxv1.GroupName &&
-		ri.APIVersion == inboxv1.GroupVersion.Version && ri.Resource == StreamResource &&
-		ri.Name == "" && ri.Subresource == ""
-}
-
-func routeStream(api, stream http.Handler) http.Handler {
+func routeStream(api, streams http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ri, ok := genericapirequest.RequestInfoFrom(r.Context()); ok && isStream(ri) {
-			stream.ServeHTTP(w, r)
+		if ri, ok := genericapirequest.RequestInfoFrom(r.Context()); ok && stream.IsRequest(ri) {
+			streams.ServeHTTP(w, r)
 			return
 		}
 		api.ServeHTTP(w, r)

@@ -1,7 +1,11 @@
-package inbox
+// Package stream serves a caller's inbox as Server-Sent Events, at
+// /apis/inbox.herald.dev/v1alpha1/[namespaces/NS/]stream, from the events of
+// the inbox hub.
+package stream
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -16,17 +20,25 @@ import (
 	"github.com/herald-dev/herald/internal/inbox/hub"
 )
 
-// StreamResource is the path segment of the SSE stream. kube-apiserver
+// Resource is the path segment of the SSE stream. kube-apiserver
 // (and this server) parse /apis/inbox.herald.dev/v1alpha1/[namespaces/NS/]stream
 // as a request for the resource "stream" of this group, so RBAC grants it
 // like a resource: verbs list (plain GET) and watch (GET ?watch=1).
-const StreamResource = "stream"
+const Resource = "stream"
 
 // DefaultHeartbeat is how often an idle stream gets a comment line, to keep
 // proxies and load balancers from closing it.
 const DefaultHeartbeat = 15 * time.Second
 
-// streamHandler serves the caller's inbox as Server-Sent Events.
+// Hub is what the stream needs of the inbox hub (*hub.Hub): to wait for a
+// resourceVersion a client brings, and to follow the caller's events.
+type Hub interface {
+	WaitFor(ctx context.Context, rv uint64, timeout time.Duration) bool
+	Subscribe(user, namespace string, cursor *uint64) (*hub.Subscription, hub.Start, error)
+	Unsubscribe(*hub.Subscription)
+}
+
+// Handler serves the caller's inbox as Server-Sent Events.
 //
 // Every event has an id: the resourceVersion of the delivery change it
 // shows. A client that reconnects with Last-Event-ID (or ?since=) gets
@@ -34,21 +46,36 @@ const DefaultHeartbeat = 15 * time.Second
 // it retains nothing that old, or the id is one it cannot place, the first
 // event is a reset carrying the full inbox. Because ids are
 // resourceVersions, any replica can resume a stream another one served.
-type streamHandler struct {
-	hub       *hub.Hub
+type Handler struct {
+	hub       Hub
 	heartbeat time.Duration
 	log       logr.Logger
 }
 
-func (s *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// NewHandler returns the stream handler; heartbeat must be positive.
+func NewHandler(h Hub, heartbeat time.Duration, log logr.Logger) *Handler {
+	return &Handler{hub: h, heartbeat: heartbeat, log: log}
+}
+
+// IsRequest reports whether ri asks for the stream: the resource "stream"
+// of the inbox group, in one namespace or all.
+func IsRequest(ri *genericapirequest.RequestInfo) bool {
+	return ri != nil && ri.IsResourceRequest && ri.APIGroup == inboxv1.GroupName &&
+		ri.APIVersion == inboxv1.GroupVersion.Version && ri.Resource == Resource &&
+		ri.Name == "" && ri.Subresource == ""
+}
+
+func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
 		http.Error(w, "the inbox stream only answers GET", http.StatusMethodNotAllowed)
 		return
 	}
 	ctx := r.Context()
-	user := caller(ctx)
-	var namespace string
+	var user, namespace string
+	if u, ok := genericapirequest.UserFrom(ctx); ok {
+		user = u.GetName()
+	}
 	if ri, ok := genericapirequest.RequestInfoFrom(ctx); ok {
 		namespace = ri.Namespace
 	}
