@@ -42,6 +42,7 @@ import (
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/inbox/hub"
 	inboxopenapi "github.com/herald-dev/herald/internal/inbox/openapi"
+	"github.com/herald-dev/herald/internal/inbox/registry/inboxitem"
 	"github.com/herald-dev/herald/internal/inbox/stream"
 )
 
@@ -203,11 +204,11 @@ func (o *Options) NewServer() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	items := &itemStorage{hub: h, writer: writer}
+	items, status := inboxitem.NewREST(h, writer)
 	group := genericapiserver.NewDefaultAPIGroupInfo(inboxv1.GroupName, Scheme, metav1.ParameterCodec, Codecs)
 	group.VersionedResourcesStorageMap[inboxv1.GroupVersion.Version] = map[string]rest.Storage{
 		"inboxitems":        items,
-		"inboxitems/status": &statusStorage{items: items},
+		"inboxitems/status": status,
 	}
 	if err := generic.InstallAPIGroup(&group); err != nil {
 		return nil, err
