@@ -21,7 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
-	"github.com/herald-dev/herald/internal/inbox"
+	"github.com/herald-dev/herald/internal/inbox/apiserver"
 	"github.com/herald-dev/herald/internal/inbox/stream"
 	"github.com/herald-dev/herald/internal/pki"
 )
@@ -63,7 +63,7 @@ func (e *Env) StartInboxServer(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("inbox API server: %w", err)
 	}
-	o := inbox.NewOptions()
+	o := apiserver.NewOptions()
 	o.SecureServing.Listener = l
 	o.SecureServing.BindAddress = net.ParseIP(loopback)
 	o.SecureServing.BindPort = e.Ports.Inbox
