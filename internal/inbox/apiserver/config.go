@@ -14,6 +14,7 @@ import (
 	"k8s.io/apiserver/pkg/server/healthz"
 	restclient "k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
@@ -39,6 +40,10 @@ type Config struct {
 	// History is how many events the hub keeps for resuming streams and
 	// watches.
 	History int
+	// Clock is the inbox's one clock: item expiry, the times a write
+	// stamps, table ages, heartbeats and bookmarks. Nil means the real
+	// clock.
+	Clock clock.WithTickerAndDelayedExecution
 	// Logger receives the inbox's own logs.
 	Logger logr.Logger
 }
@@ -54,16 +59,21 @@ type completedConfig struct {
 	extra   *Config
 }
 
-// Complete fills in what the configuration leaves open.
+// Complete fills in what the configuration leaves open: the generic
+// server's defaults, and the real clock when Clock is nil.
 func (c *Config) Complete() CompletedConfig {
-	return CompletedConfig{&completedConfig{generic: c.Generic.Complete(nil), extra: c}}
+	extra := *c
+	if extra.Clock == nil {
+		extra.Clock = clock.RealClock{}
+	}
+	return CompletedConfig{&completedConfig{generic: c.Generic.Complete(nil), extra: &extra}}
 }
 
 // New builds the server: the hub fed with in-app deliveries, the
 // inboxitems storage, and the SSE stream in the handler chain.
 func (c CompletedConfig) New() (*Server, error) {
 	x := c.extra
-	h := hub.New(x.History, nil, x.Logger)
+	h := hub.New(x.History, x.Clock, x.Logger)
 	lw, err := deliveryListWatch(x.Kube, x.Namespace)
 	if err != nil {
 		return nil, err
@@ -82,7 +92,7 @@ func (c CompletedConfig) New() (*Server, error) {
 	// under /apis/inbox.herald.dev/v1alpha1, so a handler registered on the
 	// NonGoRestfulMux would never see .../stream. The handler needs the
 	// hub, made just above; the generic server builds its chain in New.
-	streams := stream.NewHandler(h, x.Heartbeat, x.Logger.WithName("stream"))
+	streams := stream.NewHandler(h, x.Heartbeat, x.Clock, x.Logger.WithName("stream"))
 	c.generic.BuildHandlerChainFunc = func(api http.Handler, gc *genericapiserver.Config) http.Handler {
 		return genericapiserver.DefaultBuildHandlerChain(routeStream(api, streams), gc)
 	}
@@ -99,7 +109,7 @@ func (c CompletedConfig) New() (*Server, error) {
 		return nil, err
 	}
 
-	items, status := inboxitem.NewREST(h, writer)
+	items, status := inboxitem.NewREST(h, writer, x.Clock)
 	group := genericapiserver.NewDefaultAPIGroupInfo(inboxv1.GroupName, Scheme, metav1.ParameterCodec, Codecs)
 	group.VersionedResourcesStorageMap[inboxv1.GroupVersion.Version] = map[string]rest.Storage{
 		"inboxitems":        items,

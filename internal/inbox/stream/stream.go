@@ -15,6 +15,7 @@ import (
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/utils/clock"
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	"github.com/herald-dev/herald/internal/inbox/hub"
@@ -49,12 +50,14 @@ type Hub interface {
 type Handler struct {
 	hub       Hub
 	heartbeat time.Duration
+	clock     clock.WithTicker
 	log       logr.Logger
 }
 
-// NewHandler returns the stream handler; heartbeat must be positive.
-func NewHandler(h Hub, heartbeat time.Duration, log logr.Logger) *Handler {
-	return &Handler{hub: h, heartbeat: heartbeat, log: log}
+// NewHandler returns the stream handler; heartbeat must be positive. clk
+// paces (and dates) the heartbeats.
+func NewHandler(h Hub, heartbeat time.Duration, clk clock.WithTicker, log logr.Logger) *Handler {
+	return &Handler{hub: h, heartbeat: heartbeat, clock: clk, log: log}
 }
 
 // IsRequest reports whether ri asks for the stream: the resource "stream"
@@ -151,7 +154,7 @@ func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// Options.Validate has made sure the interval is positive.
-	ticker := time.NewTicker(s.heartbeat)
+	ticker := s.clock.NewTicker(s.heartbeat)
 	defer ticker.Stop()
 	for {
 		buf.Reset()
@@ -171,7 +174,7 @@ func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if buf.Len() == 0 {
 				continue
 			}
-		case now := <-ticker.C:
+		case now := <-ticker.C():
 			fmt.Fprintf(&buf, ": heartbeat %s\n\n", now.UTC().Format(time.RFC3339))
 		}
 		if _, err := w.Write(buf.Bytes()); err != nil {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
@@ -52,12 +53,15 @@ type Hub interface {
 type REST struct {
 	hub    Hub
 	writer client.Client // writes delivery status, reads live on conflict
+	clock  clock.WithTicker
 }
 
 // NewREST returns the storage of inboxitems and of inboxitems/status,
-// reading from h and writing deliveries' status with writer.
-func NewREST(h Hub, writer client.Client) (*REST, *StatusREST) {
-	items := &REST{hub: h, writer: writer}
+// reading from h and writing deliveries' status with writer. clk says when
+// items expire, stamps readTime, archivedTime and response times, ages
+// table rows and paces watch bookmarks.
+func NewREST(h Hub, writer client.Client, clk clock.WithTicker) (*REST, *StatusREST) {
+	items := &REST{hub: h, writer: writer, clock: clk}
 	return items, &StatusREST{items: items}
 }
 
@@ -98,7 +102,7 @@ func (s *REST) GetSingularName() string { return "inboxitem" }
 func (s *REST) ShortNames() []string    { return []string{"inbox"} }
 func (s *REST) Categories() []string    { return []string{"herald"} }
 func (s *REST) ConvertToTable(ctx context.Context, obj runtime.Object, opts runtime.Object) (*metav1.Table, error) {
-	return convertToTable(obj, time.Now())
+	return convertToTable(obj, s.clock.Now())
 }
 
 // caller returns the authenticated user's name. The generic server's
@@ -173,7 +177,7 @@ func (s *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObje
 			}
 			d = &live
 		}
-		if view.Owner(d) != user || !view.Visible(d, time.Now()) {
+		if view.Owner(d) != user || !view.Visible(d, s.clock.Now()) {
 			return nil, false, notFound(name)
 		}
 		old := view.Item(d)
@@ -197,7 +201,7 @@ func (s *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObje
 				return nil, false, err
 			}
 		}
-		next, err := applyStatus(d, old, upd, user, time.Now())
+		next, err := applyStatus(d, old, upd, user, s.clock.Now())
 		if err != nil {
 			return nil, false, err
 		}

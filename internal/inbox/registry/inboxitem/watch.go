@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/utils/clock"
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	"github.com/herald-dev/herald/internal/inbox/hub"
@@ -55,6 +56,7 @@ func (s *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 	}
 	w := &itemWatch{
 		hub:       s.hub,
+		clock:     s.clock,
 		sub:       sub,
 		match:     matcher(opts),
 		bookmarks: opts.AllowWatchBookmarks,
@@ -90,6 +92,7 @@ func (s *REST) Watch(ctx context.Context, opts *metainternalversion.ListOptions)
 // kube-apiserver does for selector watches.
 type itemWatch struct {
 	hub       Hub
+	clock     clock.WithTicker
 	sub       *hub.Subscription
 	match     func(*inboxv1.InboxItem) bool
 	bookmarks bool
@@ -137,9 +140,9 @@ func (w *itemWatch) run(prefix []watch.Event) {
 	}
 	var tick <-chan time.Time
 	if w.bookmarks {
-		t := time.NewTicker(bookmarkInterval)
+		t := w.clock.NewTicker(bookmarkInterval)
 		defer t.Stop()
-		tick = t.C
+		tick = t.C()
 	}
 	for {
 		select {
