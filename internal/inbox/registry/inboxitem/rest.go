@@ -7,6 +7,7 @@ package inboxitem
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/apiserver/pkg/registry/rest"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,11 +27,8 @@ import (
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/inbox/hub"
 	"github.com/herald-dev/herald/internal/inbox/view"
+	"github.com/herald-dev/herald/internal/patch"
 )
-
-// writeAttempts bounds retries of a delivery status write that conflicts
-// with another writer (the controller, another replica, another tab).
-const writeAttempts = 5
 
 var itemsResource = inboxv1.Resource("inboxitems")
 
@@ -155,76 +154,119 @@ func (s *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 
 // Update applies a PUT or PATCH of an item: only status.read,
 // status.archived and status.response can change. The change is written to
-// the delivery's status with the delivery's resourceVersion as
-// precondition, and retried on conflict with the current delivery (a patch
-// is re-applied to it; a PUT carrying a resourceVersion fails instead, as
-// it would on any Kubernetes object).
+// the delivery's status as a merge patch of the fields that change, with
+// the delivery's resourceVersion as precondition, so it never overwrites
+// what the delivery controller writes there. When someone else wrote in
+// between, it is retried on the delivery read live: a patch is re-applied
+// to it; a PUT carrying a resourceVersion fails instead, as it would on any
+// Kubernetes object. The answer comes once the change is back in the hub.
 func (s *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, _ rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, _ bool, opts *metav1.UpdateOptions) (runtime.Object, bool, error) {
 	user, ns := caller(ctx), genericapirequest.NamespaceValue(ctx)
 	d := s.hub.Delivery(user, ns, name)
 	if d == nil {
 		return nil, false, notFound(name)
 	}
-	for attempt := 1; ; attempt++ {
-		// The cache can lag; on a retry read the delivery live.
-		if attempt > 1 {
+	dryRun := opts != nil && len(opts.DryRun) > 0
+	var out *inboxv1.InboxItem
+	first := true
+	// retry.OnError rather than RetryOnConflict: an answer that differs
+	// from the recorded one, and a PUT whose resourceVersion is stale
+	// against the live delivery, are 409 Conflicts too, and final.
+	err := retry.OnError(retry.DefaultRetry, isRetriable, func() error {
+		if !first {
+			// The cache can lag; on a retry read the delivery live.
 			var live notifyv1.ChannelDelivery
 			if err := s.writer.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &live); err != nil {
 				if apierrors.IsNotFound(err) {
-					return nil, false, notFound(name)
+					return notFound(name)
 				}
-				return nil, false, err
+				return err
 			}
 			d = &live
 		}
-		if view.Owner(d) != user || !view.Visible(d, s.clock.Now()) {
-			return nil, false, notFound(name)
-		}
-		old := view.Item(d)
-		obj, err := objInfo.UpdatedObject(ctx, old.DeepCopy())
-		if err != nil {
-			return nil, false, err
-		}
-		upd, ok := obj.(*inboxv1.InboxItem)
-		if !ok {
-			return nil, false, apierrors.NewBadRequest(fmt.Sprintf("expected an InboxItem, got %T", obj))
-		}
-		if upd.ResourceVersion != "" && upd.ResourceVersion != old.ResourceVersion {
-			if attempt == 1 {
-				continue // the cache may be behind the caller; compare live
-			}
-			return nil, false, apierrors.NewConflict(itemsResource, name,
-				fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))
-		}
-		if updateValidation != nil {
-			if err := updateValidation(ctx, upd, old); err != nil {
-				return nil, false, err
-			}
-		}
-		next, err := applyStatus(d, old, upd, user, s.clock.Now())
-		if err != nil {
-			return nil, false, err
-		}
-		if next == nil || (opts != nil && len(opts.DryRun) > 0) {
-			if next == nil {
-				return old, false, nil // nothing changed
-			}
-			return view.Item(next), false, nil
-		}
-		if err := s.writer.Status().Update(ctx, next); err != nil {
-			if apierrors.IsConflict(err) && attempt < writeAttempts {
-				continue
-			}
-			if apierrors.IsNotFound(err) {
-				return nil, false, notFound(name)
-			}
-			return nil, false, err
-		}
-		// Wait for the write to come back through the watch, so the
-		// caller's next read (and its SSE streams) already show it.
-		if rv, err := hub.ParseRV(next.ResourceVersion); err == nil {
-			s.hub.WaitFor(ctx, rv, hub.CatchUpTimeout)
-		}
-		return view.Item(next), false, nil
+		var err error
+		out, err = s.write(ctx, d, user, objInfo, updateValidation, dryRun, first)
+		first = false
+		return err
+	})
+	var r retriable
+	if errors.As(err, &r) {
+		err = r.err // out of attempts
 	}
+	if err != nil {
+		return nil, false, err
+	}
+	return out, false, nil
+}
+
+// retriable marks an attempt that failed because the delivery it started
+// from was not current: the write conflicted with another writer's (the
+// controller, another replica, another tab), or the caller's
+// resourceVersion is newer than the cache's. Update tries again on the
+// delivery read live.
+type retriable struct{ err error }
+
+func (r retriable) Error() string { return r.err.Error() }
+
+func isRetriable(err error) bool {
+	var r retriable
+	return errors.As(err, &r)
+}
+
+// write makes one attempt at an update, based on d; cached says d comes
+// from the hub rather than from a live read. It returns the item as
+// written (or as it would be, on a dry run, or unchanged when nothing
+// changes).
+func (s *REST) write(ctx context.Context, d *notifyv1.ChannelDelivery, user string, objInfo rest.UpdatedObjectInfo, updateValidation rest.ValidateObjectUpdateFunc, dryRun, cached bool) (*inboxv1.InboxItem, error) {
+	if view.Owner(d) != user || !view.Visible(d, s.clock.Now()) {
+		return nil, notFound(d.Name)
+	}
+	old := view.Item(d)
+	obj, err := objInfo.UpdatedObject(ctx, old.DeepCopy())
+	if err != nil {
+		return nil, err
+	}
+	upd, ok := obj.(*inboxv1.InboxItem)
+	if !ok {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("expected an InboxItem, got %T", obj))
+	}
+	if upd.ResourceVersion != "" && upd.ResourceVersion != old.ResourceVersion {
+		conflict := apierrors.NewConflict(itemsResource, d.Name,
+			fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))
+		if cached {
+			return nil, retriable{conflict} // the cache may be behind the caller; compare live
+		}
+		return nil, conflict
+	}
+	if updateValidation != nil {
+		if err := updateValidation(ctx, upd, old); err != nil {
+			return nil, err
+		}
+	}
+	next, err := applyStatus(d, old, upd, user, s.clock.Now())
+	switch {
+	case err != nil:
+		return nil, err
+	case next == nil:
+		return old, nil // nothing changed
+	case dryRun:
+		return view.Item(next), nil
+	}
+	// Only what applyStatus changed (readTime, archivedTime, response) is
+	// sent, with d's resourceVersion as precondition.
+	if _, err := patch.NewHelper(d, s.writer, patch.InboxFieldOwner).Patch(ctx, next, patch.WithOptimisticLock()); err != nil {
+		switch {
+		case apierrors.IsConflict(err):
+			return nil, retriable{err}
+		case apierrors.IsNotFound(err):
+			return nil, notFound(d.Name)
+		}
+		return nil, err
+	}
+	// Wait for the write to come back through the watch, so the caller's
+	// next read (and its SSE streams) already show it.
+	if rv, err := hub.ParseRV(next.ResourceVersion); err == nil {
+		s.hub.WaitFor(ctx, rv, hub.CatchUpTimeout)
+	}
+	return view.Item(next), nil
 }
