@@ -46,7 +46,9 @@ type Event struct {
 	Namespace string
 	Name      string
 	// Old and New are the item before and after; nil when it was or is not
-	// visible. They are shared and must not be modified.
+	// visible. An item that leaves is Old with the resourceVersion of the
+	// change that removed it (ID). They are shared and must not be
+	// modified.
 	Old, New *inboxv1.InboxItem
 	// Expired is set on the event that removes an item at its expiresAt.
 	Expired bool
@@ -335,8 +337,10 @@ func (h *Hub) apply(obj any, deleted bool) error {
 		if old != nil {
 			ev.Old, ev.User = old.item, old.user
 		}
-		if deleted && ev.Old != nil {
-			// The item leaves with the resourceVersion of the deletion.
+		if ev.New == nil {
+			// The item leaves (its delivery was deleted, or stopped being
+			// visible) with the resourceVersion of that change, which is
+			// also the event's id.
 			gone := ev.Old.DeepCopy()
 			gone.ResourceVersion = d.ResourceVersion
 			ev.Old = gone

@@ -117,13 +117,13 @@ func (w *itemWatch) convert(ev *hub.Event) (watch.Event, bool) {
 	case is && was:
 		return watch.Event{Type: watch.Modified, Object: ev.New.DeepCopy()}, true
 	case was:
+		// Stopped matching: the last state, at the event's version (the hub
+		// gives an item that left the resourceVersion of its removal).
 		gone := ev.Old
 		if ev.New != nil {
-			gone = ev.New // stopped matching: last state, current version
+			gone = ev.New
 		}
-		obj := gone.DeepCopy()
-		obj.ResourceVersion = strconv.FormatUint(ev.ID, 10)
-		return watch.Event{Type: watch.Deleted, Object: obj}, true
+		return watch.Event{Type: watch.Deleted, Object: gone.DeepCopy()}, true
 	}
 	return watch.Event{}, false
 }
