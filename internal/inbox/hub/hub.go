@@ -52,6 +52,8 @@ type Event struct {
 	Old, New *inboxv1.InboxItem
 	// Expired is set on the event that removes an item at its expiresAt.
 	Expired bool
+
+	typ string // set once, when the hub publishes the event
 }
 
 // SSE event types.
@@ -64,14 +66,17 @@ const (
 
 // Type is the SSE event type of e, or "" when nothing a reader sees changed
 // (a delivery write the inbox does not show; watches still see it as
-// MODIFIED, because the item's resourceVersion changed).
-func (e *Event) Type() string {
+// MODIFIED, because the item's resourceVersion changed). The hub works it
+// out once, when it publishes e, for all its readers.
+func (e *Event) Type() string { return e.typ }
+
+func classify(before, after *inboxv1.InboxItem) string {
 	switch {
-	case e.Old == nil && e.New != nil:
+	case before == nil && after != nil:
 		return EventItem
-	case e.Old != nil && e.New == nil:
+	case before != nil && after == nil:
 		return EventRemove
-	case e.Old != nil && e.New != nil && !view.Same(e.Old, e.New):
+	case before != nil && after != nil && !view.Same(before, after):
 		return EventUpdate
 	}
 	return ""
@@ -396,6 +401,7 @@ func (h *Hub) restartHistoryLocked() {
 }
 
 func (h *Hub) publishLocked(ev *Event) {
+	ev.typ = classify(ev.Old, ev.New)
 	if h.ringLen == h.size {
 		oldest := h.ring[h.ringStart]
 		h.ring[h.ringStart] = nil

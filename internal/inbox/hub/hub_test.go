@@ -204,3 +204,24 @@ func must(t *testing.T, err error) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// An event is classified (item, update, remove or nothing to show) once,
+// when it is published, and not again by each stream that reads it: the
+// comparison of the two views is the costly part of an update.
+func TestHubClassifiesAnEventOnce(t *testing.T) {
+	h, _ := newTestHub(t, 100)
+	must(t, h.Add(delivery("a", "alice", 101, notifyv1.DeliverySucceeded)))
+	sub, _, err := h.Subscribe("alice", "", ptr(uint64(101)))
+	must(t, err)
+	read := delivery("a", "alice", 102, notifyv1.DeliverySucceeded)
+	now := metav1.Now()
+	read.Status.ReadTime = &now
+	must(t, h.Update(read))
+	ev := <-sub.Events
+	if ev.Type() != EventUpdate {
+		t.Fatalf("want an update, got %q", ev.Type())
+	}
+	if allocs := testing.AllocsPerRun(100, func() { _ = ev.Type() }); allocs != 0 {
+		t.Fatalf("Type compares the views again on every call (%v allocations a call)", allocs)
+	}
+}
