@@ -192,19 +192,10 @@ func (h *Hub) HasSynced() bool {
 
 // WaitForSync blocks until HasSynced or ctx ends.
 func (h *Hub) WaitForSync(ctx context.Context) error {
-	for {
-		h.mu.Lock()
-		synced, ch := h.synced, h.advanced
-		h.mu.Unlock()
-		if synced {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if !h.waitUntil(ctx, nil, func() bool { return h.synced }) {
+		return ctx.Err()
 	}
+	return nil
 }
 
 // Head returns the resourceVersion the hub reflects.
@@ -219,16 +210,22 @@ func (h *Hub) Head() uint64 {
 func (h *Hub) WaitFor(ctx context.Context, rv uint64, timeout time.Duration) bool {
 	t := h.clock.NewTimer(timeout)
 	defer t.Stop()
+	return h.waitUntil(ctx, t.C(), func() bool { return h.synced && h.head >= rv })
+}
+
+// waitUntil blocks until cond, checked under the lock whenever the hub
+// advances, holds (true), or until ctx ends or timeout fires (false).
+func (h *Hub) waitUntil(ctx context.Context, timeout <-chan time.Time, cond func() bool) bool {
 	for {
 		h.mu.Lock()
-		ok, ch := h.synced && h.head >= rv, h.advanced
+		ok, ch := cond(), h.advanced
 		h.mu.Unlock()
 		if ok {
 			return true
 		}
 		select {
 		case <-ch:
-		case <-t.C():
+		case <-timeout:
 			return false
 		case <-ctx.Done():
 			return false
