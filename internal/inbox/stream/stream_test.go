@@ -1,13 +1,11 @@
 package stream_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/inbox/hub"
 	"github.com/herald-dev/herald/internal/inbox/stream"
+	"github.com/herald-dev/herald/internal/inbox/stream/ssetest"
 )
 
 // These tests serve the stream from a real hub fed by hand, without a
@@ -39,10 +38,8 @@ func delivery(name string, rv int, phase notifyv1.DeliveryPhase) *notifyv1.Chann
 	}
 }
 
-type event struct{ id, typ, data string }
-
 // open serves h's stream to alice from cursor and returns its events.
-func open(t *testing.T, h *hub.Hub, cursor string) <-chan event {
+func open(t *testing.T, h *hub.Hub, cursor string) <-chan ssetest.Event {
 	t.Helper()
 	handler := stream.NewHandler(h, time.Hour, clocktesting.NewFakeClock(time.Now()), logr.Discard())
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -61,35 +58,20 @@ func open(t *testing.T, h *hub.Hub, cursor string) <-chan event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	events := make(chan event, 100)
+	events := make(chan ssetest.Event, 100)
 	go func() {
 		defer resp.Body.Close()
 		defer close(events)
-		r := bufio.NewReader(resp.Body)
-		var ev event
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				return
-			}
-			line = strings.TrimSuffix(line, "\n")
-			switch {
-			case line == "" && ev.typ != "":
+		ssetest.Read(resp.Body, func(ev ssetest.Event) {
+			if ev.Type != "" {
 				events <- ev
-				ev = event{}
-			case strings.HasPrefix(line, "id: "):
-				ev.id = line[len("id: "):]
-			case strings.HasPrefix(line, "event: "):
-				ev.typ = line[len("event: "):]
-			case strings.HasPrefix(line, "data: "):
-				ev.data = line[len("data: "):]
 			}
-		}
+		})
 	}()
 	return events
 }
 
-func next(t *testing.T, events <-chan event) event {
+func next(t *testing.T, events <-chan ssetest.Event) ssetest.Event {
 	t.Helper()
 	select {
 	case ev, ok := <-events:
@@ -100,7 +82,7 @@ func next(t *testing.T, events <-chan event) event {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no event within 10s")
 	}
-	return event{}
+	return ssetest.Event{}
 }
 
 // An item that leaves the inbox, whether its delivery is deleted or only
@@ -118,10 +100,10 @@ func TestRemoveCarriesTheResourceVersionOfItsChange(t *testing.T) {
 	for _, want := range []struct{ id, name string }{{"103", "hidden"}, {"104", "deleted"}} {
 		ev := next(t, events)
 		var it inboxv1.InboxItem
-		must(t, json.Unmarshal([]byte(ev.data), &it))
-		if ev.typ != hub.EventRemove || ev.id != want.id || it.Name != want.name || it.ResourceVersion != want.id {
+		must(t, json.Unmarshal([]byte(ev.Data), &it))
+		if ev.Type != hub.EventRemove || ev.ID != want.id || it.Name != want.name || it.ResourceVersion != want.id {
 			t.Fatalf("want remove %s of %s with resourceVersion %s, got %s %s of %s with resourceVersion %s",
-				want.id, want.name, want.id, ev.typ, ev.id, it.Name, it.ResourceVersion)
+				want.id, want.name, want.id, ev.Type, ev.ID, it.Name, it.ResourceVersion)
 		}
 	}
 }
