@@ -6,14 +6,14 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 
-	"github.com/herald-dev/herald/internal/inbox"
+	"github.com/herald-dev/herald/internal/inbox/apiserver"
 )
 
 // newAPIServerCommand runs the inbox aggregated API server
 // (inbox.herald.dev/v1alpha1). kube-apiserver proxies to it through an
 // APIService; see docs/inbox.md and config/apiserver/.
 func newAPIServerCommand() *cobra.Command {
-	o := inbox.NewOptions()
+	o := apiserver.NewOptions()
 	cmd := &cobra.Command{
 		Use:   "apiserver",
 		Short: "Run the inbox aggregated API server (inbox.herald.dev) that serves in-app notifications to their recipients",

@@ -21,7 +21,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
-	"github.com/herald-dev/herald/internal/inbox"
+	"github.com/herald-dev/herald/internal/inbox/apiserver"
+	"github.com/herald-dev/herald/internal/inbox/stream"
 	"github.com/herald-dev/herald/internal/pki"
 )
 
@@ -62,7 +63,7 @@ func (e *Env) StartInboxServer(ctx context.Context) (stop func(), err error) {
 	if err != nil {
 		return nil, fmt.Errorf("inbox API server: %w", err)
 	}
-	o := inbox.NewOptions()
+	o := apiserver.NewOptions()
 	o.SecureServing.Listener = l
 	o.SecureServing.BindAddress = net.ParseIP(loopback)
 	o.SecureServing.BindPort = e.Ports.Inbox
@@ -188,7 +189,7 @@ func (e *Env) inboxUserRBAC() ([]client.Object, error) {
 		ObjectMeta: metav1.ObjectMeta{Name: "herald-inbox-user"},
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{inboxv1.GroupName}, Resources: []string{"inboxitems", "inboxitems/status"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
-			{APIGroups: []string{inboxv1.GroupName}, Resources: []string{inbox.StreamResource}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{inboxv1.GroupName}, Resources: []string{stream.Resource}, Verbs: []string{"get", "list", "watch"}},
 		},
 	}
 	binding := &rbacv1.ClusterRoleBinding{

@@ -1,27 +1,20 @@
 package inbox_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"net/http"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
+	"github.com/herald-dev/herald/internal/inbox/stream/ssetest"
 )
 
 // sseEvent is one parsed Server-Sent Event, or one comment line (Type "").
-type sseEvent struct {
-	ID      string
-	Type    string
-	Data    string
-	Comment string
-	At      time.Time
-}
+type sseEvent struct{ ssetest.Event }
 
 func (e sseEvent) item() *inboxv1.InboxItem {
 	var it inboxv1.InboxItem
@@ -66,31 +59,7 @@ func openStream(user, path, lastEventID string, groups ...string) (*sseStream, i
 		defer GinkgoRecover()
 		defer close(s.events)
 		defer resp.Body.Close()
-		r := bufio.NewReader(resp.Body)
-		var ev sseEvent
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				return
-			}
-			line = strings.TrimSuffix(line, "\n")
-			switch {
-			case line == "":
-				if ev.Type != "" || ev.Data != "" {
-					ev.At = time.Now()
-					s.events <- ev
-				}
-				ev = sseEvent{}
-			case strings.HasPrefix(line, ":"):
-				s.events <- sseEvent{Comment: strings.TrimSpace(line[1:]), At: time.Now()}
-			case strings.HasPrefix(line, "id: "):
-				ev.ID = line[len("id: "):]
-			case strings.HasPrefix(line, "event: "):
-				ev.Type = line[len("event: "):]
-			case strings.HasPrefix(line, "data: "):
-				ev.Data = line[len("data: "):]
-			}
-		}
+		ssetest.Read(resp.Body, func(ev ssetest.Event) { s.events <- sseEvent{ev} })
 	}()
 	return s, http.StatusOK
 }

@@ -32,7 +32,7 @@ import (
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/devenv"
-	"github.com/herald-dev/herald/internal/inbox"
+	"github.com/herald-dev/herald/internal/inbox/apiserver"
 	"github.com/herald-dev/herald/internal/pki"
 	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
 )
@@ -109,7 +109,7 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	port := l.Addr().(*net.TCPAddr).Port
 	inboxAddr = l.Addr().String()
-	o := inbox.NewOptions()
+	o := apiserver.NewOptions()
 	o.SecureServing.Listener = l
 	o.SecureServing.BindAddress = net.ParseIP("127.0.0.1")
 	o.SecureServing.BindPort = port

@@ -1,43 +1,47 @@
-package inbox
+// Package view renders the inbox's view of a ChannelDelivery: whose inbox
+// shows it, whether it is visible now, and the InboxItem it shows as. The
+// hub and the REST storage both see deliveries through it, so an item
+// looks the same in a list, a watch, a stream and a write's answer.
+package view
 
 import (
-	"strconv"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 )
 
-// owner returns the Kubernetes user name whose inbox shows d, or "" when d
+// Owner returns the Kubernetes user name whose inbox shows d, or "" when d
 // belongs in nobody's inbox (another channel, no username).
-func owner(d *notifyv1.ChannelDelivery) string {
+func Owner(d *notifyv1.ChannelDelivery) string {
 	if d.Spec.Channel != notifyv1.ChannelInApp {
 		return ""
 	}
 	return d.Spec.Recipient.Username
 }
 
-// visible reports whether d is an item of its owner's inbox at now: an
+// Visible reports whether d is an item of its owner's inbox at now: an
 // in-app delivery that succeeded, is not being deleted and has not expired.
-func visible(d *notifyv1.ChannelDelivery, now time.Time) bool {
-	if owner(d) == "" || d.Status.Phase != notifyv1.DeliverySucceeded || d.DeletionTimestamp != nil {
+func Visible(d *notifyv1.ChannelDelivery, now time.Time) bool {
+	if Owner(d) == "" || d.Status.Phase != notifyv1.DeliverySucceeded || d.DeletionTimestamp != nil {
 		return false
 	}
-	return !expired(d.Spec.ExpiresAt, now)
+	return !Expired(d.Spec.ExpiresAt, now)
 }
 
-func expired(at *metav1.Time, now time.Time) bool {
+// Expired reports whether an item that expires at at (nil: never) has
+// expired at now.
+func Expired(at *metav1.Time, now time.Time) bool {
 	return at != nil && !now.Before(at.Time)
 }
 
-// itemFor renders the inbox view of d. The item carries the delivery's
+// Item renders the inbox view of d. The item carries the delivery's
 // resourceVersion, so that optimistic concurrency on the item is that of
 // the delivery, and its UID, which the generic patch handler requires.
-func itemFor(d *notifyv1.ChannelDelivery) *inboxv1.InboxItem {
+func Item(d *notifyv1.ChannelDelivery) *inboxv1.InboxItem {
 	it := &inboxv1.InboxItem{
 		TypeMeta: metav1.TypeMeta{APIVersion: inboxv1.GroupVersion.String(), Kind: "InboxItem"},
 		ObjectMeta: metav1.ObjectMeta{
@@ -86,24 +90,11 @@ func itemFor(d *notifyv1.ChannelDelivery) *inboxv1.InboxItem {
 	return it
 }
 
-// sameView reports whether two items show the same thing to their reader,
+// Same reports whether two items show the same thing to their reader,
 // ignoring the resourceVersion (a delivery can change in ways the inbox
 // does not show).
-func sameView(a, b *inboxv1.InboxItem) bool {
+func Same(a, b *inboxv1.InboxItem) bool {
 	return equality.Semantic.DeepEqual(a.Spec, b.Spec) &&
 		equality.Semantic.DeepEqual(a.Status, b.Status) &&
 		equality.Semantic.DeepEqual(a.Labels, b.Labels)
-}
-
-// fieldSet is what field selectors match an item against.
-func fieldSet(it *inboxv1.InboxItem) fields.Set {
-	return fields.Set{
-		"metadata.name":           it.Name,
-		"metadata.namespace":      it.Namespace,
-		inboxv1.FieldCategory:     it.Spec.Category,
-		inboxv1.FieldType:         it.Spec.Type,
-		inboxv1.FieldNotification: it.Spec.Notification,
-		inboxv1.FieldRead:         strconv.FormatBool(it.Status.Read),
-		inboxv1.FieldArchived:     strconv.FormatBool(it.Status.Archived),
-	}
 }

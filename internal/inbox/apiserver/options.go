@@ -1,46 +1,35 @@
-// Package inbox is Herald's aggregated API server: inbox.herald.dev/v1alpha1
-// inboxitems, a per-user view of in-app ChannelDeliveries, with get, list,
-// watch, patch and a Server-Sent Events stream. It stores nothing: a
-// reflector feeds the in-app deliveries into a Hub, and writes go to the
-// deliveries' status. Identity comes from kube-apiserver's front proxy
-// (request headers over its client certificate), authorization is
-// delegated to kube-apiserver with SubjectAccessReviews.
-package inbox
+// Package apiserver assembles Herald's inbox aggregated API server
+// (inbox.herald.dev/v1alpha1) the way Kubernetes API servers are built:
+// Options (flags) make a Config, Complete fills in its defaults, New
+// builds the Server (the hub, the inboxitems storage and the SSE stream on
+// a generic API server), and Run serves. Identity comes from
+// kube-apiserver's front proxy (request headers over its client
+// certificate), authorization is delegated to kube-apiserver with
+// SubjectAccessReviews.
+package apiserver
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/util/sets"
-	"k8s.io/apiserver/pkg/authentication/authenticator"
-	"k8s.io/apiserver/pkg/authentication/user"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
-	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	genericfilters "k8s.io/apiserver/pkg/server/filters"
-	"k8s.io/apiserver/pkg/server/healthz"
 	genericoptions "k8s.io/apiserver/pkg/server/options"
 	"k8s.io/apiserver/pkg/util/compatibility"
 	restclient "k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
-	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	inboxopenapi "github.com/herald-dev/herald/internal/inbox/openapi"
+	"github.com/herald-dev/herald/internal/inbox/stream"
 )
 
 // Options configure the inbox API server. The serving, authentication and
@@ -79,7 +68,7 @@ func NewOptions() *Options {
 		SecureServing:  genericoptions.NewSecureServingOptions().WithLoopback(),
 		Authentication: genericoptions.NewDelegatingAuthenticationOptions(),
 		Authorization:  genericoptions.NewDelegatingAuthorizationOptions(),
-		Heartbeat:      DefaultHeartbeat,
+		Heartbeat:      stream.DefaultHeartbeat,
 		History:        10000,
 		QPS:            50,
 		Burst:          100,
@@ -121,18 +110,11 @@ func (o *Options) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Server is a configured inbox API server, ready to Run.
-type Server struct {
-	generic *genericapiserver.GenericAPIServer
-	hub     *Hub
-	lw      cache.ListerWatcher
-}
-
-// Hub returns the server's hub.
-func (s *Server) Hub() *Hub { return s.hub }
-
-// NewServer builds the server from the options.
-func (o *Options) NewServer() (*Server, error) {
+// Config makes the server's configuration from the options: the generic
+// API server's (serving, delegated authentication and authorization,
+// OpenAPI, long-running requests), the connection to kube-apiserver for
+// ChannelDeliveries, and the hub's and stream's settings.
+func (o *Options) Config() (*Config, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -142,19 +124,6 @@ func (o *Options) NewServer() (*Server, error) {
 	kube, err := o.restConfig()
 	if err != nil {
 		return nil, err
-	}
-	hub := NewHub(o.History, nil, o.Logger)
-	lw, err := deliveryListWatch(kube, o.Namespace)
-	if err != nil {
-		return nil, err
-	}
-	writeScheme := runtime.NewScheme()
-	if err := notifyv1.AddToScheme(writeScheme); err != nil {
-		return nil, err
-	}
-	writer, err := client.New(kube, client.Options{Scheme: writeScheme})
-	if err != nil {
-		return nil, fmt.Errorf("creating the delivery client: %w", err)
 	}
 
 	cfg := genericapiserver.NewConfig(Codecs)
@@ -180,52 +149,25 @@ func (o *Options) NewServer() (*Server, error) {
 	// cut it at its request timeout (60s).
 	basic := genericfilters.BasicLongRunningRequestCheck(sets.NewString("watch"), sets.NewString())
 	cfg.LongRunningFunc = func(r *http.Request, ri *genericapirequest.RequestInfo) bool {
-		return isStream(ri) || basic(r, ri)
+		return stream.IsRequest(ri) || basic(r, ri)
 	}
-	// The stream is served inside the handler chain, after authentication
-	// and authorization, but before go-restful: go-restful owns every path
-	// under /apis/inbox.herald.dev/v1alpha1, so a handler registered on the
-	// NonGoRestfulMux would never see .../stream.
-	stream := &streamHandler{hub: hub, heartbeat: o.Heartbeat, log: o.Logger.WithName("stream")}
-	cfg.BuildHandlerChainFunc = func(api http.Handler, c *genericapiserver.Config) http.Handler {
-		return genericapiserver.DefaultBuildHandlerChain(routeStream(api, stream), c)
-	}
-	cfg.AddReadyzChecks(healthz.NamedCheck("inbox-cache", func(*http.Request) error {
-		if !hub.HasSynced() {
-			return errNotSynced
-		}
-		return nil
-	}))
+	return &Config{
+		Generic:   cfg,
+		Kube:      kube,
+		Namespace: o.Namespace,
+		Heartbeat: o.Heartbeat,
+		History:   o.History,
+		Logger:    o.Logger,
+	}, nil
+}
 
-	generic, err := cfg.Complete(nil).New("herald-inbox", genericapiserver.NewEmptyDelegate())
+// NewServer is Config, Complete and New in one step.
+func (o *Options) NewServer() (*Server, error) {
+	c, err := o.Config()
 	if err != nil {
 		return nil, err
 	}
-	items := &itemStorage{hub: hub, writer: writer}
-	group := genericapiserver.NewDefaultAPIGroupInfo(inboxv1.GroupName, Scheme, metav1.ParameterCodec, Codecs)
-	group.VersionedResourcesStorageMap[inboxv1.GroupVersion.Version] = map[string]rest.Storage{
-		"inboxitems":        items,
-		"inboxitems/status": &statusStorage{items: items},
-	}
-	if err := generic.InstallAPIGroup(&group); err != nil {
-		return nil, err
-	}
-	return &Server{generic: generic, hub: hub, lw: lw}, nil
-}
-
-// Run feeds the hub and serves until ctx ends. It serves only once the
-// first list of deliveries has arrived, so nobody sees an empty inbox that
-// is merely not loaded yet.
-func (s *Server) Run(ctx context.Context) error {
-	go s.hub.Run(ctx, s.lw)
-	if err := s.hub.WaitForSync(ctx); err != nil {
-		return err
-	}
-	go func() {
-		<-ctx.Done()
-		s.hub.Shutdown()
-	}()
-	return s.generic.PrepareRun().RunWithContext(ctx)
+	return c.Complete().New()
 }
 
 func (o *Options) restConfig() (*restclient.Config, error) {
@@ -247,63 +189,4 @@ func (o *Options) restConfig() (*restclient.Config, error) {
 		cfg.UserAgent = "herald-inbox"
 	}
 	return cfg, nil
-}
-
-// deliveryListWatch lists and watches in-app ChannelDeliveries only: the
-// channel label keeps other channels' deliveries out of memory.
-func deliveryListWatch(cfg *restclient.Config, namespace string) (cache.ListerWatcher, error) {
-	s := runtime.NewScheme()
-	if err := notifyv1.AddToScheme(s); err != nil {
-		return nil, err
-	}
-	c := restclient.CopyConfig(cfg)
-	c.APIPath = "/apis"
-	c.GroupVersion = &notifyv1.GroupVersion
-	c.NegotiatedSerializer = serializer.WithoutConversionCodecFactory{CodecFactory: serializer.NewCodecFactory(s)}
-	rc, err := restclient.RESTClientFor(c)
-	if err != nil {
-		return nil, err
-	}
-	selector := notifyv1.LabelChannel + "=" + string(notifyv1.ChannelInApp)
-	return cache.NewFilteredListWatchFromClient(rc, "channeldeliveries", namespace, func(o *metav1.ListOptions) {
-		o.LabelSelector = selector
-	}), nil
-}
-
-func isStream(ri *genericapirequest.RequestInfo) bool {
-	return ri != nil && ri.IsResourceRequest && ri.APIGroup == inboxv1.GroupName &&
-		ri.APIVersion == inboxv1.GroupVersion.Version && ri.Resource == StreamResource &&
-		ri.Name == "" && ri.Subresource == ""
-}
-
-func routeStream(api, stream http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ri, ok := genericapirequest.RequestInfoFrom(r.Context()); ok && isStream(ri) {
-			stream.ServeHTTP(w, r)
-			return
-		}
-		api.ServeHTTP(w, r)
-	})
-}
-
-// refuseAnonymous turns anonymous requests into 401s, except for health
-// probes: an inbox is only ever someone's, and a request that is nobody's
-// should fail as unauthenticated, not as forbidden.
-func refuseAnonymous(a authenticator.Request) authenticator.Request {
-	return authenticator.RequestFunc(func(r *http.Request) (*authenticator.Response, bool, error) {
-		resp, ok, err := a.AuthenticateRequest(r)
-		if ok && resp.User.GetName() == user.Anonymous && !isProbe(r.URL.Path) {
-			return nil, false, nil
-		}
-		return resp, ok, err
-	})
-}
-
-func isProbe(path string) bool {
-	for _, p := range []string{"/healthz", "/readyz", "/livez"} {
-		if path == p || strings.HasPrefix(path, p+"/") {
-			return true
-		}
-	}
-	return false
 }

@@ -1,8 +1,6 @@
-package inbox
+package apiserver
 
 import (
-	"fmt"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -10,6 +8,7 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
+	"github.com/herald-dev/herald/internal/inbox/registry/inboxitem"
 )
 
 // Scheme and Codecs serve the inbox API. They are separate from the
@@ -28,7 +27,7 @@ func init() {
 	// type: a conversion between them is a no-op.
 	internal := schema.GroupVersion{Group: inboxv1.GroupName, Version: runtime.APIVersionInternal}
 	Scheme.AddKnownTypes(internal, &inboxv1.InboxItem{}, &inboxv1.InboxItemList{})
-	utilruntime.Must(Scheme.AddFieldLabelConversionFunc(inboxv1.GroupVersion.WithKind("InboxItem"), fieldLabel))
+	utilruntime.Must(Scheme.AddFieldLabelConversionFunc(inboxv1.GroupVersion.WithKind("InboxItem"), inboxitem.FieldLabelConversion))
 
 	// The generic API server reads list and get options in the empty
 	// group's v1 and serves Status and discovery types unversioned.
@@ -36,17 +35,4 @@ func init() {
 	unversioned := schema.GroupVersion{Group: "", Version: "v1"}
 	Scheme.AddUnversionedTypes(unversioned,
 		&metav1.Status{}, &metav1.APIVersions{}, &metav1.APIGroupList{}, &metav1.APIGroup{}, &metav1.APIResourceList{})
-}
-
-// fieldLabel accepts the field selectors InboxItems support; the generic
-// server rejects any other with 400 Bad Request.
-func fieldLabel(label, value string) (string, string, error) {
-	switch label {
-	case "metadata.name", "metadata.namespace",
-		inboxv1.FieldCategory, inboxv1.FieldType, inboxv1.FieldNotification,
-		inboxv1.FieldRead, inboxv1.FieldArchived:
-		return label, value, nil
-	}
-	return "", "", fmt.Errorf("field label not supported for inboxitems: %s (supported: metadata.name, metadata.namespace, %s, %s, %s, %s, %s)",
-		label, inboxv1.FieldCategory, inboxv1.FieldType, inboxv1.FieldNotification, inboxv1.FieldRead, inboxv1.FieldArchived)
 }

@@ -1,7 +1,11 @@
-package inbox
+// Package stream serves a caller's inbox as Server-Sent Events, at
+// /apis/inbox.herald.dev/v1alpha1/[namespaces/NS/]stream, from the events of
+// the inbox hub.
+package stream
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,21 +15,31 @@ import (
 	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
+	"k8s.io/utils/clock"
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
+	"github.com/herald-dev/herald/internal/inbox/hub"
 )
 
-// StreamResource is the path segment of the SSE stream. kube-apiserver
+// Resource is the path segment of the SSE stream. kube-apiserver
 // (and this server) parse /apis/inbox.herald.dev/v1alpha1/[namespaces/NS/]stream
 // as a request for the resource "stream" of this group, so RBAC grants it
 // like a resource: verbs list (plain GET) and watch (GET ?watch=1).
-const StreamResource = "stream"
+const Resource = "stream"
 
 // DefaultHeartbeat is how often an idle stream gets a comment line, to keep
 // proxies and load balancers from closing it.
 const DefaultHeartbeat = 15 * time.Second
 
-// streamHandler serves the caller's inbox as Server-Sent Events.
+// Hub is what the stream needs of the inbox hub (*hub.Hub): to wait for a
+// resourceVersion a client brings, and to follow the caller's events.
+type Hub interface {
+	WaitFor(ctx context.Context, rv uint64, timeout time.Duration) bool
+	Subscribe(user, namespace string, cursor *uint64) (*hub.Subscription, hub.Start, error)
+	Unsubscribe(*hub.Subscription)
+}
+
+// Handler serves the caller's inbox as Server-Sent Events.
 //
 // Every event has an id: the resourceVersion of the delivery change it
 // shows. A client that reconnects with Last-Event-ID (or ?since=) gets
@@ -33,21 +47,38 @@ const DefaultHeartbeat = 15 * time.Second
 // it retains nothing that old, or the id is one it cannot place, the first
 // event is a reset carrying the full inbox. Because ids are
 // resourceVersions, any replica can resume a stream another one served.
-type streamHandler struct {
-	hub       *Hub
+type Handler struct {
+	hub       Hub
 	heartbeat time.Duration
+	clock     clock.WithTicker
 	log       logr.Logger
 }
 
-func (s *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// NewHandler returns the stream handler; heartbeat must be positive. clk
+// paces (and dates) the heartbeats.
+func NewHandler(h Hub, heartbeat time.Duration, clk clock.WithTicker, log logr.Logger) *Handler {
+	return &Handler{hub: h, heartbeat: heartbeat, clock: clk, log: log}
+}
+
+// IsRequest reports whether ri asks for the stream: the resource "stream"
+// of the inbox group, in one namespace or all.
+func IsRequest(ri *genericapirequest.RequestInfo) bool {
+	return ri != nil && ri.IsResourceRequest && ri.APIGroup == inboxv1.GroupName &&
+		ri.APIVersion == inboxv1.GroupVersion.Version && ri.Resource == Resource &&
+		ri.Name == "" && ri.Subresource == ""
+}
+
+func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
 		http.Error(w, "the inbox stream only answers GET", http.StatusMethodNotAllowed)
 		return
 	}
 	ctx := r.Context()
-	user := caller(ctx)
-	var namespace string
+	var user, namespace string
+	if u, ok := genericapirequest.UserFrom(ctx); ok {
+		user = u.GetName()
+	}
 	if ri, ok := genericapirequest.RequestInfoFrom(ctx); ok {
 		namespace = ri.Namespace
 	}
@@ -70,7 +101,7 @@ func (s *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cursor = &v
 		// An id from a replica that is ahead of this one: wait for this
 		// one to catch up, or start over with a reset.
-		if !s.hub.WaitFor(ctx, v, catchUpTimeout) {
+		if !s.hub.WaitFor(ctx, v, hub.CatchUpTimeout) {
 			cursor = nil
 		}
 	}
@@ -104,7 +135,7 @@ func (s *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			list.Items = append(list.Items, *it)
 		}
 		fmt.Fprintf(&buf, ": reset reason=%s\n", reason)
-		if err := writeEvent(&buf, start.SnapshotID, EventReset, list); err != nil {
+		if err := writeEvent(&buf, start.SnapshotID, hub.EventReset, list); err != nil {
 			s.log.Error(err, "encoding inbox snapshot")
 			return
 		}
@@ -123,14 +154,14 @@ func (s *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// Options.Validate has made sure the interval is positive.
-	ticker := time.NewTicker(s.heartbeat)
+	ticker := s.clock.NewTicker(s.heartbeat)
 	defer ticker.Stop()
 	for {
 		buf.Reset()
 		select {
 		case <-ctx.Done():
 			return
-		case ev, ok := <-sub.ch:
+		case ev, ok := <-sub.Events:
 			if !ok {
 				// Dropped by the hub: the client reconnects with its last
 				// id and resumes or gets a reset.
@@ -143,7 +174,7 @@ func (s *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if buf.Len() == 0 {
 				continue
 			}
-		case now := <-ticker.C:
+		case now := <-ticker.C():
 			fmt.Fprintf(&buf, ": heartbeat %s\n\n", now.UTC().Format(time.RFC3339))
 		}
 		if _, err := w.Write(buf.Bytes()); err != nil {
@@ -157,12 +188,12 @@ func (s *streamHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // writeHubEvent writes ev as an SSE event, or nothing when the reader
 // would see no change.
-func writeHubEvent(buf *bytes.Buffer, ev *Event) error {
+func writeHubEvent(buf *bytes.Buffer, ev *hub.Event) error {
 	typ := ev.Type()
 	switch typ {
 	case "":
 		return nil
-	case EventRemove:
+	case hub.EventRemove:
 		return writeEvent(buf, ev.ID, typ, ev.Old)
 	default:
 		return writeEvent(buf, ev.ID, typ, ev.New)

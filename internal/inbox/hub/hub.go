@@ -1,4 +1,9 @@
-package inbox
+// Package hub keeps one replica's inbox: every in-app ChannelDelivery, fed
+// by a reflector in resourceVersion order, the items visible to each user,
+// and a ring of recent events from which watches and SSE streams resume.
+// The REST storage (registry/inboxitem) and the SSE handler (stream) read
+// from it through small interfaces of their own.
+package hub
 
 import (
 	"context"
@@ -15,10 +20,16 @@ import (
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/inbox/view"
 )
 
 // byUsername indexes deliveries by the user whose inbox shows them.
 const byUsername = "username"
+
+// CatchUpTimeout bounds how long a write waits for its own change to come
+// back through the watch, and a reader for a resourceVersion it was given
+// by another replica (see WaitFor).
+const CatchUpTimeout = 5 * time.Second
 
 // subscriberBuffer is how many events a slow reader may fall behind before
 // the hub drops it; a dropped stream or watch resumes from its last id.
@@ -35,10 +46,14 @@ type Event struct {
 	Namespace string
 	Name      string
 	// Old and New are the item before and after; nil when it was or is not
-	// visible. They are shared and must not be modified.
+	// visible. An item that leaves is Old with the resourceVersion of the
+	// change that removed it (ID). They are shared and must not be
+	// modified.
 	Old, New *inboxv1.InboxItem
 	// Expired is set on the event that removes an item at its expiresAt.
 	Expired bool
+
+	typ string // set once, when the hub publishes the event
 }
 
 // SSE event types.
@@ -51,14 +66,17 @@ const (
 
 // Type is the SSE event type of e, or "" when nothing a reader sees changed
 // (a delivery write the inbox does not show; watches still see it as
-// MODIFIED, because the item's resourceVersion changed).
-func (e *Event) Type() string {
+// MODIFIED, because the item's resourceVersion changed). The hub works it
+// out once, when it publishes e, for all its readers.
+func (e *Event) Type() string { return e.typ }
+
+func classify(before, after *inboxv1.InboxItem) string {
 	switch {
-	case e.Old == nil && e.New != nil:
+	case before == nil && after != nil:
 		return EventItem
-	case e.Old != nil && e.New == nil:
+	case before != nil && after == nil:
 		return EventRemove
-	case e.Old != nil && e.New != nil && !sameView(e.Old, e.New):
+	case before != nil && after != nil && !view.Same(before, after):
 		return EventUpdate
 	}
 	return ""
@@ -70,10 +88,14 @@ type shownItem struct {
 	timer clock.Timer
 }
 
-// subscriber receives the events of one user, optionally of one namespace.
-// The hub closes ch when it drops the subscriber: on overflow, on a relist
-// (the history before it is gone) or on unsubscribe.
-type subscriber struct {
+// Subscription receives the events of one user, optionally of one
+// namespace. The hub closes Events when it drops the subscription: on
+// overflow, on a relist (the history before it is gone), on Shutdown or on
+// Unsubscribe.
+type Subscription struct {
+	// Events carries the live events that follow the subscription's Start.
+	Events <-chan *Event
+
 	user      string
 	namespace string
 	ch        chan *Event
@@ -92,11 +114,11 @@ type Start struct {
 	SnapshotID uint64
 }
 
-// errNotSynced is returned before the first list of deliveries arrived,
-// errShutdown once the server is stopping.
+// ErrNotSynced is returned before the first list of deliveries arrived,
+// ErrShutdown once the server is stopping.
 var (
-	errNotSynced = errors.New("the inbox cache has not synced yet")
-	errShutdown  = errors.New("the inbox server is shutting down")
+	ErrNotSynced = errors.New("the inbox cache has not synced yet")
+	ErrShutdown  = errors.New("the inbox server is shutting down")
 )
 
 // Hub is the inbox's source of truth on one replica. A reflector feeds it
@@ -124,12 +146,12 @@ type Hub struct {
 	head       uint64 // the resourceVersion the hub reflects
 	synced     bool
 	closed     bool
-	subs       map[string]map[*subscriber]struct{} // by user
-	advanced   chan struct{}                       // closed when head moves
+	subs       map[string]map[*Subscription]struct{} // by user
+	advanced   chan struct{}                         // closed when head moves
 }
 
-// NewHub returns a hub that keeps the last history events.
-func NewHub(history int, clk clock.WithDelayedExecution, log logr.Logger) *Hub {
+// New returns a hub that keeps the last history events.
+func New(history int, clk clock.WithDelayedExecution, log logr.Logger) *Hub {
 	if history < 1 {
 		history = 1
 	}
@@ -142,7 +164,7 @@ func NewHub(history int, clk clock.WithDelayedExecution, log logr.Logger) *Hub {
 		size:  history,
 		deliveries: cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{
 			byUsername: func(obj any) ([]string, error) {
-				if u := owner(obj.(*notifyv1.ChannelDelivery)); u != "" {
+				if u := view.Owner(obj.(*notifyv1.ChannelDelivery)); u != "" {
 					return []string{u}, nil
 				}
 				return nil, nil
@@ -150,7 +172,7 @@ func NewHub(history int, clk clock.WithDelayedExecution, log logr.Logger) *Hub {
 		}),
 		shown:    map[string]*shownItem{},
 		ring:     make([]*Event, history),
-		subs:     map[string]map[*subscriber]struct{}{},
+		subs:     map[string]map[*Subscription]struct{}{},
 		advanced: make(chan struct{}),
 	}
 }
@@ -170,19 +192,10 @@ func (h *Hub) HasSynced() bool {
 
 // WaitForSync blocks until HasSynced or ctx ends.
 func (h *Hub) WaitForSync(ctx context.Context) error {
-	for {
-		h.mu.Lock()
-		synced, ch := h.synced, h.advanced
-		h.mu.Unlock()
-		if synced {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+	if !h.waitUntil(ctx, nil, func() bool { return h.synced }) {
+		return ctx.Err()
 	}
+	return nil
 }
 
 // Head returns the resourceVersion the hub reflects.
@@ -197,16 +210,22 @@ func (h *Hub) Head() uint64 {
 func (h *Hub) WaitFor(ctx context.Context, rv uint64, timeout time.Duration) bool {
 	t := h.clock.NewTimer(timeout)
 	defer t.Stop()
+	return h.waitUntil(ctx, t.C(), func() bool { return h.synced && h.head >= rv })
+}
+
+// waitUntil blocks until cond, checked under the lock whenever the hub
+// advances, holds (true), or until ctx ends or timeout fires (false).
+func (h *Hub) waitUntil(ctx context.Context, timeout <-chan time.Time, cond func() bool) bool {
 	for {
 		h.mu.Lock()
-		ok, ch := h.synced && h.head >= rv, h.advanced
+		ok, ch := cond(), h.advanced
 		h.mu.Unlock()
 		if ok {
 			return true
 		}
 		select {
 		case <-ch:
-		case <-t.C():
+		case <-timeout:
 			return false
 		case <-ctx.Done():
 			return false
@@ -227,7 +246,7 @@ func (h *Hub) Resync() error        { return nil }
 // and every open stream and watch is closed; they resume from their last
 // id, find it older than the history, and get a fresh snapshot.
 func (h *Hub) Replace(list []any, rv string) error {
-	v, err := parseRV(rv)
+	v, err := ParseRV(rv)
 	if err != nil {
 		return err
 	}
@@ -242,8 +261,8 @@ func (h *Hub) Replace(list []any, rv string) error {
 	now := h.clock.Now()
 	for _, obj := range list {
 		d := obj.(*notifyv1.ChannelDelivery)
-		if visible(d, now) {
-			h.showLocked(keyOf(d.Namespace, d.Name), owner(d), itemFor(d))
+		if view.Visible(d, now) {
+			h.showLocked(keyOf(d.Namespace, d.Name), view.Owner(d), view.Item(d))
 		}
 	}
 	if h.synced {
@@ -265,7 +284,7 @@ func (h *Hub) Bookmark(rv string) error {
 }
 
 func (h *Hub) UpdateResourceVersion(rv string) {
-	v, err := parseRV(rv)
+	v, err := ParseRV(rv)
 	if err != nil {
 		return
 	}
@@ -282,7 +301,7 @@ func (h *Hub) apply(obj any, deleted bool) error {
 	if !ok {
 		return fmt.Errorf("unexpected object %T", obj)
 	}
-	rv, err := parseRV(d.ResourceVersion)
+	rv, err := ParseRV(d.ResourceVersion)
 	if err != nil {
 		return err
 	}
@@ -310,18 +329,20 @@ func (h *Hub) apply(obj any, deleted bool) error {
 		if err := h.deliveries.Update(d); err != nil {
 			return err
 		}
-		if visible(d, h.clock.Now()) {
-			item = itemFor(d)
-			h.showLocked(key, owner(d), item)
+		if view.Visible(d, h.clock.Now()) {
+			item = view.Item(d)
+			h.showLocked(key, view.Owner(d), item)
 		}
 	}
 	if old != nil || item != nil {
-		ev := &Event{ID: rv, User: owner(d), Namespace: d.Namespace, Name: d.Name, New: item}
+		ev := &Event{ID: rv, User: view.Owner(d), Namespace: d.Namespace, Name: d.Name, New: item}
 		if old != nil {
 			ev.Old, ev.User = old.item, old.user
 		}
-		if deleted && ev.Old != nil {
-			// The item leaves with the resourceVersion of the deletion.
+		if ev.New == nil {
+			// The item leaves (its delivery was deleted, or stopped being
+			// visible) with the resourceVersion of that change, which is
+			// also the event's id.
 			gone := ev.Old.DeepCopy()
 			gone.ResourceVersion = d.ResourceVersion
 			ev.Old = gone
@@ -377,6 +398,7 @@ func (h *Hub) restartHistoryLocked() {
 }
 
 func (h *Hub) publishLocked(ev *Event) {
+	ev.typ = classify(ev.Old, ev.New)
 	if h.ringLen == h.size {
 		oldest := h.ring[h.ringStart]
 		h.ring[h.ringStart] = nil
@@ -405,7 +427,7 @@ func (h *Hub) advanceLocked() {
 	h.advanced = make(chan struct{})
 }
 
-func (h *Hub) dropLocked(sub *subscriber) {
+func (h *Hub) dropLocked(sub *Subscription) {
 	set := h.subs[sub.user]
 	if _, ok := set[sub]; !ok {
 		return
@@ -421,14 +443,14 @@ func (h *Hub) dropLocked(sub *subscriber) {
 // empty) and says where it starts: after cursor, replaying the retained
 // events, or from a snapshot when cursor is nil or older than the history.
 // A cursor ahead of the hub is an error: wait with WaitFor first.
-func (h *Hub) Subscribe(user, namespace string, cursor *uint64) (*subscriber, Start, error) {
+func (h *Hub) Subscribe(user, namespace string, cursor *uint64) (*Subscription, Start, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, Start{}, errShutdown
+		return nil, Start{}, ErrShutdown
 	}
 	if !h.synced {
-		return nil, Start{}, errNotSynced
+		return nil, Start{}, ErrNotSynced
 	}
 	var st Start
 	switch {
@@ -442,9 +464,10 @@ func (h *Hub) Subscribe(user, namespace string, cursor *uint64) (*subscriber, St
 	default:
 		st.Replay = h.replayLocked(user, namespace, *cursor)
 	}
-	sub := &subscriber{user: user, namespace: namespace, ch: make(chan *Event, subscriberBuffer)}
+	ch := make(chan *Event, subscriberBuffer)
+	sub := &Subscription{Events: ch, user: user, namespace: namespace, ch: ch}
 	if h.subs[user] == nil {
-		h.subs[user] = map[*subscriber]struct{}{}
+		h.subs[user] = map[*Subscription]struct{}{}
 	}
 	h.subs[user][sub] = struct{}{}
 	return sub, st, nil
@@ -471,7 +494,7 @@ func (h *Hub) dropAllLocked() {
 }
 
 // Unsubscribe removes sub; its channel is closed.
-func (h *Hub) Unsubscribe(sub *subscriber) {
+func (h *Hub) Unsubscribe(sub *Subscription) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.dropLocked(sub)
@@ -479,7 +502,7 @@ func (h *Hub) Unsubscribe(sub *subscriber) {
 
 // Quiet returns the head when sub has nothing pending, for bookmarks: a
 // bookmark must not claim a version whose events are still queued.
-func (h *Hub) Quiet(sub *subscriber) (uint64, bool) {
+func (h *Hub) Quiet(sub *Subscription) (uint64, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.head, len(sub.ch) == 0
@@ -506,7 +529,7 @@ func (h *Hub) List(user, namespace string) ([]*inboxv1.InboxItem, uint64, error)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !h.synced {
-		return nil, 0, errNotSynced
+		return nil, 0, ErrNotSynced
 	}
 	return h.itemsLocked(user, namespace), h.head, nil
 }
@@ -517,7 +540,7 @@ func (h *Hub) itemsLocked(user, namespace string) []*inboxv1.InboxItem {
 	out := make([]*inboxv1.InboxItem, 0, len(keys))
 	for _, key := range keys {
 		s := h.shown[key]
-		if s == nil || s.user != user || (namespace != "" && s.item.Namespace != namespace) || expired(s.item.Spec.ExpiresAt, now) {
+		if s == nil || s.user != user || (namespace != "" && s.item.Namespace != namespace) || view.Expired(s.item.Spec.ExpiresAt, now) {
 			continue
 		}
 		out = append(out, s.item)
@@ -537,10 +560,10 @@ func (h *Hub) Get(user, namespace, name string) (*inboxv1.InboxItem, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !h.synced {
-		return nil, errNotSynced
+		return nil, ErrNotSynced
 	}
 	s := h.shown[keyOf(namespace, name)]
-	if s == nil || s.user != user || expired(s.item.Spec.ExpiresAt, h.clock.Now()) {
+	if s == nil || s.user != user || view.Expired(s.item.Spec.ExpiresAt, h.clock.Now()) {
 		return nil, nil
 	}
 	return s.item, nil
@@ -563,7 +586,9 @@ func (h *Hub) Delivery(user, namespace, name string) *notifyv1.ChannelDelivery {
 
 func keyOf(namespace, name string) string { return namespace + "/" + name }
 
-func parseRV(rv string) (uint64, error) {
+// ParseRV reads a resourceVersion as the number it is on an etcd-backed
+// API server.
+func ParseRV(rv string) (uint64, error) {
 	v, err := strconv.ParseUint(rv, 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("resourceVersion %q is not a number: the inbox needs an etcd-backed API server, whose resourceVersions are comparable", rv)
