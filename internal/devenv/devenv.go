@@ -36,7 +36,7 @@ import (
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/controllers"
-	"github.com/herald-dev/herald/internal/channel/whatsapp/whatsapptest"
+	"github.com/herald-dev/herald/internal/dev/whatsappfake"
 )
 
 const loopback = "127.0.0.1"
@@ -119,7 +119,7 @@ type Env struct {
 	// types.
 	Client client.Client
 	// WhatsApp is the WhatsApp sink (a WAHA fake).
-	WhatsApp *whatsapptest.WAHA
+	WhatsApp *whatsappfake.WAHA
 	// InboxErr is why the inbox API is not available, nil when it is.
 	InboxErr error
 	// StartupTime is how long Start took, Phases how long each part took.

@@ -1,4 +1,4 @@
-// Package whatsapptest provides fake WhatsApp provider servers (Meta Cloud
+// Package whatsappfake provides fake WhatsApp provider servers (Meta Cloud
 // API, Twilio, WAHA) built on httptest.Server.
 //
 // Each fake checks requests the way the real provider documents them:
@@ -15,7 +15,7 @@
 // until the client gives up, for timeout tests. The servers are safe for
 // concurrent use and can also back a local development sink through
 // WithListener and WithLogf.
-package whatsapptest
+package whatsappfake
 
 import (
 	"context"
@@ -273,7 +273,7 @@ func (s *Server) record(r *http.Request, m Message) {
 
 func (s *Server) log(format string, args ...any) {
 	if s.logf != nil {
-		s.logf("whatsapptest: "+format, args...)
+		s.logf("whatsappfake: "+format, args...)
 	}
 }
 

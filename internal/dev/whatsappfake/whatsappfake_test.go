@@ -1,4 +1,4 @@
-package whatsapptest_test
+package whatsappfake_test
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 
 	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/channel/whatsapp"
-	"github.com/herald-dev/herald/internal/channel/whatsapp/whatsapptest"
+	"github.com/herald-dev/herald/internal/dev/whatsappfake"
 )
 
 type rawReq struct {
@@ -57,7 +57,7 @@ func do(t *testing.T, base string, r rawReq) (int, map[string]any) {
 }
 
 func TestMetaRejectsMalformedRequests(t *testing.T) {
-	m := whatsapptest.NewMeta()
+	m := whatsappfake.NewMeta()
 	defer m.Close()
 	path := "/" + m.APIVersion + "/" + m.PhoneNumberID + "/messages"
 	auth := map[string]string{"Authorization": "Bearer " + m.AccessToken}
@@ -111,7 +111,7 @@ func TestMetaRejectsMalformedRequests(t *testing.T) {
 }
 
 func TestTwilioRejectsMalformedRequests(t *testing.T) {
-	f := whatsapptest.NewTwilio()
+	f := whatsappfake.NewTwilio()
 	defer f.Close()
 	form := url.Values{"To": {"whatsapp:+4915112345678"}, "From": {"whatsapp:" + f.From}, "Body": {"hi"}}
 	with := func(k, v string) string {
@@ -164,7 +164,7 @@ func TestTwilioRejectsMalformedRequests(t *testing.T) {
 }
 
 func TestWAHARejectsMalformedRequests(t *testing.T) {
-	f := whatsapptest.NewWAHA()
+	f := whatsappfake.NewWAHA()
 	defer f.Close()
 	key := map[string]string{"X-Api-Key": f.APIKey}
 	tests := []struct {
@@ -200,14 +200,14 @@ func TestWAHARejectsMalformedRequests(t *testing.T) {
 // FailNext answers exactly k requests with the scripted error, in order
 // with StallNext, and then accepts again.
 func TestFailNextIsConsumedInOrder(t *testing.T) {
-	m := whatsapptest.NewMeta()
+	m := whatsappfake.NewMeta()
 	defer m.Close()
 	s, err := whatsapp.NewCloud(whatsapp.CloudConfig{BaseURL: m.URL, PhoneNumberID: m.PhoneNumberID, AccessToken: m.AccessToken})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.FailNext(2, whatsapptest.ErrorSpec{Code: 130429})
-	m.FailNext(1, whatsapptest.ErrorSpec{Code: 131047})
+	m.FailNext(2, whatsappfake.ErrorSpec{Code: 130429})
+	m.FailNext(1, whatsappfake.ErrorSpec{Code: 131047})
 	msg := &channel.Message{Body: "hi", Recipient: channel.Recipient{Phone: "+4915112345678"}}
 
 	var reasons []channel.Reason
@@ -228,7 +228,7 @@ func TestFailNextIsConsumedInOrder(t *testing.T) {
 }
 
 func TestWaitForMessagesConcurrent(t *testing.T) {
-	w := whatsapptest.NewWAHA()
+	w := whatsappfake.NewWAHA()
 	defer w.Close()
 	s, err := whatsapp.NewWAHA(whatsapp.WAHAConfig{BaseURL: w.URL, APIKey: w.APIKey})
 	if err != nil {
@@ -266,7 +266,7 @@ func TestWaitForMessagesConcurrent(t *testing.T) {
 }
 
 func TestWaitForMessagesHonoursContext(t *testing.T) {
-	w := whatsapptest.NewWAHA()
+	w := whatsappfake.NewWAHA()
 	defer w.Close()
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -278,7 +278,7 @@ func TestWaitForMessagesHonoursContext(t *testing.T) {
 
 // Close must not hang on a stalled request.
 func TestCloseReleasesStalledRequests(t *testing.T) {
-	tw := whatsapptest.NewTwilio()
+	tw := whatsappfake.NewTwilio()
 	tw.StallNext(1)
 	s, err := whatsapp.NewTwilio(whatsapp.TwilioConfig{BaseURL: tw.URL, AccountSID: tw.AccountSID, AuthToken: tw.AuthToken, From: tw.From})
 	if err != nil {

@@ -1,4 +1,4 @@
-package whatsapptest
+package whatsappfake
 
 import (
 	"bytes"
