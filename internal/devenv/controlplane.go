@@ -14,7 +14,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/herald-dev/herald/internal/pki"
+	"github.com/herald-dev/herald/internal/dev/pki"
 )
 
 // controlPlane starts etcd and kube-apiserver with envtest's ControlPlane:

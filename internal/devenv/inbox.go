@@ -21,8 +21,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
+	"github.com/herald-dev/herald/internal/dev/pki"
 	"github.com/herald-dev/herald/internal/inbox"
-	"github.com/herald-dev/herald/internal/pki"
 )
 
 // The inbox API server runs in this process and is reached the way a

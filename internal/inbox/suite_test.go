@@ -31,9 +31,9 @@ import (
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/dev/pki"
 	"github.com/herald-dev/herald/internal/devenv"
 	"github.com/herald-dev/herald/internal/inbox"
-	"github.com/herald-dev/herald/internal/pki"
 	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
 )
 

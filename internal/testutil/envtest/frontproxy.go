@@ -5,7 +5,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	"github.com/herald-dev/herald/internal/pki"
+	"github.com/herald-dev/herald/internal/dev/pki"
 )
 
 // ConfigureFrontProxy gives env's kube-apiserver a front-proxy CA and client

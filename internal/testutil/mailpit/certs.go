@@ -3,7 +3,7 @@ package mailpit
 import (
 	"net"
 
-	"github.com/herald-dev/herald/internal/pki"
+	"github.com/herald-dev/herald/internal/dev/pki"
 )
 
 // testPKI is a throw-away CA plus one server certificate issued by it. A

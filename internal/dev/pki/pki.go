@@ -2,6 +2,10 @@
 // its helpers need: a CA, serving and client certificates signed by it.
 // They are ECDSA P-256, valid for a year from an hour ago; herald dev and
 // the tests make new ones at every start.
+//
+// It is dev-only, like everything under internal/dev: the inbox API server
+// in production gets its serving certificate from its flags (or generates
+// one itself through k8s.io/apiserver), never from here.
 package pki
 
 import (
