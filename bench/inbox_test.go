@@ -30,9 +30,9 @@ import (
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/dev/testutil/controllerproc"
+	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 	"github.com/herald-dev/herald/internal/devenv"
-	"github.com/herald-dev/herald/internal/testutil/controllerproc"
-	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
 )
 
 var (

@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/dev/mailpit"
 	"github.com/herald-dev/herald/internal/dev/whatsappfake"
-	"github.com/herald-dev/herald/internal/testutil/mailpit"
 )
 
 func createSecret(ns, name string, data map[string]string) {

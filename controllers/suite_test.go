@@ -24,8 +24,8 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/controllers"
+	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 	"github.com/herald-dev/herald/internal/retry"
-	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
 )
 
 // One control plane serves the whole package; each test works in a fresh

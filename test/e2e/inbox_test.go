@@ -34,8 +34,8 @@ import (
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 	"github.com/herald-dev/herald/internal/devenv"
-	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
 )
 
 const (

@@ -13,7 +13,7 @@ import (
 	"unicode"
 
 	"github.com/herald-dev/herald/internal/channel"
-	"github.com/herald-dev/herald/internal/testutil/mailpit"
+	"github.com/herald-dev/herald/internal/dev/mailpit"
 )
 
 // Servers shared by the package's tests, one per SMTP set-up. Tests that

@@ -28,7 +28,7 @@ import (
 	"sync"
 	"time"
 
-	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
+	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 )
 
 // TLSMode selects how the SMTP listener uses TLS.
