@@ -34,8 +34,8 @@ import (
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/dev"
 	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
-	"github.com/herald-dev/herald/internal/devenv"
 )
 
 const (
@@ -68,7 +68,7 @@ func repoRoot(t *testing.T) string {
 
 // startEnv starts `herald dev`'s environment with its state in a temporary
 // directory and its logs in logFile.
-func startEnv(t *testing.T, ctx context.Context) *devenv.Env {
+func startEnv(t *testing.T, ctx context.Context) *dev.Env {
 	t.Helper()
 	dir := t.TempDir()
 	logFile, err := os.Create(filepath.Join(dir, "herald.log"))
@@ -79,7 +79,7 @@ func startEnv(t *testing.T, ctx context.Context) *devenv.Env {
 	ctrl.SetLogger(log)
 	klog.SetLogger(log.WithName("klog"))
 	var out bytes.Buffer
-	env, err := devenv.Start(ctx, devenv.Options{
+	env, err := dev.Start(ctx, dev.Options{
 		StateDir: filepath.Join(dir, "state"),
 		Out:      &out,
 		Log:      log,
@@ -106,7 +106,7 @@ func startEnv(t *testing.T, ctx context.Context) *devenv.Env {
 
 // applyFile does what `kubectl apply --server-side -f file` does in the
 // demo namespace, for every document in file.
-func applyFile(t *testing.T, ctx context.Context, env *devenv.Env, file string) {
+func applyFile(t *testing.T, ctx context.Context, env *dev.Env, file string) {
 	t.Helper()
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -235,7 +235,7 @@ func TestInboxPage(t *testing.T) {
 
 	// kubectl get inboxitems --as alice
 	var items inboxv1.InboxItemList
-	alice, err := client.New(env.UserConfig("alice"), client.Options{Scheme: devenv.Scheme()})
+	alice, err := client.New(env.UserConfig("alice"), client.Options{Scheme: dev.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestInboxPage(t *testing.T) {
 	// README.md: kubectl patch inboxitem ... --as <user> --type=merge.
 	// Carol answers her own item through kube-apiserver, the other way;
 	// alice's approval was recorded first and must stand.
-	carol, err := client.New(env.UserConfig("carol"), client.Options{Scheme: devenv.Scheme()})
+	carol, err := client.New(env.UserConfig("carol"), client.Options{Scheme: dev.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +313,7 @@ func TestInboxPage(t *testing.T) {
 
 // checkSinks checks that email reached Mailpit and WhatsApp and webhook
 // messages reached their sinks for alice and bob.
-func checkSinks(t *testing.T, ctx context.Context, env *devenv.Env) {
+func checkSinks(t *testing.T, ctx context.Context, env *dev.Env) {
 	t.Helper()
 	eventually(t, ctx, apiTimeout, "Mailpit received the email for alice and bob", func(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, env.MailpitURL()+"/api/v1/messages", nil)

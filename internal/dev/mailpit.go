@@ -1,4 +1,4 @@
-package devenv
+package dev
 
 import (
 	"context"
@@ -33,7 +33,7 @@ func (e *Env) startChild(name, logFile string, argv ...string) (*child, error) {
 	cmd.SysProcAttr = childAttr()
 	// Mailpit reads its whole configuration from MP_* variables as well.
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "MP_") && !strings.HasPrefix(kv, "HERALD_DEVENV_SHIM_") {
+		if !strings.HasPrefix(kv, "MP_") && !strings.HasPrefix(kv, "HERALD_DEV_SHIM_") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}

@@ -1,4 +1,4 @@
-package devenv_test
+package dev_test
 
 import (
 	"bytes"
@@ -25,19 +25,19 @@ import (
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
-	"github.com/herald-dev/herald/internal/devenv"
+	"github.com/herald-dev/herald/internal/dev"
 )
 
 // start runs the environment with its state in dir and its logs in the
 // test output on failure.
-func start(t *testing.T, ctx context.Context, dir string) *devenv.Env {
+func start(t *testing.T, ctx context.Context, dir string) *dev.Env {
 	t.Helper()
 	var logs bytes.Buffer
 	log := zap.New(zap.WriteTo(&syncWriter{b: &logs}), zap.UseDevMode(true))
 	ctrl.SetLogger(log)
 	klog.SetLogger(log.WithName("klog"))
 	var out bytes.Buffer
-	env, err := devenv.Start(ctx, devenv.Options{StateDir: dir, Out: &syncWriter{b: &out}, Log: log})
+	env, err := dev.Start(ctx, dev.Options{StateDir: dir, Out: &syncWriter{b: &out}, Log: log})
 	if err != nil {
 		t.Fatalf("Start: %v\n%s\n%s", err, out.String(), tail(logs.String()))
 	}
@@ -173,7 +173,7 @@ func TestStartStopResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kube, err := client.New(cfg, client.Options{Scheme: devenv.Scheme()})
+	kube, err := client.New(cfg, client.Options{Scheme: dev.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestStartStopResume(t *testing.T) {
 	if env.InboxErr != nil {
 		t.Fatalf("inbox API: %v", env.InboxErr)
 	}
-	alice, err := client.New(env.UserConfig("alice"), client.Options{Scheme: devenv.Scheme()})
+	alice, err := client.New(env.UserConfig("alice"), client.Options{Scheme: dev.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func TestStartStopResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	var sinks []devenv.SinkMessage
+	var sinks []dev.SinkMessage
 	if _, err := getJSON(env.WebURL()+"/api/sinks", &sinks); err != nil || len(sinks) != 1 || sinks[0].To != "bob" || sinks[0].Notification != "hello" {
 		t.Fatalf("sinks: %+v %v", sinks, err)
 	}

@@ -1,4 +1,4 @@
-package devenv
+package dev
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package devenv
+package dev
 
 import (
 	"fmt"
@@ -22,9 +22,9 @@ import (
 // parent dies (PR_SET_PDEATHSIG), records its pid, and replaces itself with
 // the real binary; the parent-death signal survives exec.
 const (
-	envShimDir    = "HERALD_DEVENV_SHIM_DIR"
-	envShimTarget = "HERALD_DEVENV_SHIM_TARGET_DIR"
-	envShimParent = "HERALD_DEVENV_SHIM_PARENT"
+	envShimDir    = "HERALD_DEV_SHIM_DIR"
+	envShimTarget = "HERALD_DEV_SHIM_TARGET_DIR"
+	envShimParent = "HERALD_DEV_SHIM_PARENT"
 )
 
 func init() {
@@ -54,7 +54,7 @@ func runShim(dir string) int {
 	}
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HERALD_DEVENV_SHIM_") {
+		if !strings.HasPrefix(kv, "HERALD_DEV_SHIM_") {
 			env = append(env, kv)
 		}
 	}

@@ -1,4 +1,4 @@
-// Package devenv is `herald dev`: a complete local Herald on one machine,
+// Package dev is `herald dev`: a complete local Herald on one machine,
 // with no cluster and no containers. It starts etcd and kube-apiserver
 // (controller-runtime's envtest, from the binaries `make envtest-bins`
 // builds), installs the CRDs, runs the controllers and the inbox API server
@@ -10,7 +10,7 @@
 // All state lives in one directory (default .herald-dev): etcd's data, the
 // chosen ports, Mailpit's messages, logs and the admin kubeconfig. A second
 // start with the same directory resumes with the same data and addresses.
-package devenv
+package dev
 
 import (
 	"context"
