@@ -1,3 +1,5 @@
+//go:build !nodev
+
 package main
 
 import (
@@ -14,14 +16,18 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/herald-dev/herald/cmd/herald/internal/controller"
 	"github.com/herald-dev/herald/internal/dev"
 )
 
 // newDevCommand runs a complete local Herald: control plane, controllers,
 // inbox API server, sinks for every channel, demo data and an inbox page.
 // See internal/dev and docs/operations.md.
+//
+// This file is the only one of the binary that imports internal/dev; a
+// build with -tags nodev leaves it out (see nodev.go).
 func newDevCommand() *cobra.Command {
-	f := &controllerFlags{}
+	f := &controller.Flags{}
 	o := dev.Options{}
 	var inbox, demo, logToStderr bool
 	cmd := &cobra.Command{
@@ -40,12 +46,12 @@ Everything is kept in --state-dir; a second start resumes with the same
 etcd data and ports. Ctrl-C stops everything.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts, err := f.options()
+			opts, err := f.Options()
 			if err != nil {
 				return err
 			}
 			o.Controller = opts
-			o.MetricsBindAddress = f.metricsAddr
+			o.MetricsBindAddress = f.MetricsAddr
 			o.DisableInbox, o.DisableDemo = !inbox, !demo
 			o.Out = cmd.OutOrStdout()
 			// When the terminal's output goes away (`make dev | tee` and
@@ -76,7 +82,7 @@ etcd data and ports. Ctrl-C stops everything.`,
 				logw = lf
 			}
 			// UseFlagOptions replaces every option, so it comes first.
-			log := zap.New(zap.UseFlagOptions(&f.zap), zap.WriteTo(logw))
+			log := zap.New(zap.UseFlagOptions(&f.Zap), zap.WriteTo(logw))
 			ctrl.SetLogger(log)
 			klog.SetLogger(log.WithName("klog"))
 			o.Log = log
@@ -100,7 +106,7 @@ etcd data and ports. Ctrl-C stops everything.`,
 	fs.BoolVar(&logToStderr, "log-to-stderr", false, "Write the controllers' and inbox server's logs to stderr instead of <state-dir>/logs/herald.log.")
 	// The controller's own flags (workers, retry policy, logging) apply as
 	// they do to `herald controller`.
-	f.bind(cmd)
+	f.Bind(cmd)
 	metrics := fs.Lookup("metrics-bind-address")
 	metrics.DefValue = "0"
 	_ = metrics.Value.Set("0")

@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && !nodev
 
 package main
 
@@ -21,6 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-dev/herald/cmd/herald/internal/controller"
 )
 
 // TestMain lets the tests run this binary as `herald`: with
@@ -161,7 +163,7 @@ func kubeClient(t *testing.T, stateDir string) client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
+	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,8 @@
-package main
+// Package controller is `herald controller`: the controller manager that
+// fans out and delivers notifications. It is a production code path: it
+// must not import anything dev-only (internal/dev, test helpers, fakes);
+// cmd/herald's TestProductionImports checks that.
+package controller
 
 import (
 	"flag"
@@ -19,10 +23,12 @@ import (
 	"github.com/herald-dev/herald/internal/retry"
 )
 
-// controllerFlags are the controller's settings. The retry and worker
-// defaults are the predecessor's JOB_QUEUE_* knobs.
-type controllerFlags struct {
-	metricsAddr    string
+// Flags are the controller's settings. The retry and worker defaults are
+// the predecessor's JOB_QUEUE_* knobs. herald dev binds them too, so that
+// its in-process controllers take the same flags.
+type Flags struct {
+	// MetricsAddr is --metrics-bind-address.
+	MetricsAddr    string
 	probeAddr      string
 	pprofAddr      string
 	leaderElect    bool
@@ -42,12 +48,14 @@ type controllerFlags struct {
 	tripFor        time.Duration
 	statusInterval time.Duration
 	successEvents  bool
-	zap            zap.Options
+	// Zap is the logging configuration (--zap-* flags).
+	Zap zap.Options
 }
 
-func (f *controllerFlags) bind(cmd *cobra.Command) {
+// Bind adds the flags to cmd.
+func (f *Flags) Bind(cmd *cobra.Command) {
 	fs := cmd.Flags()
-	fs.StringVar(&f.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
+	fs.StringVar(&f.MetricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus metrics endpoint; 0 disables it.")
 	fs.StringVar(&f.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	fs.StringVar(&f.pprofAddr, "pprof-bind-address", "", "Address of the net/http/pprof endpoints, for profiling; empty disables them.")
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
@@ -68,11 +76,12 @@ func (f *controllerFlags) bind(cmd *cobra.Command) {
 	fs.DurationVar(&f.statusInterval, "status-interval", time.Second, "Least time between two status writes of a Notification whose deliveries are in flight; finishing always writes at once.")
 	fs.BoolVar(&f.successEvents, "success-events", false, "Emit a Normal Event for every delivered Notification (one more API write each); failures always get Warning Events.")
 	gofs := flag.NewFlagSet("zap", flag.ExitOnError)
-	f.zap.BindFlags(gofs)
+	f.Zap.BindFlags(gofs)
 	fs.AddGoFlagSet(gofs)
 }
 
-func (f *controllerFlags) options() (controllers.Options, error) {
+// Options turns the flags into the controllers' options.
+func (f *Flags) Options() (controllers.Options, error) {
 	opts := controllers.DefaultOptions()
 	opts.DefaultWorkers = f.workers
 	opts.NotificationWorkers = f.notifWorkers
@@ -122,8 +131,8 @@ func channelNames() string {
 	return strings.Join(names, ", ")
 }
 
-// Scheme holds every type the controller and API server read.
-func newScheme() *runtime.Scheme {
+// Scheme holds every type the controller reads.
+func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(s); err != nil {
 		panic(err)
@@ -134,14 +143,15 @@ func newScheme() *runtime.Scheme {
 	return s
 }
 
-func newControllerCommand() *cobra.Command {
-	f := &controllerFlags{}
+// NewCommand returns the controller sub-command.
+func NewCommand() *cobra.Command {
+	f := &Flags{}
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Run the controllers that fan out and deliver notifications",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.zap)))
-			opts, err := f.options()
+			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&f.Zap)))
+			opts, err := f.Options()
 			if err != nil {
 				return err
 			}
@@ -151,9 +161,9 @@ func newControllerCommand() *cobra.Command {
 			}
 			cfg.QPS, cfg.Burst = float32(f.qps), f.burst
 			mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-				Scheme:                  newScheme(),
+				Scheme:                  Scheme(),
 				Cache:                   controllers.CacheOptions(),
-				Metrics:                 metricsserver.Options{BindAddress: f.metricsAddr},
+				Metrics:                 metricsserver.Options{BindAddress: f.MetricsAddr},
 				HealthProbeBindAddress:  f.probeAddr,
 				PprofBindAddress:        f.pprofAddr,
 				LeaderElection:          f.leaderElect,
@@ -180,6 +190,6 @@ func newControllerCommand() *cobra.Command {
 			return mgr.Start(cmd.Context())
 		},
 	}
-	f.bind(cmd)
+	f.Bind(cmd)
 	return cmd
 }

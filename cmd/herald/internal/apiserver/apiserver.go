@@ -1,4 +1,8 @@
-package main
+// Package apiserver is `herald apiserver`: the inbox aggregated API
+// server. It is a production code path: it must not import anything
+// dev-only (internal/dev, test helpers, fakes); cmd/herald's
+// TestProductionImports checks that.
+package apiserver
 
 import (
 	"flag"
@@ -9,10 +13,10 @@ import (
 	"github.com/herald-dev/herald/internal/inbox"
 )
 
-// newAPIServerCommand runs the inbox aggregated API server
-// (inbox.herald.dev/v1alpha1). kube-apiserver proxies to it through an
-// APIService; see docs/inbox.md and config/apiserver/.
-func newAPIServerCommand() *cobra.Command {
+// NewCommand returns the sub-command that runs the inbox aggregated API
+// server (inbox.herald.dev/v1alpha1). kube-apiserver proxies to it through
+// an APIService; see docs/inbox.md and config/apiserver/.
+func NewCommand() *cobra.Command {
 	o := inbox.NewOptions()
 	cmd := &cobra.Command{
 		Use:   "apiserver",
