@@ -231,3 +231,21 @@ func TestDevOnlyChains(t *testing.T) {
 		t.Errorf("chains:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestDockerfileBuildsWithoutDev checks that the image is built the way
+// TestProductionImports checks the binary: with -tags nodev.
+func TestDockerfileBuildsWithoutDev(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "RUN ") && strings.Contains(line, "go build") && strings.Contains(line, "./cmd/herald") {
+			if !strings.Contains(line, "-tags nodev") {
+				t.Errorf("the Dockerfile builds herald without -tags nodev, so the image would link herald dev and internal/dev:\n%s", line)
+			}
+			return
+		}
+	}
+	t.Error("the Dockerfile has no `RUN ... go build ... ./cmd/herald` line")
+}
