@@ -259,3 +259,28 @@ func (e *Env) UserConfig(username string) *rest.Config {
 	c.Impersonate = rest.ImpersonationConfig{UserName: username}
 	return c
 }
+
+// stopPolling ends poll at once with its error.
+type stopPolling struct{ error }
+
+// poll calls f until it returns nil, a stopPolling error, or ctx ends,
+// backing off from 10ms to 200ms between calls.
+func poll(ctx context.Context, f func() error) error {
+	delay := 10 * time.Millisecond
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		var stop stopPolling
+		if errors.As(err, &stop) {
+			return stop.error
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 200*time.Millisecond)
+	}
+}

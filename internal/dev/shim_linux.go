@@ -22,9 +22,10 @@ import (
 // parent dies (PR_SET_PDEATHSIG), records its pid, and replaces itself with
 // the real binary; the parent-death signal survives exec.
 const (
-	envShimDir    = "HERALD_DEV_SHIM_DIR"
-	envShimTarget = "HERALD_DEV_SHIM_TARGET_DIR"
-	envShimParent = "HERALD_DEV_SHIM_PARENT"
+	shimEnvPrefix = "HERALD_DEV_SHIM_"
+	envShimDir    = shimEnvPrefix + "DIR"
+	envShimTarget = shimEnvPrefix + "TARGET_DIR"
+	envShimParent = shimEnvPrefix + "PARENT"
 )
 
 func init() {
@@ -54,7 +55,7 @@ func runShim(dir string) int {
 	}
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HERALD_DEV_SHIM_") {
+		if !strings.HasPrefix(kv, shimEnvPrefix) {
 			env = append(env, kv)
 		}
 	}
@@ -86,11 +87,4 @@ func shimBinaries(dir, realDir string, names ...string) (string, error) {
 	os.Setenv(envShimTarget, realDir)
 	os.Setenv(envShimParent, strconv.Itoa(os.Getpid()))
 	return dir, nil
-}
-
-// childAttr is what every child of `herald dev` runs with: its own process
-// group, so that Ctrl-C reaches only `herald dev`, which then stops the
-// children in order; and SIGKILL when `herald dev` dies.
-func childAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }

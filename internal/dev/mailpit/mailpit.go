@@ -1,6 +1,9 @@
 // Package mailpit runs a real Mailpit SMTP server (bin/mailpit) as a child
-// process for tests and wraps the parts of its REST API that tests need:
-// reading received messages and injecting SMTP failures ("chaos").
+// process and wraps the parts of its REST API that callers need: reading
+// received messages and injecting SMTP failures ("chaos"). It is the one
+// Mailpit starter of the repository: herald dev runs its email sink with
+// it, on fixed ports with the messages kept in its state directory, and the
+// tests run throw-away servers on free ports.
 //
 // A real server is used instead of a fake because the email channel's
 // behaviour depends on details a fake would have to re-implement: STARTTLS
@@ -9,7 +12,10 @@
 //
 // The binary is built by `make envtest-bins`
 // (go install github.com/axllent/mailpit@v1.33.1 into bin/). Set
-// HERALD_MAILPIT to use another binary.
+// HERALD_MAILPIT or Options.Binary to use another binary.
+//
+// Like everything under internal/dev it is dev-only: production code never
+// imports it.
 package mailpit
 
 import (
@@ -23,10 +29,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 )
@@ -46,7 +56,8 @@ const (
 )
 
 // Options configure a Mailpit server. The zero value is a plain SMTP server
-// without authentication or chaos.
+// on free ports, without authentication or chaos, whose data is removed by
+// Close.
 type Options struct {
 	// Username and Password, when Username is set, make SMTP AUTH
 	// mandatory with exactly these credentials (PLAIN and LOGIN). Mailpit
@@ -55,6 +66,10 @@ type Options struct {
 	// the username may not contain ':' (Mailpit's password file format).
 	Username string
 	Password string
+	// AcceptAnyAuth accepts whatever credentials a client sends
+	// (--smtp-auth-accept-any), as a local sink should; clients that do not
+	// authenticate are accepted too. It excludes Username.
+	AcceptAnyAuth bool
 	// AllowInsecureAuth lets clients authenticate without TLS
 	// (--smtp-auth-allow-insecure).
 	AllowInsecureAuth bool
@@ -72,9 +87,47 @@ type Options struct {
 	// transcript. See Server.Logs.
 	Verbose bool
 
+	// Binary is the Mailpit executable. Empty means $HERALD_MAILPIT, else
+	// bin/mailpit in the repository.
+	Binary string
+
+	// Dir holds the database, the certificates, the password file and, by
+	// default, the log. Empty means a new temporary directory that Close
+	// removes; a given directory is created when missing and kept, so that
+	// the next server on it has the same messages.
+	Dir string
+	// LogFile receives Mailpit's standard output and error, appended to
+	// across restarts. Empty means mailpit.log in Dir.
+	LogFile string
+	// PIDFile, when set, holds the process id while Mailpit runs (written
+	// at start, removed once it has stopped), so that a supervisor that
+	// dies without stopping it can find it later.
+	PIDFile string
+
+	// SMTPPort and HTTPPort are loopback ports to listen on. Zero picks
+	// free ports; Restart keeps whatever ports the server has.
+	SMTPPort int
+	HTTPPort int
+
 	// StartTimeout bounds how long Start and Restart wait for the server to
 	// become ready. Zero means 30 seconds.
 	StartTimeout time.Duration
+	// StopGrace is how long Stop waits after SIGTERM before it kills
+	// Mailpit. Zero kills at once (SIGKILL), which is safe: the database is
+	// SQLite in WAL mode and recovers on the next start.
+	StopGrace time.Duration
+
+	// OwnProcessGroup starts Mailpit in a process group of its own, so
+	// that a terminal's Ctrl-C reaches only the caller, which then stops
+	// it in order (herald dev). On Linux Mailpit is killed when the caller
+	// dies either way (parent-death signal).
+	OwnProcessGroup bool
+
+	// DropEnv lists prefixes of environment variables Mailpit does not
+	// inherit, besides MP_* (Mailpit reads its whole configuration from
+	// those as well, and a developer's own settings must not change a test
+	// or the dev sink).
+	DropEnv []string
 }
 
 // Server is a running (or stopped) Mailpit child process. Its ports, data
@@ -84,6 +137,8 @@ type Server struct {
 	opts     Options
 	bin      string
 	dir      string
+	ownDir   bool // dir was made by Start and is removed by Close
+	logFile  string
 	caPEM    []byte
 	smtpPort int
 	httpPort int
@@ -101,63 +156,107 @@ type process struct {
 
 const loopback = "127.0.0.1"
 
-// Start launches Mailpit on free loopback ports and waits until both its
-// HTTP API and its SMTP listener accept connections. Call Close when done.
+// Start launches Mailpit and waits until both its HTTP API and its SMTP
+// listener accept connections. Call Close when done.
 func Start(opts Options) (*Server, error) {
+	return StartContext(context.Background(), opts)
+}
+
+// StartContext is Start that gives up, stopping Mailpit again, when ctx
+// ends before Mailpit is ready.
+func StartContext(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Username != "" {
+		if opts.AcceptAnyAuth {
+			return nil, errors.New("mailpit: Username and AcceptAnyAuth exclude each other")
+		}
 		if strings.ContainsAny(opts.Username, ": \t\r\n") || strings.ContainsAny(opts.Password, " \t\r\n") || opts.Password == "" {
 			return nil, errors.New("mailpit: username must not contain ':' or white space, and password must be non-empty without white space")
 		}
-		if opts.TLS == TLSOff && !opts.AllowInsecureAuth {
-			return nil, errors.New("mailpit: SMTP AUTH without TLS needs AllowInsecureAuth")
-		}
+	}
+	if (opts.Username != "" || opts.AcceptAnyAuth) && opts.TLS == TLSOff && !opts.AllowInsecureAuth {
+		return nil, errors.New("mailpit: SMTP AUTH without TLS needs AllowInsecureAuth")
 	}
 	if opts.StartTimeout <= 0 {
 		opts.StartTimeout = 30 * time.Second
 	}
 
-	bin, err := findBinary()
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "herald-mailpit-")
-	if err != nil {
-		return nil, fmt.Errorf("mailpit: %w", err)
+	bin := opts.Binary
+	if bin == "" {
+		var err error
+		if bin, err = findBinary(); err != nil {
+			return nil, err
+		}
 	}
 	s := &Server{
-		opts: opts,
-		bin:  bin,
-		dir:  dir,
+		opts:     opts,
+		bin:      bin,
+		dir:      opts.Dir,
+		logFile:  opts.LogFile,
+		smtpPort: opts.SMTPPort,
+		httpPort: opts.HTTPPort,
 		// No proxy: the API is on loopback and a developer's HTTP_PROXY
 		// must not get in the way.
 		http: &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 10 * time.Second},
 	}
+	if s.dir == "" {
+		dir, err := os.MkdirTemp("", "herald-mailpit-")
+		if err != nil {
+			return nil, fmt.Errorf("mailpit: %w", err)
+		}
+		s.dir, s.ownDir = dir, true
+	} else if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("mailpit: %w", err)
+	}
+	if s.logFile == "" {
+		s.logFile = s.path("mailpit.log")
+	}
 	if err := s.writeConfigFiles(); err != nil {
-		_ = os.RemoveAll(dir)
+		s.removeDir()
 		return nil, err
 	}
 
 	// Free ports are found by binding to :0 and releasing the port, so
 	// another process can take one before Mailpit binds it. That race is
-	// rare; a second try with fresh ports makes it harmless.
+	// rare; a second try with fresh ports makes it harmless. Ports the
+	// caller chose get one try.
+	pick := s.smtpPort == 0 || s.httpPort == 0
 	for attempt := 1; ; attempt++ {
-		s.smtpPort, s.httpPort, err = freePorts()
+		var err error
+		if pick {
+			err = s.pickPorts()
+		}
 		if err == nil {
-			err = s.launch()
+			err = s.launch(ctx)
 		}
 		if err == nil {
 			return s, nil
 		}
-		if attempt == 2 {
-			_ = os.RemoveAll(dir)
+		if !pick || attempt == 2 || ctx.Err() != nil {
+			s.removeDir()
 			return nil, err
 		}
 	}
 }
 
+// pickPorts chooses free ports for the SMTP and HTTP listeners the caller
+// left open.
+func (s *Server) pickPorts() error {
+	a, b, err := freePorts()
+	if err != nil {
+		return err
+	}
+	if s.opts.SMTPPort == 0 {
+		s.smtpPort = a
+	}
+	if s.opts.HTTPPort == 0 {
+		s.httpPort = b
+	}
+	return nil
+}
+
 // writeConfigFiles writes the password file and TLS material that the
 // command line refers to. They live in the server's own directory, so they
-// survive Stop/Restart and are removed by Close.
+// survive Stop/Restart.
 func (s *Server) writeConfigFiles() error {
 	if s.opts.Username != "" {
 		// Mailpit reads htpasswd-style "user:password" lines; a plain
@@ -192,13 +291,17 @@ func (s *Server) args() []string {
 		"--smtp", net.JoinHostPort(loopback, strconv.Itoa(s.smtpPort)),
 		"--listen", net.JoinHostPort(loopback, strconv.Itoa(s.httpPort)),
 		// An explicit database file (rather than Mailpit's default temp
-		// file) keeps messages across Restart and is removed by Close.
+		// file) keeps messages across Restart, and across herald dev runs
+		// in its state directory.
 		"--database", s.path("mailpit.db"),
-		"--disable-version-check", // no network access from tests
+		"--disable-version-check", // no network access
 		"--smtp-disable-rdns",     // no reverse DNS lookup per connection
 	}
 	if s.opts.Username != "" {
 		args = append(args, "--smtp-auth-file", s.path("smtp-auth"))
+	}
+	if s.opts.AcceptAnyAuth {
+		args = append(args, "--smtp-auth-accept-any")
 	}
 	if s.opts.AllowInsecureAuth {
 		args = append(args, "--smtp-auth-allow-insecure")
@@ -219,8 +322,8 @@ func (s *Server) args() []string {
 }
 
 // launch starts the process on the current ports and waits for readiness.
-func (s *Server) launch() error {
-	logFile, err := os.OpenFile(s.path("mailpit.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+func (s *Server) launch(ctx context.Context) error {
+	logFile, err := os.OpenFile(s.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("mailpit: open log: %w", err)
 	}
@@ -228,12 +331,15 @@ func (s *Server) launch() error {
 
 	cmd := exec.Command(s.bin, s.args()...)
 	cmd.Dir = s.dir
-	cmd.Env = childEnv()
+	cmd.Env = childEnv(s.opts.DropEnv)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	setProcAttr(cmd)
+	setProcAttr(cmd, s.opts.OwnProcessGroup)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("mailpit: start %s: %w", s.bin, err)
+	}
+	if s.opts.PIDFile != "" {
+		_ = os.WriteFile(s.opts.PIDFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600)
 	}
 	p := &process{cmd: cmd, exited: make(chan struct{})}
 	go func() {
@@ -241,9 +347,10 @@ func (s *Server) launch() error {
 		close(p.exited)
 	}()
 
-	if err := s.waitReady(p); err != nil {
+	if err := s.waitReady(ctx, p); err != nil {
 		_ = cmd.Process.Kill()
 		<-p.exited
+		s.forgetPID()
 		return err
 	}
 	s.mu.Lock()
@@ -252,12 +359,19 @@ func (s *Server) launch() error {
 	return nil
 }
 
-// childEnv drops MP_* variables: Mailpit reads its whole configuration from
-// them as well, and a developer's own settings must not change the tests.
-func childEnv() []string {
+func (s *Server) forgetPID() {
+	if s.opts.PIDFile != "" {
+		_ = os.Remove(s.opts.PIDFile)
+	}
+}
+
+// childEnv is this process's environment without MP_* variables and those
+// with the dropped prefixes.
+func childEnv(drop []string) []string {
+	drop = append([]string{"MP_"}, drop...)
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "MP_") {
+		if !slices.ContainsFunc(drop, func(prefix string) bool { return strings.HasPrefix(kv, prefix) }) {
 			env = append(env, kv)
 		}
 	}
@@ -265,30 +379,32 @@ func childEnv() []string {
 }
 
 // waitReady polls until Mailpit answers /readyz and accepts SMTP
-// connections, the process exits, or StartTimeout passes. Both are checked
-// because Mailpit starts its HTTP and SMTP listeners independently.
-func (s *Server) waitReady(p *process) error {
-	deadline := time.Now().Add(s.opts.StartTimeout)
-	delay := 10 * time.Millisecond
+// connections, the process exits, ctx ends or StartTimeout passes. Both are
+// checked because Mailpit starts its HTTP and SMTP listeners independently.
+func (s *Server) waitReady(ctx context.Context, p *process) error {
 	var lastErr error
-	for {
-		if lastErr = s.probe(); lastErr == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("mailpit: not ready after %s: %v\n--- mailpit log ---\n%s", s.opts.StartTimeout, lastErr, s.Logs())
-		}
+	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, s.opts.StartTimeout, true, func(ctx context.Context) (bool, error) {
 		select {
 		case <-p.exited:
-			return fmt.Errorf("mailpit: exited during start-up (%v)\n--- mailpit log ---\n%s", p.err, s.Logs())
-		case <-time.After(delay):
+			return false, fmt.Errorf("mailpit: exited during start-up (%v); log %s:\n%s", p.err, s.logFile, s.logTail())
+		default:
 		}
-		delay = min(delay*2, 200*time.Millisecond)
+		lastErr = s.probe(ctx)
+		return lastErr == nil, nil
+	})
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil: // the caller gave up
+		return fmt.Errorf("mailpit: start-up interrupted: %w", ctx.Err())
+	case wait.Interrupted(err):
+		return fmt.Errorf("mailpit: not ready after %s: %v; log %s:\n%s", s.opts.StartTimeout, lastErr, s.logFile, s.logTail())
 	}
+	return err
 }
 
-func (s *Server) probe() error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+func (s *Server) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.APIURL()+"/readyz", nil)
 	if err != nil {
@@ -309,10 +425,9 @@ func (s *Server) probe() error {
 	return conn.Close()
 }
 
-// Stop kills Mailpit and waits for it to exit, so the SMTP port refuses
-// connections when Stop returns. SIGKILL is enough: the database is SQLite
-// in WAL mode and recovers on the next start. Stopping a stopped server is a
-// no-op.
+// Stop ends Mailpit and waits for it to exit, so the SMTP port refuses
+// connections when Stop returns: SIGKILL at once, or SIGTERM first when
+// Options.StopGrace is set. Stopping a stopped server is a no-op.
 func (s *Server) Stop() error {
 	s.mu.Lock()
 	p := s.proc
@@ -320,6 +435,16 @@ func (s *Server) Stop() error {
 	s.mu.Unlock()
 	if p == nil {
 		return nil
+	}
+	defer s.forgetPID()
+	if s.opts.StopGrace > 0 {
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err == nil {
+			select {
+			case <-p.exited:
+				return nil
+			case <-time.After(s.opts.StopGrace):
+			}
+		}
 	}
 	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("mailpit: kill: %w", err)
@@ -335,17 +460,25 @@ func (s *Server) Restart() error {
 	if err := s.Stop(); err != nil {
 		return err
 	}
-	return s.launch()
+	return s.launch(context.Background())
 }
 
 // Close stops Mailpit and removes its directory (database, certificates,
-// password file, log).
+// password file, log) when Start made it; a directory from Options.Dir
+// stays.
 func (s *Server) Close() error {
 	err := s.Stop()
-	if rmErr := os.RemoveAll(s.dir); err == nil {
+	if rmErr := s.removeDir(); err == nil {
 		err = rmErr
 	}
 	return err
+}
+
+func (s *Server) removeDir() error {
+	if !s.ownDir {
+		return nil
+	}
+	return os.RemoveAll(s.dir)
 }
 
 // Running reports whether the child process is up (as far as Stop/Restart
@@ -362,6 +495,17 @@ func (s *Server) Running() bool {
 	default:
 		return true
 	}
+}
+
+// Exited is closed when the running Mailpit exits, stopped or not; nil when
+// none runs.
+func (s *Server) Exited() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return nil
+	}
+	return s.proc.exited
 }
 
 // Host is the SMTP host, always the IPv4 loopback address.
@@ -385,11 +529,22 @@ func (s *Server) CAPEM() []byte { return bytes.Clone(s.caPEM) }
 // Logs returns everything Mailpit has written to stdout and stderr so far,
 // across restarts. Useful in failure messages.
 func (s *Server) Logs() string {
-	b, err := os.ReadFile(s.path("mailpit.log"))
+	b, err := os.ReadFile(s.logFile)
 	if err != nil {
 		return fmt.Sprintf("(no log: %v)", err)
 	}
 	return string(b)
+}
+
+// logTail is the end of the log, for errors: a log kept across herald dev
+// runs may be long.
+func (s *Server) logTail() string {
+	const max = 8 << 10
+	l := s.Logs()
+	if len(l) > max {
+		l = "..." + l[len(l)-max:]
+	}
+	return l
 }
 
 // findBinary locates the Mailpit executable: $HERALD_MAILPIT, else bin/mailpit

@@ -7,6 +7,9 @@ import (
 	"crypto/x509"
 	"net"
 	"net/smtp"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +102,62 @@ func TestImplicitTLS(t *testing.T) {
 	greeting, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil || !strings.HasPrefix(greeting, "220") {
 		t.Fatalf("greeting %q, %v", greeting, err)
+	}
+}
+
+// TestKeptDirectory is Mailpit as herald dev runs it: fixed ports, a
+// directory that outlives the server, a pid file, any credentials accepted
+// over plain SMTP, SIGTERM first on Stop.
+func TestKeptDirectory(t *testing.T) {
+	dir := t.TempDir()
+	smtpPort, httpPort, err := freePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{
+		Dir: filepath.Join(dir, "mailpit"), LogFile: filepath.Join(dir, "mailpit.log"), PIDFile: filepath.Join(dir, "mailpit.pid"),
+		SMTPPort: smtpPort, HTTPPort: httpPort,
+		AcceptAnyAuth: true, AllowInsecureAuth: true, OwnProcessGroup: true, StopGrace: 5 * time.Second,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := StartContext(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Port() != smtpPort || s.APIURL() != "http://"+net.JoinHostPort(loopback, strconv.Itoa(httpPort)) {
+		t.Fatalf("ports: SMTP %d, API %s; asked for %d and %d", s.Port(), s.APIURL(), smtpPort, httpPort)
+	}
+	pid, err := os.ReadFile(opts.PIDFile)
+	if err != nil || strings.TrimSpace(string(pid)) == "" {
+		t.Fatalf("pid file: %q %v", pid, err)
+	}
+	auth := smtp.PlainAuth("", "anyone", "anything", s.Host())
+	if err := smtp.SendMail(s.SMTPAddr(), auth, "a@example.test", []string{"b@example.test"},
+		[]byte("Subject: kept\r\nMessage-ID: <kept@test>\r\n\r\nhello\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(opts.PIDFile); !os.IsNotExist(err) {
+		t.Errorf("pid file after Close: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(opts.Dir, "mailpit.db")); err != nil {
+		t.Fatalf("Close removed the given directory's database: %v", err)
+	}
+
+	// A second server on the directory has the message.
+	s2, err := StartContext(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if _, err := s2.WaitForMessage(ctx, func(m MessageSummary) bool { return m.MessageID == "kept@test" && m.Username == "anyone" }); err != nil {
+		t.Fatal(err)
+	}
+	if s2.Logs() == "" {
+		t.Errorf("no log in %s", opts.LogFile)
 	}
 }
