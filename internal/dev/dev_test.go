@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -118,18 +119,12 @@ func alive(pid int, dir string) bool {
 
 func waitFor(t *testing.T, ctx context.Context, what string, cond func() error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	for delay := 10 * time.Millisecond; ; delay = min(delay*2, 250*time.Millisecond) {
-		err := cond()
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: %v", what, err)
-		case <-time.After(delay):
-		}
+	var err error
+	if wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		err = cond()
+		return err == nil, nil
+	}) != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -106,7 +107,7 @@ func (e *Env) StartInboxServer(ctx context.Context) (stop func(), err error) {
 	running := func() error {
 		select {
 		case <-exited:
-			return stopPolling{fmt.Errorf("the inbox API server exited: %v", runErr)}
+			return fmt.Errorf("the inbox API server exited: %v", runErr)
 		default:
 			return nil
 		}
@@ -216,40 +217,50 @@ func (e *Env) inboxUserRBAC() ([]client.Object, error) {
 }
 
 // waitInbox waits until the APIService is Available and a demo user can
-// list their inbox through kube-apiserver.
+// list their inbox through kube-apiserver. It gives up at once when running
+// reports that the server has exited.
 func (e *Env) waitInbox(ctx context.Context, running func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
 	uc, err := client.New(e.UserConfig(DemoUsers[0].Username), client.Options{Scheme: Scheme()})
 	if err != nil {
 		return err
 	}
-	err = poll(ctx, func() error {
+	var last error
+	err = wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
 		if err := running(); err != nil {
-			return err
+			return false, err
 		}
-		svc := &unstructured.Unstructured{}
-		svc.SetAPIVersion("apiregistration.k8s.io/v1")
-		svc.SetKind("APIService")
-		if err := e.Client.Get(ctx, client.ObjectKey{Name: inboxAPIService}, svc); err != nil {
-			return err
-		}
-		conds, _, _ := unstructured.NestedSlice(svc.Object, "status", "conditions")
-		available := false
-		for _, c := range conds {
-			if m, ok := c.(map[string]any); ok && m["type"] == "Available" && m["status"] == "True" {
-				available = true
-			}
-		}
-		if !available {
-			return fmt.Errorf("APIService %s not Available: %v", inboxAPIService, conds)
-		}
-		return uc.List(ctx, &inboxv1.InboxItemList{}, client.InNamespace(e.Namespace))
+		last = e.inboxAnswers(ctx, uc)
+		return last == nil, nil
 	})
+	if err != nil && wait.Interrupted(err) && last != nil {
+		err = fmt.Errorf("%w (last error: %v)", err, last)
+	}
 	if err != nil {
 		return fmt.Errorf("waiting for the inbox API (inbox.herald.dev) to answer through kube-apiserver: %w", err)
 	}
 	return nil
+}
+
+// inboxAnswers checks once that the APIService is Available and that the
+// user client uc can list its inbox.
+func (e *Env) inboxAnswers(ctx context.Context, uc client.Client) error {
+	svc := &unstructured.Unstructured{}
+	svc.SetAPIVersion("apiregistration.k8s.io/v1")
+	svc.SetKind("APIService")
+	if err := e.Client.Get(ctx, client.ObjectKey{Name: inboxAPIService}, svc); err != nil {
+		return err
+	}
+	conds, _, _ := unstructured.NestedSlice(svc.Object, "status", "conditions")
+	available := false
+	for _, c := range conds {
+		if m, ok := c.(map[string]any); ok && m["type"] == "Available" && m["status"] == "True" {
+			available = true
+		}
+	}
+	if !available {
+		return fmt.Errorf("APIService %s not Available: %v", inboxAPIService, conds)
+	}
+	return uc.List(ctx, &inboxv1.InboxItemList{}, client.InNamespace(e.Namespace))
 }
 
 // UserConfig returns a client configuration that acts as username through
@@ -258,29 +269,4 @@ func (e *Env) UserConfig(username string) *rest.Config {
 	c := rest.CopyConfig(e.Config)
 	c.Impersonate = rest.ImpersonationConfig{UserName: username}
 	return c
-}
-
-// stopPolling ends poll at once with its error.
-type stopPolling struct{ error }
-
-// poll calls f until it returns nil, a stopPolling error, or ctx ends,
-// backing off from 10ms to 200ms between calls.
-func poll(ctx context.Context, f func() error) error {
-	delay := 10 * time.Millisecond
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		var stop stopPolling
-		if errors.As(err, &stop) {
-			return stop.error
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last error: %v)", ctx.Err(), err)
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 200*time.Millisecond)
-	}
 }

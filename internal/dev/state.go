@@ -1,6 +1,7 @@
 package dev
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Ports are the loopback ports of one state directory. They are chosen once,
@@ -198,18 +201,15 @@ func (s *state) reapOrphans() []string {
 // waitGone waits until pid has exited (its /proc entry is gone or it is a
 // zombie that its new parent has not reaped yet), or timeout passes.
 func waitGone(pid int, timeout time.Duration) {
-	deadline := time.Now().Add(timeout)
-	for delay := time.Millisecond; time.Now().Before(deadline); delay = min(delay*2, 100*time.Millisecond) {
+	_ = wait.PollUntilContextTimeout(context.Background(), 10*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
 		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
-			return
+			return true, nil
 		}
 		// The state is the field after the parenthesised command name.
-		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && i+2 < len(stat) && stat[i+2] == 'Z' {
-			return
-		}
-		time.Sleep(delay)
-	}
+		i := strings.LastIndexByte(string(stat), ')')
+		return i > 0 && i+2 < len(stat) && stat[i+2] == 'Z', nil
+	})
 }
 
 // ResetState deletes the state directory dir, unless a running

@@ -26,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -133,20 +134,12 @@ func applyFile(t *testing.T, ctx context.Context, env *dev.Env, file string) {
 // eventually polls cond until it returns nil or timeout passes.
 func eventually(t *testing.T, ctx context.Context, timeout time.Duration, what string, cond func(context.Context) error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	delay := 20 * time.Millisecond
-	for {
-		err := cond(ctx)
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 250*time.Millisecond)
+	var err error
+	if wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		err = cond(ctx)
+		return err == nil, nil
+	}) != nil {
+		t.Fatalf("%s: not within %s: %v", what, timeout, err)
 	}
 }
 

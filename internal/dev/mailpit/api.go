@@ -10,6 +10,8 @@ import (
 	"net/textproto"
 	"net/url"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // Address is a mailbox as Mailpit reports it.
@@ -95,26 +97,27 @@ func (s *Server) Message(ctx context.Context, id string) (*Message, error) {
 // before "250 queued"), so the first poll normally succeeds; polling just
 // keeps tests independent of that detail.
 func (s *Server) WaitForMessage(ctx context.Context, match func(MessageSummary) bool) (MessageSummary, error) {
-	delay := 10 * time.Millisecond
-	for {
+	var found MessageSummary
+	var last error
+	err := wait.PollUntilContextCancel(ctx, 20*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		msgs, err := s.Messages(ctx)
-		if err == nil {
-			for _, m := range msgs {
-				if match(m) {
-					return m, nil
-				}
+		if err != nil {
+			last = err
+			return false, nil
+		}
+		for _, m := range msgs {
+			if match(m) {
+				found = m
+				return true, nil
 			}
 		}
-		select {
-		case <-ctx.Done():
-			if err == nil {
-				err = fmt.Errorf("%d messages, none matched", len(msgs))
-			}
-			return MessageSummary{}, fmt.Errorf("mailpit: waiting for message: %w (last: %v)", ctx.Err(), err)
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 200*time.Millisecond)
+		last = fmt.Errorf("%d messages, none matched", len(msgs))
+		return false, nil
+	})
+	if err != nil {
+		return MessageSummary{}, fmt.Errorf("mailpit: waiting for message: %w (last: %v)", ctx.Err(), last)
 	}
+	return found, nil
 }
 
 // DeleteAll deletes every stored message.
