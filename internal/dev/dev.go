@@ -10,6 +10,14 @@
 // All state lives in one directory (default .herald-dev): etcd's data, the
 // chosen ports, Mailpit's messages, logs and the admin kubeconfig. A second
 // start with the same directory resumes with the same data and addresses.
+//
+// Everything under internal/dev is dev-only: this package, the fake sinks
+// (whatsappfake), the Mailpit starter (mailpit), throw-away certificates
+// (pki) and the test helpers (testutil/...). The production code paths,
+// `herald controller` and `herald apiserver` (cmd/herald/internal/...),
+// never import any of it; in the binary only cmd/herald/dev.go does, and a
+// build with -tags nodev (the Dockerfile, make build-prod) leaves it out.
+// cmd/herald/imports_test.go checks all three.
 package dev
 
 import (
