@@ -26,6 +26,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -33,8 +34,8 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
-	"github.com/herald-dev/herald/internal/testutil/controllerproc"
-	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
+	"github.com/herald-dev/herald/internal/dev/testutil/controllerproc"
+	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 )
 
 // Sizes, overridable from the environment for quick runs.
@@ -365,12 +366,10 @@ func (h *harness) webhookProvider(ns, url string) {
 }
 
 func (h *harness) eventually(limit time.Duration, cond func() bool, what string) {
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(250 * time.Millisecond)
+	if wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, limit, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	}) != nil {
+		h.t.Fatalf("timed out waiting for %s", what)
 	}
 }
 
@@ -405,11 +404,11 @@ func (w *notificationWatch) stop() { w.cancel() }
 // that ends in any other terminal phase fails the run: the bench measures
 // successful work only.
 func (w *notificationWatch) waitDelivered(t *testing.T, n int, limit time.Duration) {
-	deadline := time.Now().Add(limit)
-	for {
+	done := 0
+	if wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, limit, true, func(ctx context.Context) (bool, error) {
 		var list notifyv1.NotificationList
-		_ = w.cache.List(context.Background(), &list, client.InNamespace(w.ns))
-		done := 0
+		_ = w.cache.List(ctx, &list, client.InNamespace(w.ns))
+		done = 0
 		for _, it := range list.Items {
 			switch it.Status.Phase {
 			case notifyv1.NotificationDelivered:
@@ -418,13 +417,9 @@ func (w *notificationWatch) waitDelivered(t *testing.T, n int, limit time.Durati
 				t.Fatalf("notification %s ended %s: %s", it.Name, it.Status.Phase, conditionMessages(it.Status.Conditions))
 			}
 		}
-		if done >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d notifications delivered in %s", done, n, limit)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return done >= n, nil
+	}) != nil {
+		t.Fatalf("only %d of %d notifications delivered in %s", done, n, limit)
 	}
 }
 

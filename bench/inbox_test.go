@@ -30,9 +30,9 @@ import (
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
-	"github.com/herald-dev/herald/internal/devenv"
-	"github.com/herald-dev/herald/internal/testutil/controllerproc"
-	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
+	"github.com/herald-dev/herald/internal/dev"
+	"github.com/herald-dev/herald/internal/dev/testutil/controllerproc"
+	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 )
 
 var (
@@ -200,10 +200,10 @@ func (h *harness) startInboxServer() (*controllerproc.Process, int64) {
 		h.t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := h.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: devenv.InboxNamespace}}); err != nil {
+	if err := h.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: dev.InboxNamespace}}); err != nil {
 		h.t.Fatal(err)
 	}
-	for _, o := range devenv.InboxRegistration(port, nil) {
+	for _, o := range dev.InboxRegistration(port, nil) {
 		if err := h.c.Create(ctx, o); err != nil {
 			h.t.Fatal(err)
 		}

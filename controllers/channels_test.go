@@ -15,8 +15,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
-	"github.com/herald-dev/herald/internal/channel/whatsapp/whatsapptest"
-	"github.com/herald-dev/herald/internal/testutil/mailpit"
+	"github.com/herald-dev/herald/internal/dev/mailpit"
+	"github.com/herald-dev/herald/internal/dev/whatsappfake"
 )
 
 func createSecret(ns, name string, data map[string]string) {
@@ -228,16 +228,16 @@ func getDeliveryName(notification string, ch notifyv1.Channel, recipient string)
 var _ = Describe("WhatsApp", func() {
 	var (
 		ns     string
-		meta_  *whatsapptest.Meta
-		twilio *whatsapptest.Twilio
-		waha   *whatsapptest.WAHA
+		meta_  *whatsappfake.Meta
+		twilio *whatsappfake.Twilio
+		waha   *whatsappfake.WAHA
 	)
 
 	BeforeEach(func() {
 		ns = newNamespace()
-		meta_ = whatsapptest.NewMeta()
-		twilio = whatsapptest.NewTwilio()
-		waha = whatsapptest.NewWAHA()
+		meta_ = whatsappfake.NewMeta()
+		twilio = whatsappfake.NewTwilio()
+		waha = whatsappfake.NewWAHA()
 		DeferCleanup(meta_.Close)
 		DeferCleanup(twilio.Close)
 		DeferCleanup(waha.Close)
@@ -298,7 +298,7 @@ var _ = Describe("WhatsApp", func() {
 		for _, n := range []string{"via-cloud", "via-twilio", "via-waha"} {
 			waitPhase(ns, n, notifyv1.NotificationDelivered)
 		}
-		for _, fake := range []*whatsapptest.Server{meta_.Server, twilio.Server, waha.Server} {
+		for _, fake := range []*whatsappfake.Server{meta_.Server, twilio.Server, waha.Server} {
 			msgs := fake.Messages()
 			Expect(msgs).To(HaveLen(1))
 			Expect(msgs[0].To).To(Equal("+4915112345678"))
@@ -310,7 +310,7 @@ var _ = Describe("WhatsApp", func() {
 	})
 
 	It("waits out Meta's throttling and then delivers", func() {
-		meta_.FailNext(1, whatsapptest.ErrorSpec{Code: 130429, RetryAfter: "1"})
+		meta_.FailNext(1, whatsappfake.ErrorSpec{Code: 130429, RetryAfter: "1"})
 		whatsappTo("throttled", "", nil)
 		waitPhase(ns, "throttled", notifyv1.NotificationDelivered)
 		d := getDelivery(ns, "throttled", notifyv1.ChannelWhatsApp, "jo")
@@ -320,7 +320,7 @@ var _ = Describe("WhatsApp", func() {
 	})
 
 	It("fails outside the 24-hour window and says to use a template", func() {
-		meta_.FailNext(1, whatsapptest.ErrorSpec{Code: 131047})
+		meta_.FailNext(1, whatsappfake.ErrorSpec{Code: 131047})
 		whatsappTo("window", "", nil)
 		waitPhase(ns, "window", notifyv1.NotificationFailed)
 		d := getDelivery(ns, "window", notifyv1.ChannelWhatsApp, "jo")
@@ -330,7 +330,7 @@ var _ = Describe("WhatsApp", func() {
 	})
 
 	It("falls back to the next provider when credentials are rejected, and marks the first not Ready", func() {
-		meta_.FailNext(1, whatsapptest.ErrorSpec{HTTPStatus: 401, Code: 190, Message: "Invalid OAuth access token."})
+		meta_.FailNext(1, whatsappfake.ErrorSpec{HTTPStatus: 401, Code: 190, Message: "Invalid OAuth access token."})
 		whatsappTo("fallback", "", nil)
 		waitPhase(ns, "fallback", notifyv1.NotificationDelivered)
 		d := getDelivery(ns, "fallback", notifyv1.ChannelWhatsApp, "jo")
@@ -417,7 +417,7 @@ var _ = Describe("all channels together", func() {
 		mp, err := mailpit.Start(mailpit.Options{})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() { _ = mp.Close() })
-		fake := whatsapptest.NewMeta()
+		fake := whatsappfake.NewMeta()
 		DeferCleanup(fake.Close)
 		stop := startManager(testOptions())
 		DeferCleanup(func() { stop() })

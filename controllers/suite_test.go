@@ -26,7 +26,7 @@ import (
 	"github.com/herald-dev/herald/controllers"
 	notificationctl "github.com/herald-dev/herald/controllers/notification"
 	"github.com/herald-dev/herald/internal/retry"
-	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
+	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 )
 
 // One control plane serves the whole package; each test works in a fresh

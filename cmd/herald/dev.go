@@ -1,3 +1,5 @@
+//go:build !nodev
+
 package main
 
 import (
@@ -16,16 +18,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/herald-dev/herald/controllers"
-	"github.com/herald-dev/herald/internal/devenv"
+	"github.com/herald-dev/herald/internal/dev"
 )
 
 // newDevCommand runs a complete local Herald: control plane, controllers,
 // inbox API server, sinks for every channel, demo data and an inbox page.
-// See internal/devenv and docs/operations.md.
+// See internal/dev and docs/operations.md.
+//
+// This file is the only one of the binary that imports internal/dev; a
+// build with -tags nodev leaves it out (see nodev.go).
 func newDevCommand() *cobra.Command {
 	copts := controllers.DefaultOptions()
 	var logOpts zap.Options
-	o := devenv.Options{}
+	o := dev.Options{}
 	var inbox, demo, logToStderr bool
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -55,7 +60,7 @@ etcd data and ports. Ctrl-C stops everything.`,
 			// before it has stopped its children.
 			signal.Ignore(syscall.SIGPIPE)
 			if o.Reset {
-				if err := devenv.ResetState(o.StateDir); err != nil {
+				if err := dev.ResetState(o.StateDir); err != nil {
 					return err
 				}
 				o.Reset = false
@@ -82,16 +87,16 @@ etcd data and ports. Ctrl-C stops everything.`,
 			ctrl.SetLogger(log)
 			klog.SetLogger(log.WithName("klog"))
 			o.Log = log
-			if err := devenv.Run(cmd.Context(), o); err != nil {
+			if err := dev.Run(cmd.Context(), o); err != nil {
 				return fmt.Errorf("herald dev: %w", err)
 			}
 			return nil
 		},
 	}
 	fs := cmd.Flags()
-	fs.StringVar(&o.StateDir, "state-dir", devenv.DefaultStateDir, "Directory for all state (etcd data, ports, kubeconfig, logs, Mailpit's messages); a second start resumes from it.")
+	fs.StringVar(&o.StateDir, "state-dir", dev.DefaultStateDir, "Directory for all state (etcd data, ports, kubeconfig, logs, Mailpit's messages); a second start resumes from it.")
 	fs.BoolVar(&o.Reset, "reset", false, "Delete the state directory first and start with an empty etcd.")
-	fs.StringVar(&o.Namespace, "namespace", devenv.DefaultNamespace, "Demo namespace: Recipients alice, bob and carol and one default provider per channel.")
+	fs.StringVar(&o.Namespace, "namespace", dev.DefaultNamespace, "Demo namespace: Recipients alice, bob and carol and one default provider per channel.")
 	fs.IntVar(&o.Ports.Web, "web-port", 0, "Port of the inbox web page (default: the port this state directory used before, else a free one).")
 	fs.BoolVar(&inbox, "inbox", true, "Run the inbox aggregated API server (inbox.herald.dev) behind kube-apiserver.")
 	fs.BoolVar(&demo, "demo", true, "Create the demo Recipients and providers.")

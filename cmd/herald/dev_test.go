@@ -1,4 +1,4 @@
-//go:build linux
+//go:build linux && !nodev
 
 package main
 
@@ -19,8 +19,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/herald-dev/herald/cmd/herald/internal/controller"
 )
 
 // TestMain lets the tests run this binary as `herald`: with
@@ -137,21 +140,17 @@ func running(pid int, stateDir string) bool {
 
 func waitGone(t *testing.T, pids map[string]int, stateDir string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for delay := 10 * time.Millisecond; ; delay = min(delay*2, 200*time.Millisecond) {
-		var left []string
+	var left []string
+	if wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		left = nil
 		for name, pid := range pids {
 			if running(pid, stateDir) {
 				left = append(left, fmt.Sprintf("%s (pid %d)", name, pid))
 			}
 		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still running after %s: %v", timeout, left)
-		}
-		time.Sleep(delay)
+		return len(left) == 0, nil
+	}) != nil {
+		t.Fatalf("still running after %s: %v", timeout, left)
 	}
 }
 
@@ -161,7 +160,7 @@ func kubeClient(t *testing.T, stateDir string) client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(cfg, client.Options{Scheme: newScheme()})
+	c, err := client.New(cfg, client.Options{Scheme: controller.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}

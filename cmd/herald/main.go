@@ -1,5 +1,12 @@
-// Command herald is Herald's single binary: the controller manager, the
-// inbox aggregated API server, and a local development environment.
+// Command herald is Herald's single binary: the controller manager
+// (herald controller, package internal/controller), the inbox aggregated
+// API server (herald apiserver, package internal/apiserver), and a local
+// development environment (herald dev, dev.go and internal/dev).
+//
+// Built with -tags nodev (make build-prod, the Dockerfile) the binary
+// leaves herald dev out and links nothing from internal/dev; imports_test.go
+// checks that, and that the controller and apiserver packages never import
+// dev-only code.
 package main
 
 import (

@@ -2,8 +2,16 @@ package main
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/herald-dev/herald/cmd/herald/internal/apiserver"
+	"github.com/herald-dev/herald/cmd/herald/internal/controller"
 )
 
+// newRootCommand is the herald command with its production sub-commands,
+// controller and apiserver, which live in packages of their own that import
+// nothing dev-only. The dev sub-command is added by dev.go, the only file of
+// the binary that imports internal/dev, and is left out of builds with
+// -tags nodev (nodev.go).
 func newRootCommand() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "herald",
@@ -11,8 +19,8 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: false,
 	}
-	root.AddCommand(newControllerCommand())
-	root.AddCommand(newAPIServerCommand())
+	root.AddCommand(controller.NewCommand())
+	root.AddCommand(apiserver.NewCommand())
 	root.AddCommand(newDevCommand())
 	return root
 }

@@ -14,7 +14,7 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/controllers/schedule"
-	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
+	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 )
 
 func TestPlanHistory(t *testing.T) {

@@ -31,10 +31,10 @@ import (
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
-	"github.com/herald-dev/herald/internal/devenv"
+	"github.com/herald-dev/herald/internal/dev"
 	"github.com/herald-dev/herald/internal/inbox/apiserver"
-	"github.com/herald-dev/herald/internal/pki"
-	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
+	"github.com/herald-dev/herald/internal/dev/pki"
+	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 )
 
 // One control plane and one inbox server serve the whole package. The
@@ -130,8 +130,8 @@ var _ = BeforeSuite(func() {
 	go func() { serverDone <- srv.Run(suiteCtx) }()
 
 	By("registering the APIService")
-	Expect(k8sClient.Create(suiteCtx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: devenv.InboxNamespace}})).To(Succeed())
-	registration := devenv.InboxRegistration(port, nil)
+	Expect(k8sClient.Create(suiteCtx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: dev.InboxNamespace}})).To(Succeed())
+	registration := dev.InboxRegistration(port, nil)
 	for _, o := range registration {
 		Expect(k8sClient.Create(suiteCtx, o)).To(Succeed())
 	}

@@ -31,6 +31,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -39,8 +40,8 @@ import (
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
-	"github.com/herald-dev/herald/internal/devenv"
-	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
+	"github.com/herald-dev/herald/internal/dev"
+	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 )
 
 const (
@@ -221,7 +222,7 @@ func repoRoot(t *testing.T) string {
 
 // startEnv starts `herald dev`'s environment with its state in a temporary
 // directory and its logs in logFile.
-func startEnv(t *testing.T, ctx context.Context) *devenv.Env {
+func startEnv(t *testing.T, ctx context.Context) *dev.Env {
 	t.Helper()
 	dir := t.TempDir()
 	logFile, err := os.Create(filepath.Join(dir, "herald.log"))
@@ -232,7 +233,7 @@ func startEnv(t *testing.T, ctx context.Context) *devenv.Env {
 	ctrl.SetLogger(log)
 	klog.SetLogger(log.WithName("klog"))
 	var out bytes.Buffer
-	env, err := devenv.Start(ctx, devenv.Options{
+	env, err := dev.Start(ctx, dev.Options{
 		StateDir: filepath.Join(dir, "state"),
 		Out:      &out,
 		Log:      log,
@@ -259,7 +260,7 @@ func startEnv(t *testing.T, ctx context.Context) *devenv.Env {
 
 // applyFile does what `kubectl apply --server-side -f file` does in the
 // demo namespace, for every document in file.
-func applyFile(t *testing.T, ctx context.Context, env *devenv.Env, file string) {
+func applyFile(t *testing.T, ctx context.Context, env *dev.Env, file string) {
 	t.Helper()
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -286,20 +287,12 @@ func applyFile(t *testing.T, ctx context.Context, env *devenv.Env, file string) 
 // eventually polls cond until it returns nil or timeout passes.
 func eventually(t *testing.T, ctx context.Context, timeout time.Duration, what string, cond func(context.Context) error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	delay := 20 * time.Millisecond
-	for {
-		err := cond(ctx)
-		if err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		case <-time.After(delay):
-		}
-		delay = min(delay*2, 250*time.Millisecond)
+	var err error
+	if wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		err = cond(ctx)
+		return err == nil, nil
+	}) != nil {
+		t.Fatalf("%s: not within %s: %v", what, timeout, err)
 	}
 }
 
@@ -389,7 +382,7 @@ func TestInboxPage(t *testing.T) {
 
 	// kubectl get inboxitems --as alice
 	var items inboxv1.InboxItemList
-	alice, err := client.New(env.UserConfig("alice"), client.Options{Scheme: devenv.Scheme()})
+	alice, err := client.New(env.UserConfig("alice"), client.Options{Scheme: dev.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,7 +425,7 @@ func TestInboxPage(t *testing.T) {
 	// README.md: kubectl patch inboxitem ... --as <user> --type=merge.
 	// Carol answers her own item through kube-apiserver, the other way;
 	// alice's approval was recorded first and must stand.
-	carol, err := client.New(env.UserConfig("carol"), client.Options{Scheme: devenv.Scheme()})
+	carol, err := client.New(env.UserConfig("carol"), client.Options{Scheme: dev.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,7 +474,7 @@ func screenshot(tab context.Context, file string) error {
 
 // checkSinks checks that email reached Mailpit and WhatsApp and webhook
 // messages reached their sinks for alice and bob.
-func checkSinks(t *testing.T, ctx context.Context, env *devenv.Env) {
+func checkSinks(t *testing.T, ctx context.Context, env *dev.Env) {
 	t.Helper()
 	eventually(t, ctx, apiTimeout, "Mailpit received the email for alice and bob", func(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, env.MailpitURL()+"/api/v1/messages", nil)

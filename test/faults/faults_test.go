@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
-	"github.com/herald-dev/herald/internal/testutil/mailpit"
+	"github.com/herald-dev/herald/internal/dev/mailpit"
 )
 
 // sink is a webhook receiver that records successful requests per

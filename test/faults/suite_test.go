@@ -23,8 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
-	"github.com/herald-dev/herald/internal/testutil/controllerproc"
-	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
+	"github.com/herald-dev/herald/internal/dev/testutil/controllerproc"
+	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 )
 
 var (

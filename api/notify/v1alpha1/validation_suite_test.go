@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
+	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 )
 
 // These suites exercise the CRD schemas and CEL rules exactly as a user

@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	heraldenvtest "github.com/herald-dev/herald/internal/testutil/envtest"
+	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 )
 
 // manifest builds a namespaced object of kind with the given spec YAML.

@@ -14,7 +14,7 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
-	"github.com/herald-dev/herald/internal/testutil/mailpit"
+	"github.com/herald-dev/herald/internal/dev/mailpit"
 )
 
 // Servers shared by the package's tests, one per SMTP set-up. Tests that

@@ -13,7 +13,7 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
-	"github.com/herald-dev/herald/internal/channel/whatsapp/whatsapptest"
+	"github.com/herald-dev/herald/internal/dev/whatsappfake"
 )
 
 // alicePhone is a valid German mobile number; aliceE164 its E.164 form.
@@ -59,7 +59,7 @@ func waitCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func noRejections(t *testing.T, s *whatsapptest.Server) {
+func noRejections(t *testing.T, s *whatsappfake.Server) {
 	t.Helper()
 	if r := s.Rejections(); len(r) > 0 {
 		t.Fatalf("fake rejected requests as malformed: %q", r)
@@ -67,7 +67,7 @@ func noRejections(t *testing.T, s *whatsapptest.Server) {
 }
 
 // onlyMessage waits for the single message a fake should have accepted.
-func onlyMessage(t *testing.T, s *whatsapptest.Server) whatsapptest.Message {
+func onlyMessage(t *testing.T, s *whatsappfake.Server) whatsappfake.Message {
 	t.Helper()
 	msgs, err := s.WaitForMessages(waitCtx(t), 1)
 	if err != nil {

@@ -12,17 +12,17 @@ import (
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/channel/whatsapp"
-	"github.com/herald-dev/herald/internal/channel/whatsapp/whatsapptest"
+	"github.com/herald-dev/herald/internal/dev/whatsappfake"
 )
 
-func newTwilio(t *testing.T) *whatsapptest.Twilio {
+func newTwilio(t *testing.T) *whatsappfake.Twilio {
 	t.Helper()
-	f := whatsapptest.NewTwilio(whatsapptest.WithLogf(t.Logf))
+	f := whatsappfake.NewTwilio(whatsappfake.WithLogf(t.Logf))
 	t.Cleanup(f.Close)
 	return f
 }
 
-func twilioSender(t *testing.T, f *whatsapptest.Twilio, edit ...func(*whatsapp.TwilioConfig)) *whatsapp.TwilioSender {
+func twilioSender(t *testing.T, f *whatsappfake.Twilio, edit ...func(*whatsapp.TwilioConfig)) *whatsapp.TwilioSender {
 	t.Helper()
 	cfg := whatsapp.TwilioConfig{
 		BaseURL:    f.URL,
@@ -145,32 +145,32 @@ func TestTwilioTemplateNameWithoutContentSIDSendsText(t *testing.T) {
 func TestTwilioErrors(t *testing.T) {
 	tests := []struct {
 		name       string
-		spec       whatsapptest.ErrorSpec
+		spec       whatsappfake.ErrorSpec
 		reason     notifyv1.FailureReason
 		code       string
 		retryAfter time.Duration
 		fault      bool
 		mention    []string
 	}{
-		{name: "too many requests with Retry-After", spec: whatsapptest.ErrorSpec{Code: 20429, RetryAfter: "30"},
+		{name: "too many requests with Retry-After", spec: whatsappfake.ErrorSpec{Code: 20429, RetryAfter: "30"},
 			reason: notifyv1.ReasonRateLimited, code: "twilio 20429", retryAfter: 30 * time.Second},
-		{name: "outside the 24h window", spec: whatsapptest.ErrorSpec{Code: 63016},
+		{name: "outside the 24h window", spec: whatsappfake.ErrorSpec{Code: 63016},
 			reason: notifyv1.ReasonPermanent, code: "twilio 63016", mention: []string{"24 hours", "content template"}},
-		{name: "invalid To", spec: whatsapptest.ErrorSpec{Code: 21211},
+		{name: "invalid To", spec: whatsappfake.ErrorSpec{Code: 21211},
 			reason: notifyv1.ReasonInvalidAddress, code: "twilio 21211"},
-		{name: "authenticate", spec: whatsapptest.ErrorSpec{Code: 20003},
+		{name: "authenticate", spec: whatsappfake.ErrorSpec{Code: 20003},
 			reason: notifyv1.ReasonPermanent, code: "twilio 20003", fault: true},
-		{name: "From not capable", spec: whatsapptest.ErrorSpec{Code: 21606},
+		{name: "From not capable", spec: whatsappfake.ErrorSpec{Code: 21606},
 			reason: notifyv1.ReasonPermanent, code: "twilio 21606", fault: true, mention: []string{"From number"}},
-		{name: "trial unverified", spec: whatsapptest.ErrorSpec{Code: 21608},
+		{name: "trial unverified", spec: whatsappfake.ErrorSpec{Code: 21608},
 			reason: notifyv1.ReasonPermanent, code: "twilio 21608", fault: true},
-		{name: "no channel for From", spec: whatsapptest.ErrorSpec{Code: 63007},
+		{name: "no channel for From", spec: whatsappfake.ErrorSpec{Code: 63007},
 			reason: notifyv1.ReasonPermanent, code: "twilio 63007", fault: true},
-		{name: "internal error", spec: whatsapptest.ErrorSpec{Code: 20500},
+		{name: "internal error", spec: whatsappfake.ErrorSpec{Code: 20500},
 			reason: notifyv1.ReasonTransient, code: "twilio 20500"},
-		{name: "unavailable with Retry-After", spec: whatsapptest.ErrorSpec{Code: 20503, RetryAfter: "2"},
+		{name: "unavailable with Retry-After", spec: whatsappfake.ErrorSpec{Code: 20503, RetryAfter: "2"},
 			reason: notifyv1.ReasonTransient, code: "twilio 20503", retryAfter: 2 * time.Second},
-		{name: "unknown 4xx", spec: whatsapptest.ErrorSpec{Code: 21999},
+		{name: "unknown 4xx", spec: whatsappfake.ErrorSpec{Code: 21999},
 			reason: notifyv1.ReasonPermanent, code: "twilio 21999"},
 	}
 	for _, tc := range tests {

@@ -10,17 +10,17 @@ import (
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/channel/whatsapp"
-	"github.com/herald-dev/herald/internal/channel/whatsapp/whatsapptest"
+	"github.com/herald-dev/herald/internal/dev/whatsappfake"
 )
 
-func newWAHA(t *testing.T) *whatsapptest.WAHA {
+func newWAHA(t *testing.T) *whatsappfake.WAHA {
 	t.Helper()
-	f := whatsapptest.NewWAHA(whatsapptest.WithLogf(t.Logf))
+	f := whatsappfake.NewWAHA(whatsappfake.WithLogf(t.Logf))
 	t.Cleanup(f.Close)
 	return f
 }
 
-func wahaSender(t *testing.T, f *whatsapptest.WAHA, edit ...func(*whatsapp.WAHAConfig)) *whatsapp.WAHASender {
+func wahaSender(t *testing.T, f *whatsappfake.WAHA, edit ...func(*whatsapp.WAHAConfig)) *whatsapp.WAHASender {
 	t.Helper()
 	cfg := whatsapp.WAHAConfig{BaseURL: f.URL, APIKey: f.APIKey}
 	for _, e := range edit {
@@ -36,11 +36,11 @@ func wahaSender(t *testing.T, f *whatsapptest.WAHA, edit ...func(*whatsapp.WAHAC
 func TestWAHASendText(t *testing.T) {
 	styles := []struct {
 		name  string
-		style whatsapptest.WAHAIDStyle
+		style whatsappfake.WAHAIDStyle
 	}{
-		{"id string", whatsapptest.WAHAIDString},
-		{"id object", whatsapptest.WAHAIDObject},
-		{"NOWEB key", whatsapptest.WAHAIDKey},
+		{"id string", whatsappfake.WAHAIDString},
+		{"id object", whatsappfake.WAHAIDObject},
+		{"NOWEB key", whatsappfake.WAHAIDKey},
 	}
 	for _, st := range styles {
 		t.Run(st.name, func(t *testing.T) {
@@ -111,28 +111,28 @@ func TestWAHATemplateWithoutTextFails(t *testing.T) {
 func TestWAHAErrors(t *testing.T) {
 	tests := []struct {
 		name       string
-		spec       whatsapptest.ErrorSpec
+		spec       whatsappfake.ErrorSpec
 		reason     notifyv1.FailureReason
 		code       string
 		retryAfter time.Duration
 		fault      bool
 		mention    []string
 	}{
-		{name: "session starting", spec: whatsapptest.ErrorSpec{SessionStatus: "STARTING"},
+		{name: "session starting", spec: whatsappfake.ErrorSpec{SessionStatus: "STARTING"},
 			reason: notifyv1.ReasonTransient, code: "waha 422", mention: []string{"still starting"}},
-		{name: "session needs QR scan", spec: whatsapptest.ErrorSpec{SessionStatus: "SCAN_QR_CODE"},
+		{name: "session needs QR scan", spec: whatsappfake.ErrorSpec{SessionStatus: "SCAN_QR_CODE"},
 			reason: notifyv1.ReasonPermanent, code: "waha 422", fault: true, mention: []string{"SCAN_QR_CODE"}},
-		{name: "validation", spec: whatsapptest.ErrorSpec{HTTPStatus: http.StatusBadRequest, Message: "text should not be empty"},
+		{name: "validation", spec: whatsappfake.ErrorSpec{HTTPStatus: http.StatusBadRequest, Message: "text should not be empty"},
 			reason: notifyv1.ReasonPermanent, code: "waha 400", mention: []string{"text should not be empty"}},
-		{name: "unprocessable", spec: whatsapptest.ErrorSpec{HTTPStatus: http.StatusUnprocessableEntity, Message: "no"},
+		{name: "unprocessable", spec: whatsappfake.ErrorSpec{HTTPStatus: http.StatusUnprocessableEntity, Message: "no"},
 			reason: notifyv1.ReasonPermanent, code: "waha 422"},
-		{name: "forbidden", spec: whatsapptest.ErrorSpec{HTTPStatus: http.StatusForbidden},
+		{name: "forbidden", spec: whatsappfake.ErrorSpec{HTTPStatus: http.StatusForbidden},
 			reason: notifyv1.ReasonPermanent, code: "waha 403", fault: true},
-		{name: "too many requests", spec: whatsapptest.ErrorSpec{HTTPStatus: http.StatusTooManyRequests, RetryAfter: "5"},
+		{name: "too many requests", spec: whatsappfake.ErrorSpec{HTTPStatus: http.StatusTooManyRequests, RetryAfter: "5"},
 			reason: notifyv1.ReasonRateLimited, code: "waha 429", retryAfter: 5 * time.Second},
-		{name: "request timeout", spec: whatsapptest.ErrorSpec{HTTPStatus: http.StatusRequestTimeout, RetryAfter: "2"},
+		{name: "request timeout", spec: whatsappfake.ErrorSpec{HTTPStatus: http.StatusRequestTimeout, RetryAfter: "2"},
 			reason: notifyv1.ReasonTransient, code: "waha 408", retryAfter: 2 * time.Second},
-		{name: "engine error", spec: whatsapptest.ErrorSpec{HTTPStatus: http.StatusInternalServerError, Message: "Evaluation failed"},
+		{name: "engine error", spec: whatsappfake.ErrorSpec{HTTPStatus: http.StatusInternalServerError, Message: "Evaluation failed"},
 			reason: notifyv1.ReasonTransient, code: "waha 500", mention: []string{"Evaluation failed"}},
 	}
 	for _, tc := range tests {
