@@ -25,8 +25,8 @@ import (
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/controllers"
 	notificationctl "github.com/herald-dev/herald/controllers/notification"
-	"github.com/herald-dev/herald/internal/retry"
 	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
+	"github.com/herald-dev/herald/internal/retry"
 )
 
 // One control plane serves the whole package; each test works in a fresh

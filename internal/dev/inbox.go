@@ -22,9 +22,9 @@ import (
 	"sigs.k8s.io/yaml"
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
+	"github.com/herald-dev/herald/internal/dev/pki"
 	"github.com/herald-dev/herald/internal/inbox/apiserver"
 	"github.com/herald-dev/herald/internal/inbox/stream"
-	"github.com/herald-dev/herald/internal/dev/pki"
 )
 
 // The inbox API server runs in this process and is reached the way a

@@ -32,9 +32,9 @@ import (
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/dev"
-	"github.com/herald-dev/herald/internal/inbox/apiserver"
 	"github.com/herald-dev/herald/internal/dev/pki"
 	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
+	"github.com/herald-dev/herald/internal/inbox/apiserver"
 )
 
 // One control plane and one inbox server serve the whole package. The
