@@ -95,11 +95,37 @@ var _ = Describe("email over SMTP", Ordered, func() {
 		return out
 	}
 
-	It("sends a templated email with both bodies, headers and a stable Message-ID", func() {
-		ns := newNamespace()
-		smtpProvider(ns, "smtp", mp, "mail-pass")
+	// smtpRecipient makes a namespace whose default email provider "smtp"
+	// logs in to Mailpit with password, and in it a recipient user with an
+	// address of the namespace's own, which it returns.
+	smtpRecipient := func(password, user string) (ns, addr string) {
+		ns = newNamespace()
+		smtpProvider(ns, "smtp", mp, password)
 		waitProviderReady(ns, "smtp")
-		createRecipient(ns, "erin", func(s *notifyv1.RecipientSpec) { s.Email = "erin@" + ns + ".example.com" })
+		addr = user + "@" + ns + ".example.com"
+		createRecipient(ns, user, func(s *notifyv1.RecipientSpec) { s.Email = addr })
+		return ns, addr
+	}
+
+	// emailTo creates a Notification that emails user, with at most
+	// attempts attempts 200ms apart.
+	emailTo := func(ns, name, user string, attempts int32) {
+		notification(ns, name, func(s *notifyv1.NotificationSpec) {
+			s.Audience = notifyv1.Audience{Users: []string{user}}
+			s.Channels = []notifyv1.Channel{notifyv1.ChannelEmail}
+			s.Retry = fastRetry(attempts)
+		})
+	}
+
+	// failRecipients makes Mailpit answer RCPT TO with code until the spec
+	// ends.
+	failRecipients := func(code int) {
+		Expect(mp.SetChaos(suiteCtx, mailpit.Chaos{Recipient: mailpit.Always(code)})).To(Succeed())
+		DeferCleanup(func() { _ = mp.SetChaos(context.Background(), mailpit.Chaos{}) })
+	}
+
+	It("sends a templated email with both bodies, headers and a stable Message-ID", func() {
+		ns, addr := smtpRecipient("mail-pass", "erin")
 		Expect(k8sClient.Create(suiteCtx, &notifyv1.NotificationTemplate{
 			ObjectMeta: metav1.ObjectMeta{Name: "deployed", Namespace: ns},
 			Spec: notifyv1.NotificationTemplateContent{
@@ -124,7 +150,7 @@ var _ = Describe("email over SMTP", Ordered, func() {
 
 		d := getDelivery(ns, "deployed", notifyv1.ChannelEmail, "erin")
 		Expect(d.Status.Provider).To(Equal("smtp"))
-		summaries := messagesTo("erin@" + ns + ".example.com")
+		summaries := messagesTo(addr)
 		Expect(summaries).To(HaveLen(1))
 		m, err := mp.Message(suiteCtx, summaries[0].ID)
 		Expect(err).NotTo(HaveOccurred())
@@ -140,17 +166,9 @@ var _ = Describe("email over SMTP", Ordered, func() {
 	})
 
 	It("retries a 451 and delivers once the server accepts", func() {
-		ns := newNamespace()
-		smtpProvider(ns, "smtp", mp, "mail-pass")
-		waitProviderReady(ns, "smtp")
-		createRecipient(ns, "frank", func(s *notifyv1.RecipientSpec) { s.Email = "frank@" + ns + ".example.com" })
-		Expect(mp.SetChaos(suiteCtx, mailpit.Chaos{Recipient: mailpit.Always(451)})).To(Succeed())
-		DeferCleanup(func() { _ = mp.SetChaos(context.Background(), mailpit.Chaos{}) })
-		notification(ns, "greylisted", func(s *notifyv1.NotificationSpec) {
-			s.Audience = notifyv1.Audience{Users: []string{"frank"}}
-			s.Channels = []notifyv1.Channel{notifyv1.ChannelEmail}
-			s.Retry = fastRetry(20)
-		})
+		ns, addr := smtpRecipient("mail-pass", "frank")
+		failRecipients(451)
+		emailTo(ns, "greylisted", "frank", 20)
 		name := getDeliveryName("greylisted", notifyv1.ChannelEmail, "frank")
 		waitAttempts(ns, name, 2)
 		Expect(mp.SetChaos(suiteCtx, mailpit.Chaos{})).To(Succeed())
@@ -158,21 +176,13 @@ var _ = Describe("email over SMTP", Ordered, func() {
 		d := getDelivery(ns, "greylisted", notifyv1.ChannelEmail, "frank")
 		Expect(d.Status.History[0].Reason).To(Equal(notifyv1.ReasonTransient))
 		Expect(d.Status.History[0].Error).To(ContainSubstring("451"))
-		Expect(messagesTo("frank@" + ns + ".example.com")).To(HaveLen(1))
+		Expect(messagesTo(addr)).To(HaveLen(1))
 	})
 
 	It("fails a 550 after one attempt", func() {
-		ns := newNamespace()
-		smtpProvider(ns, "smtp", mp, "mail-pass")
-		waitProviderReady(ns, "smtp")
-		createRecipient(ns, "gina", func(s *notifyv1.RecipientSpec) { s.Email = "gina@" + ns + ".example.com" })
-		Expect(mp.SetChaos(suiteCtx, mailpit.Chaos{Recipient: mailpit.Always(550)})).To(Succeed())
-		DeferCleanup(func() { _ = mp.SetChaos(context.Background(), mailpit.Chaos{}) })
-		notification(ns, "rejected", func(s *notifyv1.NotificationSpec) {
-			s.Audience = notifyv1.Audience{Users: []string{"gina"}}
-			s.Channels = []notifyv1.Channel{notifyv1.ChannelEmail}
-			s.Retry = fastRetry(5)
-		})
+		ns, _ := smtpRecipient("mail-pass", "gina")
+		failRecipients(550)
+		emailTo(ns, "rejected", "gina", 5)
 		waitPhase(ns, "rejected", notifyv1.NotificationFailed)
 		d := getDelivery(ns, "rejected", notifyv1.ChannelEmail, "gina")
 		Expect(d.Status.Attempts).To(BeEquivalentTo(1))
@@ -181,40 +191,24 @@ var _ = Describe("email over SMTP", Ordered, func() {
 	})
 
 	It("keeps retrying while the SMTP server is down and delivers when it is back", func() {
-		ns := newNamespace()
-		smtpProvider(ns, "smtp", mp, "mail-pass")
-		waitProviderReady(ns, "smtp")
-		createRecipient(ns, "hank", func(s *notifyv1.RecipientSpec) { s.Email = "hank@" + ns + ".example.com" })
+		ns, addr := smtpRecipient("mail-pass", "hank")
 		Expect(mp.Stop()).To(Succeed())
-		notification(ns, "outage", func(s *notifyv1.NotificationSpec) {
-			s.Audience = notifyv1.Audience{Users: []string{"hank"}}
-			s.Channels = []notifyv1.Channel{notifyv1.ChannelEmail}
-			s.Retry = fastRetry(30)
-		})
+		emailTo(ns, "outage", "hank", 30)
 		waitAttempts(ns, getDeliveryName("outage", notifyv1.ChannelEmail, "hank"), 2)
 		Expect(mp.Restart()).To(Succeed())
 		waitPhase(ns, "outage", notifyv1.NotificationDelivered)
 		d := getDelivery(ns, "outage", notifyv1.ChannelEmail, "hank")
 		Expect(d.Status.History[0].Reason).To(Equal(notifyv1.ReasonTransient))
-		Expect(messagesTo("hank@" + ns + ".example.com")).To(HaveLen(1))
+		Expect(messagesTo(addr)).To(HaveLen(1))
 	})
 
 	It("reports a wrong password on the provider and fails the delivery", func() {
-		ns := newNamespace()
-		smtpProvider(ns, "smtp", mp, "wrong-pass")
-		waitProviderReady(ns, "smtp")
-		createRecipient(ns, "ivy", func(s *notifyv1.RecipientSpec) { s.Email = "ivy@" + ns + ".example.com" })
-		notification(ns, "denied", func(s *notifyv1.NotificationSpec) {
-			s.Audience = notifyv1.Audience{Users: []string{"ivy"}}
-			s.Channels = []notifyv1.Channel{notifyv1.ChannelEmail}
-			s.Retry = fastRetry(3)
-		})
+		ns, _ := smtpRecipient("wrong-pass", "ivy")
+		emailTo(ns, "denied", "ivy", 3)
 		waitPhase(ns, "denied", notifyv1.NotificationFailed)
 		Expect(getDelivery(ns, "denied", notifyv1.ChannelEmail, "ivy").Status.LastError).To(ContainSubstring("535"))
 		Eventually(func(g Gomega) {
-			var p notifyv1.NotificationProvider
-			g.Expect(k8sClient.Get(suiteCtx, client.ObjectKey{Namespace: ns, Name: "smtp"}, &p)).To(Succeed())
-			c := meta.FindStatusCondition(p.Status.Conditions, notifyv1.ConditionReady)
+			c := providerReady(g, ns, "smtp")
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(c.Reason).To(Equal("DeliveriesRejected"))
 		}).Should(Succeed())
@@ -338,9 +332,7 @@ var _ = Describe("WhatsApp", func() {
 		Expect(d.Status.Attempts).To(BeEquivalentTo(1))
 		Expect(twilio.Messages()).To(HaveLen(1))
 		Eventually(func(g Gomega) {
-			var p notifyv1.NotificationProvider
-			g.Expect(k8sClient.Get(suiteCtx, client.ObjectKey{Namespace: ns, Name: "cloud"}, &p)).To(Succeed())
-			c := meta.FindStatusCondition(p.Status.Conditions, notifyv1.ConditionReady)
+			c := providerReady(g, ns, "cloud")
 			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(c.Message).To(ContainSubstring("190"))
 		}).Should(Succeed())

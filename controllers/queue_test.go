@@ -285,11 +285,7 @@ var _ = Describe("the delivery queue", func() {
 			},
 		})).To(Succeed())
 		Eventually(func(g Gomega) {
-			var p notifyv1.NotificationProvider
-			g.Expect(k8sClient.Get(suiteCtx, client.ObjectKey{Namespace: ns, Name: "unsigned"}, &p)).To(Succeed())
-			c := meta.FindStatusCondition(p.Status.Conditions, notifyv1.ConditionReady)
-			g.Expect(c).NotTo(BeNil())
-			g.Expect(c.Reason).To(Equal("SecretNotFound"))
+			g.Expect(providerReady(g, ns, "unsigned").Reason).To(Equal("SecretNotFound"))
 		}).Should(Succeed())
 		notification(ns, "no-secret", func(s *notifyv1.NotificationSpec) {
 			s.Providers = &notifyv1.ChannelProviders{Webhook: "unsigned"}

@@ -13,16 +13,23 @@ import (
 )
 
 var _ = Describe("a controller restart", func() {
-	It("records the attempts in flight when stopped, and a restart delivers the rest", func() {
-		ns := newNamespace()
-		sink := newWebhookSink()
+	// start makes a namespace whose default webhook provider posts to a
+	// sink of its own, with a manager running; stop stops that manager.
+	start := func() (ns string, sink *webhookSink, stop func()) {
+		ns = newNamespace()
+		sink = newWebhookSink()
 		DeferCleanup(sink.Close)
+		stop = startManager(testOptions())
+		createWebhookProvider(ns, sink.URL)
+		return ns, sink, stop
+	}
+
+	It("records the attempts in flight when stopped, and a restart delivers the rest", func() {
+		ns, sink, stop := start()
 		// The sink holds every request, so the stop finds attempts in
 		// flight: claimed (phase Sending) but without a result.
 		release := make(chan struct{})
 		sink.setBlock(release)
-		stop := startManager(testOptions())
-		createWebhookProvider(ns, sink.URL)
 
 		const n = 20
 		var users []string
@@ -80,11 +87,7 @@ var _ = Describe("a controller restart", func() {
 	})
 
 	It("retries an attempt abandoned by a controller that died during it", func() {
-		ns := newNamespace()
-		sink := newWebhookSink()
-		DeferCleanup(sink.Close)
-		stop := startManager(testOptions())
-		createWebhookProvider(ns, sink.URL)
+		ns, sink, stop := start()
 		stop()
 		// What a controller that died mid-send leaves behind: an attempt
 		// claimed long ago, never recorded.
@@ -119,11 +122,7 @@ var _ = Describe("a controller restart", func() {
 	})
 
 	It("creates nothing new when restarted after completion", func() {
-		ns := newNamespace()
-		sink := newWebhookSink()
-		DeferCleanup(sink.Close)
-		stop := startManager(testOptions())
-		createWebhookProvider(ns, sink.URL)
+		ns, sink, stop := start()
 		createRecipient(ns, "alice", nil)
 		createRecipient(ns, "bob", nil)
 		notification(ns, "done", func(s *notifyv1.NotificationSpec) {

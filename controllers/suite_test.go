@@ -141,6 +141,16 @@ func waitProviderReady(ns, name string) {
 	}).Should(Succeed())
 }
 
+// providerReady returns the provider's Ready condition as it is now,
+// failing g if there is none yet.
+func providerReady(g Gomega, ns, name string) *metav1.Condition {
+	var p notifyv1.NotificationProvider
+	g.Expect(k8sClient.Get(suiteCtx, client.ObjectKey{Namespace: ns, Name: name}, &p)).To(Succeed())
+	c := meta.FindStatusCondition(p.Status.Conditions, notifyv1.ConditionReady)
+	g.Expect(c).NotTo(BeNil(), "provider conditions: %+v", p.Status.Conditions)
+	return c
+}
+
 func getNotification(ns, name string) *notifyv1.Notification {
 	var n notifyv1.Notification
 	Expect(k8sClient.Get(suiteCtx, client.ObjectKey{Namespace: ns, Name: name}, &n)).To(Succeed())

@@ -42,6 +42,35 @@ func templateReady(ns, name string) *metav1.Condition {
 	return c
 }
 
+// deployNotification creates an in-app Notification that renders the
+// deploy template with params.
+func deployNotification(ns, name string, params map[string]string) {
+	notification(ns, name, func(s *notifyv1.NotificationSpec) {
+		s.Title, s.Message = "", ""
+		s.TemplateRef = &notifyv1.TemplateReference{Name: "deploy"}
+		s.Params = params
+		s.Channels = []notifyv1.Channel{notifyv1.ChannelInApp}
+	})
+}
+
+// expectHeld waits until the Notification's Dispatched condition is False
+// for reason, with a message that contains each of parts, and then expects
+// the Event for it and no deliveries.
+func expectHeld(ns, name, reason string, parts ...string) {
+	Eventually(func(g Gomega) {
+		n := getNotification(ns, name)
+		c := meta.FindStatusCondition(n.Status.Conditions, notifyv1.ConditionDispatched)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Reason).To(Equal(reason))
+		for _, p := range parts {
+			g.Expect(c.Message).To(ContainSubstring(p))
+		}
+	}).Should(Succeed())
+	expectEvent(ns, name, reason)
+	Expect(deliveries(ns, name)).To(BeEmpty(), "nothing is sent while the Notification is held")
+}
+
 var _ = Describe("NotificationTemplates", func() {
 	var ns string
 
@@ -75,21 +104,8 @@ var _ = Describe("NotificationTemplates", func() {
 
 	It("hold a Notification whose template is missing, and dispatch it as soon as the template exists", func() {
 		createRecipient(ns, "alice", nil)
-		notification(ns, "rollout", func(s *notifyv1.NotificationSpec) {
-			s.Title, s.Message = "", ""
-			s.TemplateRef = &notifyv1.TemplateReference{Name: "deploy"}
-			s.Params = map[string]string{"app": "shop"}
-			s.Channels = []notifyv1.Channel{notifyv1.ChannelInApp}
-		})
-		Eventually(func(g Gomega) {
-			n := getNotification(ns, "rollout")
-			c := meta.FindStatusCondition(n.Status.Conditions, notifyv1.ConditionDispatched)
-			g.Expect(c).NotTo(BeNil())
-			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(c.Reason).To(Equal(notifyv1.ReasonTemplateNotFound))
-		}).Should(Succeed())
-		expectEvent(ns, "rollout", notifyv1.ReasonTemplateNotFound)
-		Expect(deliveries(ns, "rollout")).To(BeEmpty(), "nothing is sent without the template")
+		deployNotification(ns, "rollout", map[string]string{"app": "shop"})
+		expectHeld(ns, "rollout", notifyv1.ReasonTemplateNotFound)
 
 		// The notification retries on its own only every 30s; the template
 		// watch must wake it well before that.
@@ -109,22 +125,8 @@ var _ = Describe("NotificationTemplates", func() {
 	It("refuse to send a Notification with missing or undeclared params", func() {
 		createRecipient(ns, "alice", nil)
 		Expect(k8sClient.Create(suiteCtx, deployTemplate(ns))).To(Succeed())
-		notification(ns, "bad-params", func(s *notifyv1.NotificationSpec) {
-			s.Title, s.Message = "", ""
-			s.TemplateRef = &notifyv1.TemplateReference{Name: "deploy"}
-			s.Params = map[string]string{"version": "1.2.3"}
-			s.Channels = []notifyv1.Channel{notifyv1.ChannelInApp}
-		})
-		Eventually(func(g Gomega) {
-			n := getNotification(ns, "bad-params")
-			c := meta.FindStatusCondition(n.Status.Conditions, notifyv1.ConditionDispatched)
-			g.Expect(c).NotTo(BeNil())
-			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
-			g.Expect(c.Reason).To(Equal(notifyv1.ReasonTemplateInvalid))
-			g.Expect(c.Message).To(ContainSubstring("missing required params: app"))
-			g.Expect(c.Message).To(ContainSubstring("params not declared by the template: version"))
-		}).Should(Succeed())
-		expectEvent(ns, "bad-params", notifyv1.ReasonTemplateInvalid)
-		Expect(deliveries(ns, "bad-params")).To(BeEmpty())
+		deployNotification(ns, "bad-params", map[string]string{"version": "1.2.3"})
+		expectHeld(ns, "bad-params", notifyv1.ReasonTemplateInvalid,
+			"missing required params: app", "params not declared by the template: version")
 	})
 })

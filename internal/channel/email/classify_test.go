@@ -68,18 +68,25 @@ func TestClassifyContext(t *testing.T) {
 	}
 }
 
+// checkEach checks f(in) == want for each in and want of cases; call names
+// the call in failures, with a %q for in.
+func checkEach(t *testing.T, call string, f func(string) string, cases map[string]string) {
+	t.Helper()
+	for in, want := range cases {
+		if got := f(in); got != want {
+			t.Errorf(call+" = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestEnhancedCode(t *testing.T) {
-	for msg, want := range map[string]string{
+	checkEach(t, "enhancedCode(550, %q)", func(msg string) string { return enhancedCode(550, msg) }, map[string]string{
 		"5.7.8 Authentication credentials invalid": "5.7.8",
 		"5.1.10 Null MX":                    "5.1.10",
 		"Chaos sender error":                "",
 		"4.3.0 wrong class for a 5xx reply": "",
 		"see 5.7.1 later in the text":       "",
-	} {
-		if got := enhancedCode(550, msg); got != want {
-			t.Errorf("enhancedCode(550, %q) = %q, want %q", msg, got, want)
-		}
-	}
+	})
 }
 
 func TestMessageID(t *testing.T) {
@@ -96,16 +103,12 @@ func TestMessageID(t *testing.T) {
 }
 
 func TestQueueID(t *testing.T) {
-	for reply, want := range map[string]string{
+	checkEach(t, "queueID(%q)", queueID, map[string]string{
 		"2.0.0 Ok: queued as 4Fz1abc": "4Fz1abc",
 		"2.0.0 Ok: queued as X trail": "X",
 		"OK id=1r2s3t-000Abc-4D":      "OK id=1r2s3t-000Abc-4D",
 		" 2.0.0 Ok: queued ":          "2.0.0 Ok: queued",
-	} {
-		if got := queueID(reply); got != want {
-			t.Errorf("queueID(%q) = %q, want %q", reply, got, want)
-		}
-	}
+	})
 }
 
 func TestNewValidates(t *testing.T) {

@@ -237,46 +237,39 @@ func TestSendFallsBackToTitleAndBody(t *testing.T) {
 	}
 }
 
-func TestSendStartTLSWithAuth(t *testing.T) {
-	s := newSender(t, authConfig(startTLSSMTP, TLSStartTLS))
-	msg := testMessage(t)
-
-	mustSend(t, s, msg)
-	got := received(t, startTLSSMTP, msg)
-	if got.Username != testUser {
-		t.Errorf("authenticated as %q, want %q", got.Username, testUser)
+// eachTLSServer runs f as a subtest for each server that requires TLS and
+// AUTH, with a config that logs in to it.
+func eachTLSServer(t *testing.T, f func(t *testing.T, srv *mailpit.Server, cfg Config)) {
+	for _, tc := range []struct {
+		name string
+		srv  *mailpit.Server
+		mode TLSMode
+	}{
+		{"starttls", startTLSSMTP, TLSStartTLS},
+		{"implicit", implicitSMTP, TLSImplicit},
+	} {
+		t.Run(tc.name, func(t *testing.T) { f(t, tc.srv, authConfig(tc.srv, tc.mode)) })
 	}
 }
 
-func TestSendImplicitTLSWithAuth(t *testing.T) {
-	s := newSender(t, authConfig(implicitSMTP, TLSImplicit))
-	msg := testMessage(t)
-
-	mustSend(t, s, msg)
-	got := received(t, implicitSMTP, msg)
-	if got.Username != testUser {
-		t.Errorf("authenticated as %q, want %q", got.Username, testUser)
-	}
+func TestSendTLSWithAuth(t *testing.T) {
+	eachTLSServer(t, func(t *testing.T, srv *mailpit.Server, cfg Config) {
+		msg := testMessage(t)
+		mustSend(t, newSender(t, cfg), msg)
+		if got := received(t, srv, msg); got.Username != testUser {
+			t.Errorf("authenticated as %q, want %q", got.Username, testUser)
+		}
+	})
 }
 
 func TestSendWrongPassword(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		srv  **mailpit.Server
-		mode TLSMode
-	}{
-		{"starttls", &startTLSSMTP, TLSStartTLS},
-		{"implicit", &implicitSMTP, TLSImplicit},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := authConfig(*tc.srv, tc.mode)
-			cfg.Password = "wrong"
-			ce := sendErr(t, newSender(t, cfg), ctxTimeout(t, 10*time.Second), testMessage(t))
-			if ce.Reason != notifyv1.ReasonPermanent || !ce.ProviderFault || ce.Code != "smtp 535 5.7.8" {
-				t.Fatalf("got %+v, want Permanent, ProviderFault, smtp 535 5.7.8", ce)
-			}
-		})
-	}
+	eachTLSServer(t, func(t *testing.T, _ *mailpit.Server, cfg Config) {
+		cfg.Password = "wrong"
+		ce := sendErr(t, newSender(t, cfg), ctxTimeout(t, 10*time.Second), testMessage(t))
+		if ce.Reason != notifyv1.ReasonPermanent || !ce.ProviderFault || ce.Code != "smtp 535 5.7.8" {
+			t.Fatalf("got %+v, want Permanent, ProviderFault, smtp 535 5.7.8", ce)
+		}
+	})
 }
 
 func TestSendMissingCredentials(t *testing.T) {
@@ -291,23 +284,13 @@ func TestSendMissingCredentials(t *testing.T) {
 }
 
 func TestSendUntrustedCertificate(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		srv  **mailpit.Server
-		mode TLSMode
-	}{
-		{"starttls", &startTLSSMTP, TLSStartTLS},
-		{"implicit", &implicitSMTP, TLSImplicit},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := authConfig(*tc.srv, tc.mode)
-			cfg.CAPEM = nil // the test CA is not a system root
-			ce := sendErr(t, newSender(t, cfg), ctxTimeout(t, 10*time.Second), testMessage(t))
-			if ce.Reason != notifyv1.ReasonTransient || !ce.ProviderFault || ce.Code != "tls certificate" {
-				t.Fatalf("got %+v, want Transient, ProviderFault, tls certificate", ce)
-			}
-		})
-	}
+	eachTLSServer(t, func(t *testing.T, _ *mailpit.Server, cfg Config) {
+		cfg.CAPEM = nil // the test CA is not a system root
+		ce := sendErr(t, newSender(t, cfg), ctxTimeout(t, 10*time.Second), testMessage(t))
+		if ce.Reason != notifyv1.ReasonTransient || !ce.ProviderFault || ce.Code != "tls certificate" {
+			t.Fatalf("got %+v, want Transient, ProviderFault, tls certificate", ce)
+		}
+	})
 }
 
 func TestSendInsecureSkipVerify(t *testing.T) {

@@ -1,6 +1,7 @@
 package whatsapp
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,10 +66,7 @@ var (
 
 // NewCloud validates cfg and returns a sender.
 func NewCloud(cfg CloudConfig) (*CloudSender, error) {
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = DefaultCloudBaseURL
-	}
-	base, err := validateBaseURL("whatsapp cloud: baseURL", cfg.BaseURL)
+	base, err := validateBaseURL("whatsapp cloud: baseURL", cmp.Or(cfg.BaseURL, DefaultCloudBaseURL))
 	if err != nil {
 		return nil, err
 	}

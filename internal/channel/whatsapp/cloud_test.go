@@ -1,7 +1,6 @@
 package whatsapp_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,43 +12,28 @@ import (
 	"github.com/herald-dev/herald/internal/dev/whatsappfake"
 )
 
-func newMeta(t *testing.T) *whatsappfake.Meta {
-	t.Helper()
-	m := whatsappfake.NewMeta(whatsappfake.WithLogf(t.Logf))
-	t.Cleanup(m.Close)
-	return m
-}
+func newMeta(t *testing.T) *whatsappfake.Meta { return newFake(t, whatsappfake.NewMeta) }
 
 func cloudSender(t *testing.T, m *whatsappfake.Meta, edit ...func(*whatsapp.CloudConfig)) *whatsapp.CloudSender {
 	t.Helper()
-	cfg := whatsapp.CloudConfig{
+	return buildSender(t, whatsapp.NewCloud, whatsapp.CloudConfig{
 		BaseURL:       m.URL,
 		APIVersion:    m.APIVersion,
 		PhoneNumberID: m.PhoneNumberID,
 		AccessToken:   m.AccessToken,
-	}
-	for _, e := range edit {
-		e(&cfg)
-	}
-	s, err := whatsapp.NewCloud(cfg)
-	if err != nil {
-		t.Fatalf("NewCloud: %v", err)
-	}
-	return s
+	}, edit)
+}
+
+// startCloud returns a Cloud sender and the fake it sends to.
+func startCloud(t *testing.T) (channel.Sender, *whatsappfake.Server) {
+	m := newMeta(t)
+	return cloudSender(t, m), m.Server
 }
 
 func TestCloudSendText(t *testing.T) {
 	m := newMeta(t)
-	res, err := cloudSender(t, m).Send(t.Context(), textMessage())
-	if err != nil {
-		t.Fatalf("Send: %v", err)
-	}
-	noRejections(t, m.Server)
-	got := onlyMessage(t, m.Server)
+	res, got := sendOne(t, cloudSender(t, m), m.Server, textMessage())
 
-	if res.ProviderMessageID == "" || res.ProviderMessageID != got.ID {
-		t.Errorf("ProviderMessageID = %q, want the fake's %q", res.ProviderMessageID, got.ID)
-	}
 	if !strings.HasPrefix(res.ProviderMessageID, "wamid.") {
 		t.Errorf("ProviderMessageID = %q, want a wamid", res.ProviderMessageID)
 	}
@@ -72,10 +56,7 @@ func TestCloudSendPrefersWhatsAppText(t *testing.T) {
 	m := newMeta(t)
 	msg := textMessage()
 	msg.WhatsApp = &channel.WhatsAppContent{Text: "*Disk* almost full on node-1"}
-	if _, err := cloudSender(t, m).Send(t.Context(), msg); err != nil {
-		t.Fatalf("Send: %v", err)
-	}
-	if got := onlyMessage(t, m.Server); got.Text != "*Disk* almost full on node-1" {
+	if _, got := sendOne(t, cloudSender(t, m), m.Server, msg); got.Text != "*Disk* almost full on node-1" {
 		t.Fatalf("text = %q", got.Text)
 	}
 }
@@ -85,10 +66,7 @@ func TestCloudSendNationalNumberWithDefaultRegion(t *testing.T) {
 	msg := textMessage()
 	msg.Recipient.Phone = "0151 1234-5678"
 	s := cloudSender(t, m, func(c *whatsapp.CloudConfig) { c.DefaultRegion = "DE" })
-	if _, err := s.Send(t.Context(), msg); err != nil {
-		t.Fatalf("Send: %v", err)
-	}
-	if got := onlyMessage(t, m.Server); got.To != aliceE164 {
+	if _, got := sendOne(t, s, m.Server, msg); got.To != aliceE164 {
 		t.Fatalf("to = %q, want %q", got.To, aliceE164)
 	}
 }
@@ -102,15 +80,7 @@ func TestCloudSendTemplate(t *testing.T) {
 		TemplateLanguage: "de",
 		TemplateParams:   []string{"node-1", "91%"},
 	}
-	res, err := cloudSender(t, m).Send(t.Context(), msg)
-	if err != nil {
-		t.Fatalf("Send: %v", err)
-	}
-	noRejections(t, m.Server)
-	got := onlyMessage(t, m.Server)
-	if res.ProviderMessageID != got.ID {
-		t.Errorf("ProviderMessageID = %q, want %q", res.ProviderMessageID, got.ID)
-	}
+	_, got := sendOne(t, cloudSender(t, m), m.Server, msg)
 	jsonEqual(t, got.Body, `{
 		"messaging_product": "whatsapp",
 		"recipient_type": "individual",
@@ -131,27 +101,17 @@ func TestCloudSendTemplateDefaults(t *testing.T) {
 	m := newMeta(t)
 	msg := textMessage()
 	msg.WhatsApp = &channel.WhatsAppContent{TemplateName: "hello_world"}
-	if _, err := cloudSender(t, m).Send(t.Context(), msg); err != nil {
-		t.Fatalf("Send: %v", err)
-	}
+	_, got := sendOne(t, cloudSender(t, m), m.Server, msg)
 	// No parameters means no components at all, and the language falls
 	// back to the default.
-	jsonEqual(t, onlyMessage(t, m.Server).Body, `{
+	jsonEqual(t, got.Body, `{
 		"messaging_product": "whatsapp", "recipient_type": "individual", "to": "`+aliceWire+`",
 		"type": "template", "template": {"name": "hello_world", "language": {"code": "en_US"}}
 	}`)
 }
 
 func TestCloudErrors(t *testing.T) {
-	tests := []struct {
-		name       string
-		spec       whatsappfake.ErrorSpec
-		reason     notifyv1.FailureReason
-		code       string
-		retryAfter time.Duration
-		fault      bool
-		mention    []string
-	}{
+	checkErrors(t, startCloud, []string{"fbtrace_id", "body: {"}, []errorCase{
 		{name: "throughput rate limit with Retry-After", spec: whatsappfake.ErrorSpec{Code: 130429, RetryAfter: "7"},
 			reason: notifyv1.ReasonRateLimited, code: "meta 130429", retryAfter: 7 * time.Second, mention: []string{"Rate limit hit"}},
 		{name: "pair rate limit", spec: whatsappfake.ErrorSpec{Code: 131056},
@@ -182,40 +142,13 @@ func TestCloudErrors(t *testing.T) {
 			reason: notifyv1.ReasonTransient, code: "meta 999999"},
 		{name: "unknown code on 400", spec: whatsappfake.ErrorSpec{Code: 999999},
 			reason: notifyv1.ReasonPermanent, code: "meta 999999"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			m := newMeta(t)
-			m.FailNext(1, tc.spec)
-			_, err := cloudSender(t, m).Send(t.Context(), textMessage())
-			ce := classified(t, err, tc.reason)
-			if ce.Code != tc.code {
-				t.Errorf("code = %q, want %q", ce.Code, tc.code)
-			}
-			if ce.RetryAfter != tc.retryAfter {
-				t.Errorf("RetryAfter = %v, want %v", ce.RetryAfter, tc.retryAfter)
-			}
-			if ce.ProviderFault != tc.fault {
-				t.Errorf("ProviderFault = %v, want %v", ce.ProviderFault, tc.fault)
-			}
-			contains(t, err, append(tc.mention, "fbtrace_id", "body: {")...)
-			noRejections(t, m.Server)
-			if n := len(m.Messages()); n != 0 {
-				t.Errorf("fake accepted %d messages", n)
-			}
-		})
-	}
+	})
 }
 
 func TestCloudBadToken(t *testing.T) {
 	m := newMeta(t)
 	s := cloudSender(t, m, func(c *whatsapp.CloudConfig) { c.AccessToken = "EAAexpired" })
-	_, err := s.Send(t.Context(), textMessage())
-	ce := classified(t, err, notifyv1.ReasonPermanent)
-	if !ce.ProviderFault || ce.Code != "meta 190" {
-		t.Fatalf("got %+v, want a provider fault with code meta 190", ce)
-	}
-	if ce.Retryable() {
+	if providerFault(t, s, "meta 190").Retryable() {
 		t.Error("bad credentials must not be retried")
 	}
 }
@@ -239,13 +172,7 @@ func TestCloudTransientThenSuccess(t *testing.T) {
 	if !classified(t, err, notifyv1.ReasonTransient).Retryable() {
 		t.Fatal("transient error must be retryable")
 	}
-	res, err := s.Send(t.Context(), textMessage())
-	if err != nil {
-		t.Fatalf("second Send: %v", err)
-	}
-	if got := onlyMessage(t, m.Server); got.ID != res.ProviderMessageID {
-		t.Fatalf("ProviderMessageID = %q, want %q", res.ProviderMessageID, got.ID)
-	}
+	sendOne(t, s, m.Server, textMessage())
 }
 
 func TestCloudInvalidPhoneNeverReachesServer(t *testing.T) {
@@ -254,12 +181,7 @@ func TestCloudInvalidPhoneNeverReachesServer(t *testing.T) {
 			m := newMeta(t)
 			msg := textMessage()
 			msg.Recipient.Phone = phone
-			_, err := cloudSender(t, m).Send(t.Context(), msg)
-			classified(t, err, notifyv1.ReasonInvalidAddress)
-			contains(t, err, "invalid phone", "alice")
-			if n := m.Requests(); n != 0 {
-				t.Fatalf("%d requests reached the server", n)
-			}
+			sendRefused(t, cloudSender(t, m), m.Server, msg, notifyv1.ReasonInvalidAddress, "invalid phone", "alice")
 		})
 	}
 }
@@ -268,21 +190,13 @@ func TestCloudNothingToSend(t *testing.T) {
 	m := newMeta(t)
 	msg := textMessage()
 	msg.Title, msg.Body = "", " "
-	_, err := cloudSender(t, m).Send(t.Context(), msg)
-	classified(t, err, notifyv1.ReasonPermanent)
-	if m.Requests() != 0 {
-		t.Fatal("an empty message reached the server")
-	}
+	sendRefused(t, cloudSender(t, m), m.Server, msg, notifyv1.ReasonPermanent)
 }
 
 func TestCloudDeadline(t *testing.T) {
 	m := newMeta(t)
-	m.StallNext(1)
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-	defer cancel()
-	_, err := cloudSender(t, m).Send(ctx, textMessage())
-	ce := classified(t, err, notifyv1.ReasonTimeout)
-	if !ce.Retryable() {
+	err := timedOut(t, cloudSender(t, m), m.Server)
+	if !classified(t, err, notifyv1.ReasonTimeout).Retryable() {
 		t.Fatal("a timeout must be retryable")
 	}
 	if ce2 := channel.Classify(err); ce2.Reason != notifyv1.ReasonTimeout {
@@ -352,29 +266,12 @@ func TestCloudNetworkError(t *testing.T) {
 
 func TestNewCloudValidates(t *testing.T) {
 	valid := whatsapp.CloudConfig{PhoneNumberID: "106540352242922", AccessToken: "EAAx"}
-	if _, err := whatsapp.NewCloud(valid); err != nil {
-		t.Fatalf("defaults: %v", err)
-	}
-	tests := []struct {
-		name    string
-		edit    func(*whatsapp.CloudConfig)
-		wantErr string
-	}{
+	checkValidation(t, whatsapp.NewCloud, valid, []configCase[whatsapp.CloudConfig]{
 		{"no phone number ID", func(c *whatsapp.CloudConfig) { c.PhoneNumberID = "" }, "phoneNumberID is required"},
 		{"phone number instead of ID", func(c *whatsapp.CloudConfig) { c.PhoneNumberID = "+4915112345678" }, "not the phone number"},
 		{"no token", func(c *whatsapp.CloudConfig) { c.AccessToken = " " }, "accessToken is required"},
 		{"bad version", func(c *whatsapp.CloudConfig) { c.APIVersion = "21" }, "v21.0"},
 		{"bad scheme", func(c *whatsapp.CloudConfig) { c.BaseURL = "ftp://graph.facebook.com" }, "http://"},
 		{"no host", func(c *whatsapp.CloudConfig) { c.BaseURL = "https://" }, "no host"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := valid
-			tc.edit(&cfg)
-			_, err := whatsapp.NewCloud(cfg)
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("NewCloud error = %v, want it to mention %q", err, tc.wantErr)
-			}
-		})
-	}
+	})
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,4 +124,148 @@ func closedURL(t *testing.T) string {
 	u := s.URL
 	s.Close()
 	return u
+}
+
+// newFake starts a provider fake that logs to the test and closes with it.
+func newFake[F interface{ Close() }](t *testing.T, start func(...whatsappfake.Option) F) F {
+	f := start(whatsappfake.WithLogf(t.Logf))
+	t.Cleanup(f.Close)
+	return f
+}
+
+// buildSender applies edits to cfg and builds a sender from it, failing the
+// test if the config is refused.
+func buildSender[C, S any](t *testing.T, build func(C) (S, error), cfg C, edits []func(*C)) S {
+	t.Helper()
+	for _, e := range edits {
+		e(&cfg)
+	}
+	s, err := build(cfg)
+	if err != nil {
+		t.Fatalf("building a sender from %T: %v", cfg, err)
+	}
+	return s
+}
+
+// sendOne sends msg through s and checks that srv accepted it, well-formed,
+// as its only message under the ID s returns. It returns s's result and the
+// fake's record of the message.
+func sendOne(t *testing.T, s channel.Sender, srv *whatsappfake.Server, msg *channel.Message) (channel.Result, whatsappfake.Message) {
+	t.Helper()
+	res, err := s.Send(t.Context(), msg)
+	if err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	noRejections(t, srv)
+	got := onlyMessage(t, srv)
+	if res.ProviderMessageID == "" || res.ProviderMessageID != got.ID {
+		t.Errorf("ProviderMessageID = %q, want the fake's %q", res.ProviderMessageID, got.ID)
+	}
+	return res, got
+}
+
+// sendRefused sends msg through s and checks that it fails with reason and
+// mentions each of mention, without a request reaching srv.
+func sendRefused(t *testing.T, s channel.Sender, srv *whatsappfake.Server, msg *channel.Message, reason notifyv1.FailureReason, mention ...string) {
+	t.Helper()
+	_, err := s.Send(t.Context(), msg)
+	classified(t, err, reason)
+	contains(t, err, mention...)
+	if n := srv.Requests(); n != 0 {
+		t.Fatalf("%d requests reached the server", n)
+	}
+}
+
+// providerFault sends a text message through s and checks that it fails as
+// a Permanent provider fault with the given code that mentions each of
+// mention. It returns the error.
+func providerFault(t *testing.T, s channel.Sender, code string, mention ...string) *channel.Error {
+	t.Helper()
+	_, err := s.Send(t.Context(), textMessage())
+	ce := classified(t, err, notifyv1.ReasonPermanent)
+	if !ce.ProviderFault || ce.Code != code {
+		t.Fatalf("got %+v, want a provider fault with code %s", ce, code)
+	}
+	contains(t, err, mention...)
+	return ce
+}
+
+// timedOut sends a text message through s with a 200ms deadline while srv
+// stalls, and checks that it fails as a Timeout. It returns the error.
+func timedOut(t *testing.T, s channel.Sender, srv *whatsappfake.Server) error {
+	t.Helper()
+	srv.StallNext(1)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	_, err := s.Send(ctx, textMessage())
+	classified(t, err, notifyv1.ReasonTimeout)
+	return err
+}
+
+// errorCase is an error a provider fake answers with, and what the sender
+// must make of it.
+type errorCase struct {
+	name       string
+	spec       whatsappfake.ErrorSpec
+	reason     notifyv1.FailureReason
+	code       string
+	retryAfter time.Duration
+	fault      bool
+	// mention are parts of the error message.
+	mention []string
+}
+
+// checkErrors sends a text message for each case through a sender that
+// start returns, whose fake answers with the case's error. Besides the
+// case's own mentions, every error must mention each of always.
+func checkErrors(t *testing.T, start func(*testing.T) (channel.Sender, *whatsappfake.Server), always []string, cases []errorCase) {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, srv := start(t)
+			srv.FailNext(1, tc.spec)
+			_, err := s.Send(t.Context(), textMessage())
+			ce := classified(t, err, tc.reason)
+			if ce.Code != tc.code {
+				t.Errorf("code = %q, want %q", ce.Code, tc.code)
+			}
+			if ce.RetryAfter != tc.retryAfter {
+				t.Errorf("RetryAfter = %v, want %v", ce.RetryAfter, tc.retryAfter)
+			}
+			if ce.ProviderFault != tc.fault {
+				t.Errorf("ProviderFault = %v, want %v", ce.ProviderFault, tc.fault)
+			}
+			contains(t, err, slices.Concat(tc.mention, always)...)
+			noRejections(t, srv)
+			if n := len(srv.Messages()); n != 0 {
+				t.Errorf("fake accepted %d messages", n)
+			}
+		})
+	}
+}
+
+// configCase is an edit that makes a valid config invalid, and what the
+// error must mention.
+type configCase[C any] struct {
+	name    string
+	edit    func(*C)
+	wantErr string
+}
+
+// checkValidation checks that build accepts valid and refuses each case's
+// edit of it with an error that mentions the case's wantErr.
+func checkValidation[C, S any](t *testing.T, build func(C) (S, error), valid C, cases []configCase[C]) {
+	t.Helper()
+	if _, err := build(valid); err != nil {
+		t.Fatalf("valid config: %v", err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := valid
+			tc.edit(&cfg)
+			_, err := build(cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("building from %T: error = %v, want one mentioning %q", cfg, err, tc.wantErr)
+			}
+		})
+	}
 }

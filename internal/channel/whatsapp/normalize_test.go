@@ -7,58 +7,55 @@ import (
 	"github.com/herald-dev/herald/internal/channel/whatsapp"
 )
 
-func TestNormalize(t *testing.T) {
-	tests := []struct {
-		name, phone, region, want string
-	}{
-		{"E.164 already", "+4915112345678", "", "+4915112345678"},
-		{"international with spaces", "+49 151 1234 5678", "", "+4915112345678"},
-		{"national with default region", "015112345678", "DE", "+4915112345678"},
-		{"national with dashes, lower-case region", "0151-1234-5678", "de", "+4915112345678"},
-		{"US national with parentheses", "(415) 555-2671", "US", "+14155552671"},
-		{"dots", "+49.151.12345678", "", "+4915112345678"},
-		{"trunk zero in parentheses", "+49 (0)151 12345678", "", "+4915112345678"},
-		{"international access code 00", "00 49 151 12345678", "DE", "+4915112345678"},
-		{"explicit country wins over region", "+49 151 12345678", "US", "+4915112345678"},
-		{"surrounding whitespace", "  +44 20 7946 0958 ", "", "+442079460958"},
-		{"India mobile", "+91 98765 43210", "", "+919876543210"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := whatsapp.Normalize(tc.phone, tc.region)
-			if err != nil {
-				t.Fatalf("Normalize(%q, %q): %v", tc.phone, tc.region, err)
-			}
-			if got != tc.want {
-				t.Fatalf("Normalize(%q, %q) = %q, want %q", tc.phone, tc.region, got, tc.want)
-			}
-		})
-	}
+// normalizeCases are TestNormalize's cases and FuzzNormalize's first seeds:
+// a phone number and default region that Normalize turns into want, or
+// refuses with an error that mentions wantErr.
+var normalizeCases = []struct {
+	name, phone, region string
+	want, wantErr       string
+}{
+	{name: "E.164 already", phone: "+4915112345678", want: "+4915112345678"},
+	{name: "international with spaces", phone: "+49 151 1234 5678", want: "+4915112345678"},
+	{name: "national with default region", phone: "015112345678", region: "DE", want: "+4915112345678"},
+	{name: "national with dashes, lower-case region", phone: "0151-1234-5678", region: "de", want: "+4915112345678"},
+	{name: "US national with parentheses", phone: "(415) 555-2671", region: "US", want: "+14155552671"},
+	{name: "dots", phone: "+49.151.12345678", want: "+4915112345678"},
+	{name: "trunk zero in parentheses", phone: "+49 (0)151 12345678", want: "+4915112345678"},
+	{name: "international access code 00", phone: "00 49 151 12345678", region: "DE", want: "+4915112345678"},
+	{name: "explicit country wins over region", phone: "+49 151 12345678", region: "US", want: "+4915112345678"},
+	{name: "surrounding whitespace", phone: "  +44 20 7946 0958 ", want: "+442079460958"},
+	{name: "India mobile", phone: "+91 98765 43210", want: "+919876543210"},
+
+	{name: "empty", phone: "", region: "DE", wantErr: "empty"},
+	{name: "blank", phone: "   ", region: "DE", wantErr: "empty"},
+	{name: "letters", phone: "call me", region: "DE", wantErr: "cannot be read"},
+	{name: "national without region", phone: "015112345678", wantErr: "no country code"},
+	{name: "unknown region", phone: "015112345678", region: "XX", wantErr: "not a known ISO 3166-1"},
+	{name: "region with a dotless i", phone: "06 6982 1234", region: "ıt", wantErr: "not a known ISO 3166-1"},
+	{name: "region with a long s", phone: "08 123 456 78", region: "ſe", wantErr: "not a known ISO 3166-1"},
+	{name: "too short", phone: "+1 555", wantErr: "too short"},
+	{name: "too long", phone: "+49 151 1234567890123", wantErr: "too long"},
+	{name: "more digits than E.164 allows", phone: "+49 201 00000000000", wantErr: "too long"},
+	{name: "more digits than E.164 allows, national", phone: "0201 000000000000", region: "DE", wantErr: "too long"},
+	{name: "unknown country code", phone: "+999 1234567", wantErr: "country code"},
+	{name: "invalid for country", phone: "+49 151 123", wantErr: "not a valid number in DE"},
+	{name: "unassigned range", phone: "+1 100 555 2671", wantErr: "not a valid number"},
+	{name: "extension", phone: "+1 415 555 2671 ext. 12", wantErr: "extension"},
 }
 
-func TestNormalizeRejects(t *testing.T) {
-	tests := []struct {
-		name, phone, region, wantErr string
-	}{
-		{"empty", "", "DE", "empty"},
-		{"blank", "   ", "DE", "empty"},
-		{"letters", "call me", "DE", "cannot be read"},
-		{"national without region", "015112345678", "", "no country code"},
-		{"unknown region", "015112345678", "XX", "not a known ISO 3166-1"},
-		{"region with a dotless i", "06 6982 1234", "ıt", "not a known ISO 3166-1"},
-		{"region with a long s", "08 123 456 78", "ſe", "not a known ISO 3166-1"},
-		{"too short", "+1 555", "", "too short"},
-		{"too long", "+49 151 1234567890123", "", "too long"},
-		{"more digits than E.164 allows", "+49 201 00000000000", "", "too long"},
-		{"more digits than E.164 allows, national", "0201 000000000000", "DE", "too long"},
-		{"unknown country code", "+999 1234567", "", "country code"},
-		{"invalid for country", "+49 151 123", "", "not a valid number in DE"},
-		{"unassigned range", "+1 100 555 2671", "", "not a valid number"},
-		{"extension", "+1 415 555 2671 ext. 12", "", "extension"},
-	}
-	for _, tc := range tests {
+func TestNormalize(t *testing.T) {
+	for _, tc := range normalizeCases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := whatsapp.Normalize(tc.phone, tc.region)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Normalize(%q, %q): %v", tc.phone, tc.region, err)
+				}
+				if got != tc.want {
+					t.Fatalf("Normalize(%q, %q) = %q, want %q", tc.phone, tc.region, got, tc.want)
+				}
+				return
+			}
 			if err == nil {
 				t.Fatalf("Normalize(%q, %q) = %q, want an error", tc.phone, tc.region, got)
 			}

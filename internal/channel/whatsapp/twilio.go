@@ -1,6 +1,7 @@
 package whatsapp
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,10 +59,7 @@ var (
 
 // NewTwilio validates cfg and returns a sender.
 func NewTwilio(cfg TwilioConfig) (*TwilioSender, error) {
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = DefaultTwilioBaseURL
-	}
-	base, err := validateBaseURL("whatsapp twilio: baseURL", cfg.BaseURL)
+	base, err := validateBaseURL("whatsapp twilio: baseURL", cmp.Or(cfg.BaseURL, DefaultTwilioBaseURL))
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package whatsapp_test
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -15,29 +14,22 @@ import (
 	"github.com/herald-dev/herald/internal/dev/whatsappfake"
 )
 
-func newTwilio(t *testing.T) *whatsappfake.Twilio {
-	t.Helper()
-	f := whatsappfake.NewTwilio(whatsappfake.WithLogf(t.Logf))
-	t.Cleanup(f.Close)
-	return f
-}
+func newTwilio(t *testing.T) *whatsappfake.Twilio { return newFake(t, whatsappfake.NewTwilio) }
 
 func twilioSender(t *testing.T, f *whatsappfake.Twilio, edit ...func(*whatsapp.TwilioConfig)) *whatsapp.TwilioSender {
 	t.Helper()
-	cfg := whatsapp.TwilioConfig{
+	return buildSender(t, whatsapp.NewTwilio, whatsapp.TwilioConfig{
 		BaseURL:    f.URL,
 		AccountSID: f.AccountSID,
 		AuthToken:  f.AuthToken,
 		From:       f.From,
-	}
-	for _, e := range edit {
-		e(&cfg)
-	}
-	s, err := whatsapp.NewTwilio(cfg)
-	if err != nil {
-		t.Fatalf("NewTwilio: %v", err)
-	}
-	return s
+	}, edit)
+}
+
+// startTwilio returns a Twilio sender and the fake it sends to.
+func startTwilio(t *testing.T) (channel.Sender, *whatsappfake.Server) {
+	f := newTwilio(t)
+	return twilioSender(t, f), f.Server
 }
 
 // formOf decodes a recorded form body.
@@ -52,15 +44,10 @@ func formOf(t *testing.T, body []byte) url.Values {
 
 func TestTwilioSendText(t *testing.T) {
 	f := newTwilio(t)
-	res, err := twilioSender(t, f).Send(t.Context(), textMessage())
-	if err != nil {
-		t.Fatalf("Send: %v", err)
-	}
-	noRejections(t, f.Server)
-	got := onlyMessage(t, f.Server)
+	res, got := sendOne(t, twilioSender(t, f), f.Server, textMessage())
 
-	if !strings.HasPrefix(res.ProviderMessageID, "SM") || res.ProviderMessageID != got.ID {
-		t.Errorf("ProviderMessageID = %q, want the fake's %q", res.ProviderMessageID, got.ID)
+	if !strings.HasPrefix(res.ProviderMessageID, "SM") {
+		t.Errorf("ProviderMessageID = %q, want a message SID", res.ProviderMessageID)
 	}
 	if ct := got.Header.Get("Content-Type"); ct != "application/x-www-form-urlencoded" {
 		t.Errorf("Content-Type = %q", ct)
@@ -86,10 +73,7 @@ func TestTwilioSendWithAPIKeyAndPrefixedFrom(t *testing.T) {
 		c.APIKeySID, c.APIKeySecret = f.APIKeySID, f.APIKeySecret
 		c.From = "whatsapp:" + f.From
 	})
-	if _, err := s.Send(t.Context(), textMessage()); err != nil {
-		t.Fatalf("Send: %v", err)
-	}
-	got := onlyMessage(t, f.Server)
+	_, got := sendOne(t, s, f.Server, textMessage())
 	req := http.Request{Header: got.Header}
 	if u, _, _ := req.BasicAuth(); u != f.APIKeySID {
 		t.Errorf("basic auth user = %q, want the API key SID", u)
@@ -108,15 +92,7 @@ func TestTwilioSendContentTemplate(t *testing.T) {
 		TemplateParams: []string{"node-1", "91%"},
 		ContentSID:     contentSID,
 	}
-	res, err := twilioSender(t, f).Send(t.Context(), msg)
-	if err != nil {
-		t.Fatalf("Send: %v", err)
-	}
-	noRejections(t, f.Server)
-	got := onlyMessage(t, f.Server)
-	if res.ProviderMessageID != got.ID {
-		t.Errorf("ProviderMessageID = %q, want %q", res.ProviderMessageID, got.ID)
-	}
+	_, got := sendOne(t, twilioSender(t, f), f.Server, msg)
 	form := formOf(t, got.Body)
 	if form.Has("Body") {
 		t.Errorf("a content template message must not carry Body, got %q", form.Get("Body"))
@@ -134,24 +110,13 @@ func TestTwilioTemplateNameWithoutContentSIDSendsText(t *testing.T) {
 	f := newTwilio(t)
 	msg := textMessage()
 	msg.WhatsApp = &channel.WhatsAppContent{TemplateName: "disk_alert"}
-	if _, err := twilioSender(t, f).Send(t.Context(), msg); err != nil {
-		t.Fatalf("Send: %v", err)
-	}
-	if got := onlyMessage(t, f.Server); got.Text != wantText || got.ContentSID != "" {
+	if _, got := sendOne(t, twilioSender(t, f), f.Server, msg); got.Text != wantText || got.ContentSID != "" {
 		t.Fatalf("got text %q content %q", got.Text, got.ContentSID)
 	}
 }
 
 func TestTwilioErrors(t *testing.T) {
-	tests := []struct {
-		name       string
-		spec       whatsappfake.ErrorSpec
-		reason     notifyv1.FailureReason
-		code       string
-		retryAfter time.Duration
-		fault      bool
-		mention    []string
-	}{
+	checkErrors(t, startTwilio, []string{"twilio.com/docs/errors", "body: {"}, []errorCase{
 		{name: "too many requests with Retry-After", spec: whatsappfake.ErrorSpec{Code: 20429, RetryAfter: "30"},
 			reason: notifyv1.ReasonRateLimited, code: "twilio 20429", retryAfter: 30 * time.Second},
 		{name: "outside the 24h window", spec: whatsappfake.ErrorSpec{Code: 63016},
@@ -172,67 +137,29 @@ func TestTwilioErrors(t *testing.T) {
 			reason: notifyv1.ReasonTransient, code: "twilio 20503", retryAfter: 2 * time.Second},
 		{name: "unknown 4xx", spec: whatsappfake.ErrorSpec{Code: 21999},
 			reason: notifyv1.ReasonPermanent, code: "twilio 21999"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newTwilio(t)
-			f.FailNext(1, tc.spec)
-			_, err := twilioSender(t, f).Send(t.Context(), textMessage())
-			ce := classified(t, err, tc.reason)
-			if ce.Code != tc.code {
-				t.Errorf("code = %q, want %q", ce.Code, tc.code)
-			}
-			if ce.RetryAfter != tc.retryAfter {
-				t.Errorf("RetryAfter = %v, want %v", ce.RetryAfter, tc.retryAfter)
-			}
-			if ce.ProviderFault != tc.fault {
-				t.Errorf("ProviderFault = %v, want %v", ce.ProviderFault, tc.fault)
-			}
-			contains(t, err, append(tc.mention, "twilio.com/docs/errors", "body: {")...)
-			noRejections(t, f.Server)
-		})
-	}
+	})
 }
 
 func TestTwilioBadCredentials(t *testing.T) {
 	f := newTwilio(t)
-	s := twilioSender(t, f, func(c *whatsapp.TwilioConfig) { c.AuthToken = "wrong" })
-	_, err := s.Send(t.Context(), textMessage())
-	ce := classified(t, err, notifyv1.ReasonPermanent)
-	if !ce.ProviderFault || ce.Code != "twilio 20003" {
-		t.Fatalf("got %+v, want a provider fault with code twilio 20003", ce)
-	}
+	providerFault(t, twilioSender(t, f, func(c *whatsapp.TwilioConfig) { c.AuthToken = "wrong" }), "twilio 20003")
 }
 
 func TestTwilioUnknownSender(t *testing.T) {
 	f := newTwilio(t)
-	s := twilioSender(t, f, func(c *whatsapp.TwilioConfig) { c.From = "+14155550100" })
-	_, err := s.Send(t.Context(), textMessage())
-	ce := classified(t, err, notifyv1.ReasonPermanent)
-	if !ce.ProviderFault || ce.Code != "twilio 63007" {
-		t.Fatalf("got %+v, want a provider fault with code twilio 63007", ce)
-	}
+	providerFault(t, twilioSender(t, f, func(c *whatsapp.TwilioConfig) { c.From = "+14155550100" }), "twilio 63007")
 }
 
 func TestTwilioInvalidPhoneNeverReachesServer(t *testing.T) {
 	f := newTwilio(t)
 	msg := textMessage()
 	msg.Recipient.Phone = "+1 555"
-	_, err := twilioSender(t, f).Send(t.Context(), msg)
-	classified(t, err, notifyv1.ReasonInvalidAddress)
-	contains(t, err, "invalid phone")
-	if f.Requests() != 0 {
-		t.Fatal("a request reached the server")
-	}
+	sendRefused(t, twilioSender(t, f), f.Server, msg, notifyv1.ReasonInvalidAddress, "invalid phone")
 }
 
 func TestTwilioDeadline(t *testing.T) {
 	f := newTwilio(t)
-	f.StallNext(1)
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-	defer cancel()
-	_, err := twilioSender(t, f).Send(ctx, textMessage())
-	classified(t, err, notifyv1.ReasonTimeout)
+	timedOut(t, twilioSender(t, f), f.Server)
 }
 
 func TestTwilioRateLimitedWithoutBody(t *testing.T) {
@@ -251,14 +178,7 @@ func TestTwilioRateLimitedWithoutBody(t *testing.T) {
 
 func TestNewTwilioValidates(t *testing.T) {
 	valid := whatsapp.TwilioConfig{AccountSID: "AC" + strings.Repeat("a", 32), AuthToken: "tok", From: "+14155238886"}
-	if _, err := whatsapp.NewTwilio(valid); err != nil {
-		t.Fatalf("valid config: %v", err)
-	}
-	tests := []struct {
-		name    string
-		edit    func(*whatsapp.TwilioConfig)
-		wantErr string
-	}{
+	checkValidation(t, whatsapp.NewTwilio, valid, []configCase[whatsapp.TwilioConfig]{
 		{"bad account SID", func(c *whatsapp.TwilioConfig) { c.AccountSID = "SK123" }, "accountSID"},
 		{"no credentials", func(c *whatsapp.TwilioConfig) { c.AuthToken = "" }, "authToken"},
 		{"bad API key SID", func(c *whatsapp.TwilioConfig) { c.APIKeySID = "AC1" }, "apiKeySID"},
@@ -266,15 +186,5 @@ func TestNewTwilioValidates(t *testing.T) {
 		{"no From", func(c *whatsapp.TwilioConfig) { c.From = "" }, "from"},
 		{"national From", func(c *whatsapp.TwilioConfig) { c.From = "4155238886" }, "country code"},
 		{"bad base URL", func(c *whatsapp.TwilioConfig) { c.BaseURL = "api.twilio.com" }, "http://"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg := valid
-			tc.edit(&cfg)
-			_, err := whatsapp.NewTwilio(cfg)
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("NewTwilio error = %v, want it to mention %q", err, tc.wantErr)
-			}
-		})
-	}
+	})
 }

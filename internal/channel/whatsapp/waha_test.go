@@ -1,7 +1,6 @@
 package whatsapp_test
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,24 +12,17 @@ import (
 	"github.com/herald-dev/herald/internal/dev/whatsappfake"
 )
 
-func newWAHA(t *testing.T) *whatsappfake.WAHA {
-	t.Helper()
-	f := whatsappfake.NewWAHA(whatsappfake.WithLogf(t.Logf))
-	t.Cleanup(f.Close)
-	return f
-}
+func newWAHA(t *testing.T) *whatsappfake.WAHA { return newFake(t, whatsappfake.NewWAHA) }
 
 func wahaSender(t *testing.T, f *whatsappfake.WAHA, edit ...func(*whatsapp.WAHAConfig)) *whatsapp.WAHASender {
 	t.Helper()
-	cfg := whatsapp.WAHAConfig{BaseURL: f.URL, APIKey: f.APIKey}
-	for _, e := range edit {
-		e(&cfg)
-	}
-	s, err := whatsapp.NewWAHA(cfg)
-	if err != nil {
-		t.Fatalf("NewWAHA: %v", err)
-	}
-	return s
+	return buildSender(t, whatsapp.NewWAHA, whatsapp.WAHAConfig{BaseURL: f.URL, APIKey: f.APIKey}, edit)
+}
+
+// startWAHA returns a WAHA sender and the fake it sends to.
+func startWAHA(t *testing.T) (channel.Sender, *whatsappfake.Server) {
+	f := newWAHA(t)
+	return wahaSender(t, f), f.Server
 }
 
 func TestWAHASendText(t *testing.T) {
@@ -46,15 +38,7 @@ func TestWAHASendText(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			f := newWAHA(t)
 			f.SetIDStyle(st.style)
-			res, err := wahaSender(t, f).Send(t.Context(), textMessage())
-			if err != nil {
-				t.Fatalf("Send: %v", err)
-			}
-			noRejections(t, f.Server)
-			got := onlyMessage(t, f.Server)
-			if res.ProviderMessageID == "" || res.ProviderMessageID != got.ID {
-				t.Errorf("ProviderMessageID = %q, want the fake's %q", res.ProviderMessageID, got.ID)
-			}
+			_, got := sendOne(t, wahaSender(t, f), f.Server, textMessage())
 			if h := got.Header.Get("X-Api-Key"); h != f.APIKey {
 				t.Errorf("X-Api-Key = %q", h)
 			}
@@ -70,10 +54,7 @@ func TestWAHASendCustomSessionWithoutAPIKey(t *testing.T) {
 	f := newWAHA(t)
 	f.APIKey, f.Session = "", "ops"
 	s := wahaSender(t, f, func(c *whatsapp.WAHAConfig) { c.APIKey, c.Session = "", "ops" })
-	if _, err := s.Send(t.Context(), textMessage()); err != nil {
-		t.Fatalf("Send: %v", err)
-	}
-	got := onlyMessage(t, f.Server)
+	_, got := sendOne(t, s, f.Server, textMessage())
 	if got.Session != "ops" {
 		t.Errorf("session = %q", got.Session)
 	}
@@ -87,10 +68,7 @@ func TestWAHATemplateFallsBackToText(t *testing.T) {
 	f := newWAHA(t)
 	msg := textMessage()
 	msg.WhatsApp = &channel.WhatsAppContent{TemplateName: "disk_alert", TemplateParams: []string{"node-1"}}
-	if _, err := wahaSender(t, f).Send(t.Context(), msg); err != nil {
-		t.Fatalf("Send: %v", err)
-	}
-	if got := onlyMessage(t, f.Server); got.Text != wantText {
+	if _, got := sendOne(t, wahaSender(t, f), f.Server, msg); got.Text != wantText {
 		t.Fatalf("text = %q, want %q", got.Text, wantText)
 	}
 }
@@ -100,24 +78,11 @@ func TestWAHATemplateWithoutTextFails(t *testing.T) {
 	msg := textMessage()
 	msg.Title, msg.Body = "", ""
 	msg.WhatsApp = &channel.WhatsAppContent{TemplateName: "disk_alert"}
-	_, err := wahaSender(t, f).Send(t.Context(), msg)
-	classified(t, err, notifyv1.ReasonPermanent)
-	contains(t, err, "disk_alert", "no template support")
-	if f.Requests() != 0 {
-		t.Fatal("a request reached the server")
-	}
+	sendRefused(t, wahaSender(t, f), f.Server, msg, notifyv1.ReasonPermanent, "disk_alert", "no template support")
 }
 
 func TestWAHAErrors(t *testing.T) {
-	tests := []struct {
-		name       string
-		spec       whatsappfake.ErrorSpec
-		reason     notifyv1.FailureReason
-		code       string
-		retryAfter time.Duration
-		fault      bool
-		mention    []string
-	}{
+	checkErrors(t, startWAHA, []string{"body: {"}, []errorCase{
 		{name: "session starting", spec: whatsappfake.ErrorSpec{SessionStatus: "STARTING"},
 			reason: notifyv1.ReasonTransient, code: "waha 422", mention: []string{"still starting"}},
 		{name: "session needs QR scan", spec: whatsappfake.ErrorSpec{SessionStatus: "SCAN_QR_CODE"},
@@ -134,69 +99,29 @@ func TestWAHAErrors(t *testing.T) {
 			reason: notifyv1.ReasonTransient, code: "waha 408", retryAfter: 2 * time.Second},
 		{name: "engine error", spec: whatsappfake.ErrorSpec{HTTPStatus: http.StatusInternalServerError, Message: "Evaluation failed"},
 			reason: notifyv1.ReasonTransient, code: "waha 500", mention: []string{"Evaluation failed"}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newWAHA(t)
-			f.FailNext(1, tc.spec)
-			_, err := wahaSender(t, f).Send(t.Context(), textMessage())
-			ce := classified(t, err, tc.reason)
-			if ce.Code != tc.code {
-				t.Errorf("code = %q, want %q", ce.Code, tc.code)
-			}
-			if ce.RetryAfter != tc.retryAfter {
-				t.Errorf("RetryAfter = %v, want %v", ce.RetryAfter, tc.retryAfter)
-			}
-			if ce.ProviderFault != tc.fault {
-				t.Errorf("ProviderFault = %v, want %v", ce.ProviderFault, tc.fault)
-			}
-			contains(t, err, append(tc.mention, "body: {")...)
-			noRejections(t, f.Server)
-		})
-	}
+	})
 }
 
 func TestWAHABadAPIKey(t *testing.T) {
 	f := newWAHA(t)
-	s := wahaSender(t, f, func(c *whatsapp.WAHAConfig) { c.APIKey = "wrong" })
-	_, err := s.Send(t.Context(), textMessage())
-	ce := classified(t, err, notifyv1.ReasonPermanent)
-	if !ce.ProviderFault || ce.Code != "waha 401" {
-		t.Fatalf("got %+v, want a provider fault with code waha 401", ce)
-	}
-	contains(t, err, "Unauthorized")
+	providerFault(t, wahaSender(t, f, func(c *whatsapp.WAHAConfig) { c.APIKey = "wrong" }), "waha 401", "Unauthorized")
 }
 
 func TestWAHAUnknownSession(t *testing.T) {
 	f := newWAHA(t)
-	s := wahaSender(t, f, func(c *whatsapp.WAHAConfig) { c.Session = "sales" })
-	_, err := s.Send(t.Context(), textMessage())
-	ce := classified(t, err, notifyv1.ReasonPermanent)
-	if !ce.ProviderFault || ce.Code != "waha 404" {
-		t.Fatalf("got %+v, want a provider fault with code waha 404", ce)
-	}
-	contains(t, err, "didn't find a session")
+	providerFault(t, wahaSender(t, f, func(c *whatsapp.WAHAConfig) { c.Session = "sales" }), "waha 404", "didn't find a session")
 }
 
 func TestWAHAInvalidPhoneNeverReachesServer(t *testing.T) {
 	f := newWAHA(t)
 	msg := textMessage()
 	msg.Recipient.Phone = "0151 1234 5678" // national, and no default region
-	_, err := wahaSender(t, f).Send(t.Context(), msg)
-	classified(t, err, notifyv1.ReasonInvalidAddress)
-	contains(t, err, "invalid phone", "country code")
-	if f.Requests() != 0 {
-		t.Fatal("a request reached the server")
-	}
+	sendRefused(t, wahaSender(t, f), f.Server, msg, notifyv1.ReasonInvalidAddress, "invalid phone", "country code")
 }
 
 func TestWAHADeadline(t *testing.T) {
 	f := newWAHA(t)
-	f.StallNext(1)
-	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
-	defer cancel()
-	_, err := wahaSender(t, f).Send(ctx, textMessage())
-	classified(t, err, notifyv1.ReasonTimeout)
+	timedOut(t, wahaSender(t, f), f.Server)
 }
 
 func TestWAHAUnreachable(t *testing.T) {
