@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	notificationctl "github.com/herald-dev/herald/controllers/notification"
 	"github.com/herald-dev/herald/internal/channel/webhook"
 )
 
@@ -208,7 +209,8 @@ var _ = Describe("the delivery queue", func() {
 			s.Retry = &notifyv1.RetryPolicy{MaxAttempts: ptr.To[int32](5), MaxDelay: &metav1.Duration{Duration: time.Hour}}
 		})
 		Eventually(func(g Gomega) {
-			d := getDelivery(ns, "parked", notifyv1.ChannelWebhook, "alice")
+			var d notifyv1.ChannelDelivery
+			g.Expect(k8sClient.Get(suiteCtx, client.ObjectKey{Namespace: ns, Name: notificationctl.DeliveryName("parked", notifyv1.ChannelWebhook, "alice")}, &d)).To(Succeed())
 			g.Expect(d.Status.NextAttemptTime).NotTo(BeNil())
 			// Capped at maxDelay (1h), then at expiresAt.
 			g.Expect(d.Status.NextAttemptTime.Time).To(BeTemporally("==", expires))
