@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	notificationctl "github.com/herald-dev/herald/controllers/notification"
 	"github.com/herald-dev/herald/internal/channel/webhook"
 )
 
@@ -193,6 +194,36 @@ var _ = Describe("the delivery queue", func() {
 		Expect(d.Status.History).To(HaveLen(2))
 		Expect(d.Status.History[0].Reason).To(Equal(notifyv1.ReasonRateLimited))
 		Expect(gaps(d.Status.History)[0]).To(BeNumerically(">=", 2*time.Second))
+	})
+
+	It("caps a Retry-After of a year and never retries after expiresAt", func() {
+		createRecipient(ns, "alice", nil)
+		sink.setRespond(func(_ string, _ int, w http.ResponseWriter) int {
+			w.Header().Set("Retry-After", "31536000")
+			return http.StatusTooManyRequests
+		})
+		// metav1.Time keeps whole seconds: expiresAt is 3 to 4s away.
+		expires := time.Now().Add(4 * time.Second).Truncate(time.Second)
+		notification(ns, "parked", func(s *notifyv1.NotificationSpec) {
+			s.ExpiresAt = &metav1.Time{Time: expires}
+			s.Retry = &notifyv1.RetryPolicy{MaxAttempts: ptr.To[int32](5), MaxDelay: &metav1.Duration{Duration: time.Hour}}
+		})
+		Eventually(func(g Gomega) {
+			var d notifyv1.ChannelDelivery
+			g.Expect(k8sClient.Get(suiteCtx, client.ObjectKey{Namespace: ns, Name: notificationctl.DeliveryName("parked", notifyv1.ChannelWebhook, "alice")}, &d)).To(Succeed())
+			g.Expect(d.Status.NextAttemptTime).NotTo(BeNil())
+			// Capped at maxDelay (1h), then at expiresAt.
+			g.Expect(d.Status.NextAttemptTime.Time).To(BeTemporally("==", expires))
+		}).Should(Succeed())
+
+		n := waitPhase(ns, "parked", notifyv1.NotificationExpired)
+		Expect(time.Now()).To(BeTemporally("<", expires.Add(10*time.Second)), "expired on time")
+		Expect(meta.FindStatusCondition(n.Status.Conditions, notifyv1.ConditionDelivered).Reason).To(Equal(notifyv1.ReasonExpired))
+		d := getDelivery(ns, "parked", notifyv1.ChannelWebhook, "alice")
+		Expect(d.Status.Phase).To(Equal(notifyv1.DeliveryExpired))
+		Expect(d.Status.Attempts).To(BeEquivalentTo(1))
+		Expect(d.Status.CompletionTime.Time).To(BeTemporally(">=", expires))
+		Expect(sink.all()).To(HaveLen(1))
 	})
 
 	It("gives up after maxAttempts with AttemptsExhausted", func() {

@@ -179,20 +179,33 @@ func (w *statusWrite) recordFailure(ctx context.Context, policy retry.Policy, a 
 		return w.finish(ctx, notifyv1.DeliveryFailed, reason,
 			fmt.Sprintf("%d of %d attempts failed; last error: %s", attempt, policy.MaxAttempts, errText))
 	}
-	next := w.r.Clock.Now().Add(delay)
+	now := w.r.Clock.Now()
+	next := now.Add(delay)
 	s.Phase = notifyv1.DeliveryPending
 	s.Reason = notifyv1.ReasonRetryScheduled
 	if ce.Code == notifyv1.ReasonProviderNotReady {
 		s.Reason = notifyv1.ReasonProviderNotReady
 	}
 	s.Message = fmt.Sprintf("attempt %d failed (%s); retrying in %s", attempt, ce.Reason, delay.Round(time.Millisecond))
+	// A retry is never scheduled after the delivery's expiresAt: the
+	// reconcile at expiresAt ends it Expired, on time, however long the
+	// backoff or the provider's Retry-After (capped at maxDelay by
+	// policy.Next, which may still be later than expiresAt).
+	if exp := w.d.Spec.ExpiresAt; exp != nil && next.After(exp.Time) {
+		next = exp.Time
+		delay = max(next.Sub(now), 0)
+		s.Message = fmt.Sprintf("attempt %d failed (%s); the next retry would come after expiresAt, so the delivery expires at %s",
+			attempt, ce.Reason, exp.UTC().Format(time.RFC3339))
+	}
 	s.NextAttemptTime = &metav1.MicroTime{Time: next}
 	metrics.Retries.WithLabelValues(string(w.r.Channel), string(reason)).Inc()
 	if err := w.write(ctx); err != nil {
 		return w.writeFailed(err)
 	}
 	w.r.Recorder.Eventf(w.d, nil, "Warning", s.Reason, "Deliver", "%s", s.Message+": "+errText)
-	return ctrl.Result{RequeueAfter: delay}, nil
+	// When expiresAt has already passed, the next reconcile, at once,
+	// expires the delivery.
+	return ctrl.Result{RequeueAfter: max(delay, time.Millisecond)}, nil
 }
 
 func permanentReason(ce *channel.Error) string {

@@ -4,10 +4,9 @@
 package render
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	htmltemplate "html/template"
+	"io"
 	"sort"
 	"strings"
 	texttemplate "text/template"
@@ -32,7 +31,7 @@ func Content(spec *notifyv1.NotificationSpec, tmpl *notifyv1.NotificationTemplat
 	if err != nil {
 		return out, err
 	}
-	r := renderer{params: params}
+	r := newRenderer(params)
 	out.Title = r.text("title", tmpl.Title)
 	out.Message = r.text("message", tmpl.Message)
 	if e := tmpl.Email; e != nil {
@@ -114,7 +113,7 @@ func Check(tmpl *notifyv1.NotificationTemplateContent) error {
 			sample[p.Name] = "sample"
 		}
 	}
-	r := renderer{params: sample}
+	r := newRenderer(sample)
 	fields := map[string]string{"title": tmpl.Title, "message": tmpl.Message, "webhookPayload": tmpl.WebhookPayload}
 	if e := tmpl.Email; e != nil {
 		fields["email.subject"], fields["email.text"] = e.Subject, e.Text
@@ -144,33 +143,33 @@ func Check(tmpl *notifyv1.NotificationTemplateContent) error {
 // fill in content of their own (event rules) use it so that every template
 // in Herald follows the same rules and functions.
 func Text(field, src string, params map[string]string) (string, error) {
-	r := renderer{params: params}
+	r := newRenderer(params)
 	out := r.text(field, src)
 	return out, r.err
 }
 
-// funcs are available in every template. json quotes a value as a JSON
-// string, for webhook payloads: {"text": {{ json .message }}} stays valid
-// JSON whatever the message contains.
-var funcs = map[string]any{
-	"json": func(v any) (string, error) {
-		b, err := json.Marshal(v)
-		return string(b), err
-	},
-}
-
 // renderer keeps the first error so that callers can render every field and
-// check once.
+// check once. Its budget bounds the render's output and time (bounds.go).
 type renderer struct {
 	params map[string]string
 	err    error
+	b      *budget
+	funcs  map[string]any
+}
+
+func newRenderer(params map[string]string) *renderer {
+	b := newBudget()
+	return &renderer{params: params, b: b, funcs: b.funcs()}
 }
 
 func (r *renderer) parseText(name, src string) *texttemplate.Template {
 	if r.err != nil || src == "" {
 		return nil
 	}
-	t, err := texttemplate.New(name).Funcs(funcs).Option("missingkey=error").Parse(src)
+	t, err := texttemplate.New(name).Funcs(r.funcs).Option("missingkey=error").Parse(src)
+	if err == nil {
+		err = checkBounded(name, src)
+	}
 	if err != nil {
 		r.err = fmt.Errorf("%s: %w", name, err)
 		return nil
@@ -182,7 +181,10 @@ func (r *renderer) parseHTML(name, src string) *htmltemplate.Template {
 	if r.err != nil || src == "" {
 		return nil
 	}
-	t, err := htmltemplate.New(name).Funcs(funcs).Option("missingkey=error").Parse(src)
+	t, err := htmltemplate.New(name).Funcs(r.funcs).Option("missingkey=error").Parse(src)
+	if err == nil {
+		err = checkBounded(name, src)
+	}
 	if err != nil {
 		r.err = fmt.Errorf("%s: %w", name, err)
 		return nil
@@ -190,16 +192,29 @@ func (r *renderer) parseHTML(name, src string) *htmltemplate.Template {
 	return t
 }
 
+// executor is what text/template and html/template have in common.
+type executor interface {
+	Execute(w io.Writer, data any) error
+}
+
+// execute runs one field's template into a writer limited to the field's
+// output limit, the render's total and its time budget.
+func (r *renderer) execute(name string, t executor) string {
+	r.b.field = FieldLimit(name)
+	w := &limitedWriter{b: r.b}
+	if err := t.Execute(w, r.params); err != nil {
+		r.err = fmt.Errorf("%s: %w", name, err)
+		return ""
+	}
+	return w.buf.String()
+}
+
 func (r *renderer) text(name, src string) string {
 	t := r.parseText(name, src)
 	if t == nil {
 		return ""
 	}
-	var buf bytes.Buffer
-	if err := t.Execute(&buf, r.params); err != nil {
-		r.err = fmt.Errorf("%s: %w", name, err)
-	}
-	return buf.String()
+	return r.execute(name, t)
 }
 
 // html renders with html/template so that params are escaped in email HTML.
@@ -208,9 +223,5 @@ func (r *renderer) html(name, src string) string {
 	if t == nil {
 		return ""
 	}
-	var buf bytes.Buffer
-	if err := t.Execute(&buf, r.params); err != nil {
-		r.err = fmt.Errorf("%s: %w", name, err)
-	}
-	return buf.String()
+	return r.execute(name, t)
 }

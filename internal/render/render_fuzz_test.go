@@ -2,41 +2,17 @@ package render_test
 
 import (
 	"encoding/json"
+	"errors"
 	"html"
 	"maps"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/render"
 )
-
-// mayRunLong reports whether rendering src could keep a fuzz worker busy
-// for long. Rendering has no time or size bound yet (an open issue, to be
-// fixed in this package): {{range 1000000000}}{{end}} spins for half a
-// minute, nested loops multiply, templates that call themselves recurse
-// deeply (and, calling themselves twice, exponentially), and a printf
-// width in the millions writes megabytes. Until that is fixed such inputs
-// are skipped, so that neither fuzzing nor the seed run in `go test` can
-// hang. Once render time is bounded, drop this and let the fuzzer check
-// the bound instead.
-func mayRunLong(src string) bool {
-	loops := strings.Count(src, "range")
-	calls := strings.Count(src, "template") + strings.Count(src, "block")
-	switch {
-	case loops > 1 || calls > 1:
-		// Loops multiply, and a template that calls itself (a second
-		// call besides the first) recurses 100000 levels deep before
-		// text/template gives up, which takes most of a second.
-		return true
-	case loops == 1 && strings.ContainsAny(src, "0123456789'"):
-		return true // a range over an integer: a number or a character constant
-	case strings.Contains(src, "printf") && longestDigitRun(src) > 2:
-		return true // a printf width in the thousands or more
-	}
-	return len(src) > 4096
-}
 
 // isIdentifier reports whether {{ .s }} names the param s: ASCII letters,
 // digits and underscores, not starting with a digit.
@@ -50,19 +26,6 @@ func isIdentifier(s string) bool {
 		}
 	}
 	return true
-}
-
-func longestDigitRun(s string) int {
-	longest, run := 0, 0
-	for _, c := range []byte(s) {
-		if '0' <= c && c <= '9' {
-			run++
-			longest = max(longest, run)
-		} else {
-			run = 0
-		}
-	}
-	return longest
 }
 
 // templateSeeds are template sources worth starting from: those of the
@@ -94,7 +57,7 @@ var templateSeeds = []string{
 	"{{/* a comment */}}{{- .app -}}  {{- \" trimmed \" -}}",
 	"{{ define \"t\" }}[{{ . }}]{{ end }}{{ template \"t\" .app }}",
 	"{{ block \"b\" . }}{{ .app }}{{ end }}",
-	"{{ define \"loop\" }}{{ template \"loop\" . }}{{ end }}{{ template \"loop\" . }}", // skipped by mayRunLong
+	"{{ define \"loop\" }}{{ template \"loop\" . }}{{ end }}{{ template \"loop\" . }}",
 	"{{ json . }}",
 	"{{ call .app }}",
 	"{{ .app.field }}",
@@ -105,11 +68,27 @@ var templateSeeds = []string{
 	"<p title='{{ .app }}'>{{ . }}</p>",
 	"<style>p { color: {{ .app }} }</style>",
 	"<!-- {{ .app }} -->",
-	"{{ range 1000000000 }}{{ end }}", // skipped by mayRunLong: see there
+	// Unbounded constructs, rejected before they run (bounds.go).
+	"{{ range 1000000000 }}{{ end }}",
+	"{{ range 1000000000 }}{{ range 1000000000 }}{{ end }}{{ end }}",
+	"{{ range . }}{{ range $ }}{{ end }}{{ end }}",
+	"{{ with 1000000000 }}{{ range . }}{{ end }}{{ end }}",
+	"{{ $n := 1000000000 }}{{ range $n }}{{ end }}",
+	"{{ $ := 1000000000 }}{{ range $ }}{{ end }}",
+	"{{ range (len .app) }}{{ end }}",
+	"{{ range 'x' }}{{ end }}",
+	// Output and memory: strings may not outgrow the field.
+	"{{ printf \"%1000000s\" \"\" }}",
+	"{{ printf \"%*d\" 1000000 1 }}",
+	"{{ printf \"%.1000000f\" 1.0 }}",
+	"{{ $a := printf \"%4000s\" \"\" }}{{ $a = print $a $a }}{{ $a = print $a $a }}{{ len $a }}",
+	"{{ range . }}{{ printf \"%2000s\" . }}{{ end }}",
+	"{{ js .app }}{{ html .app }}{{ urlquery .app }}{{ println .app }}",
 }
 
 // FuzzText renders arbitrary template sources with an arbitrary param. It
-// must not panic; it must give the same output or error twice; its errors
+// must not panic; it must return within the time budget, and its output
+// within the field's limit; it must give the same output or error twice; its errors
 // name the field; text without actions comes out unchanged; a param is
 // reached by its name and any other name is an error; Check accepts a
 // template exactly when rendering it with Check's sample params works; and
@@ -125,13 +104,21 @@ func FuzzText(f *testing.F) {
 	f.Add("{{ .a-b }}", "a-b", "dash")
 
 	f.Fuzz(func(t *testing.T, src, key, value string) {
-		if mayRunLong(src) || len(value) > 1024 {
-			t.Skip("may run long: see mayRunLong")
-		}
 		params := map[string]string{key: value}
 		given := maps.Clone(params)
 
+		// Rendering is bounded (bounds.go): whatever the source, it
+		// returns within the time budget (checked where execution reaches
+		// Herald, so allow a little beyond it) and never returns more
+		// than the field's limit.
+		start := time.Now()
 		out, err := render.Text("title", src, params)
+		if took := time.Since(start); took > 2*render.TimeBudget {
+			t.Fatalf("Text(%q) took %s, beyond the budget of %s", src, took, render.TimeBudget)
+		}
+		if len(out) > render.FieldLimit("title") {
+			t.Fatalf("Text(%q) returned %d bytes, beyond the limit of %d", src, len(out), render.FieldLimit("title"))
+		}
 		again, againErr := render.Text("title", src, params)
 		if out != again || errString(err) != errString(againErr) {
 			t.Fatalf("Text(%q) gave %q, %v, then %q, %v", src, out, err, again, againErr)
@@ -147,8 +134,13 @@ func FuzzText(f *testing.F) {
 		}
 
 		// A param is reached by name; any other name is an error, not an
-		// empty string.
-		if isIdentifier(key) {
+		// empty string. A value longer than the field may be is an
+		// output limit error.
+		if isIdentifier(key) && len(value) > render.FieldLimit("title") {
+			if got, err := render.Text("title", "{{ ."+key+" }}", params); !errors.Is(err, render.ErrOutputLimit) {
+				t.Fatalf("Text({{ .%s }}) with %d bytes = %d bytes, %v, want an output limit error", key, len(value), len(got), err)
+			}
+		} else if isIdentifier(key) {
 			if got, err := render.Text("title", "{{ ."+key+" }}", params); err != nil || got != value {
 				t.Fatalf("Text({{ .%s }}) = %q, %v, want %q", key, got, err, value)
 			}
@@ -217,6 +209,8 @@ func FuzzContent(f *testing.F) {
 	f.Add("\xff\xfe", "\u2028\u2029", "</p><p>", "", false, false)
 	f.Add("&amp;&#34;", "", "", "app", false, false)
 	f.Add("", "", "", "version", true, true)
+	f.Add(strings.Repeat("a", 1100), "1", "", "", true, false)
+	f.Add(strings.Repeat("<", 1000), "1", strings.Repeat("e", 5000), "", false, false)
 
 	f.Fuzz(func(t *testing.T, app, version, environment, extra string, defaultEnv, omitVersion bool) {
 		given := map[string]string{"app": app, "version": version}
@@ -248,6 +242,21 @@ func FuzzContent(f *testing.F) {
 				!declared && !strings.Contains(err.Error(), "params not declared by the template: "+extra) ||
 				!hasVersion && !strings.Contains(err.Error(), "missing required params: version") {
 				t.Fatalf("Content with params %q: error %v", given, err)
+			}
+			return
+		}
+		// Values too long for the title or the email subject hit the
+		// output limit (bounds.go); escaping the same values in the
+		// other fields stays well within theirs.
+		wantEnv := "production"
+		if e, ok := given["environment"]; ok {
+			wantEnv = e
+		}
+		titleLen := len(given["app"] + " " + given["version"] + " is live in " + wantEnv)
+		subjectLen := len("[deploy] " + given["app"] + " " + given["version"])
+		if titleLen > render.FieldLimit("title") || subjectLen > render.FieldLimit("email.subject") {
+			if !errors.Is(err, render.ErrOutputLimit) {
+				t.Fatalf("Content with a %d-byte title and a %d-byte subject: error %v, want the output limit", titleLen, subjectLen, err)
 			}
 			return
 		}

@@ -16,7 +16,8 @@
 // deliveries that failed together without ever exceeding the cap. The
 // default policy has no jitter, so it keeps the predecessor's 1s, 2s, 4s.
 //
-// A provider's Retry-After takes precedence over all of this; see Next.
+// A provider's Retry-After takes precedence over all of this, up to MaxDelay;
+// see Next.
 package retry
 
 import (
@@ -51,7 +52,7 @@ type Policy struct {
 	MaxAttempts int
 	// InitialDelay is the delay after the first failed attempt.
 	InitialDelay time.Duration
-	// MaxDelay caps the computed delay (not a provider's Retry-After).
+	// MaxDelay caps the computed delay and a provider's Retry-After.
 	MaxDelay time.Duration
 	// Jitter is the fraction, 0 to 1, by which a delay may be randomly
 	// shortened: the delay is drawn uniformly from [d*(1-Jitter), d].
@@ -204,15 +205,23 @@ func jitter(d time.Duration, frac float64, rnd func() float64) time.Duration {
 // wait before the next attempt: the provider's retryAfter when it gave one,
 // else Delay.
 //
-// retryAfter deliberately wins even when it exceeds MaxDelay and is not
+// retryAfter wins over the computed backoff, shorter or longer, and is not
 // jittered: the provider has said it will reject us before then, so coming
-// back earlier would only burn an attempt on a certain failure. MaxDelay
-// bounds our own guesswork, not the provider's explicit instruction.
+// back earlier would only burn an attempt on a certain failure. But it
+// never wins beyond MaxDelay: a provider (or whoever answers in its place)
+// must not park a delivery for as long as it likes, and Retry-After:
+// 31536000 would otherwise hold one for a year, long past its expiresAt.
+// Capped, the next attempt comes at MaxDelay; if the provider still
+// refuses, that attempt fails and counts like any other. A non-positive
+// MaxDelay means no cap, as in Delay.
 func (p Policy) Next(attempt int, retryAfter time.Duration, rnd func() float64) (delay time.Duration, retry bool) {
 	if attempt >= p.MaxAttempts {
 		return 0, false
 	}
 	if retryAfter > 0 {
+		if p.MaxDelay > 0 && retryAfter > p.MaxDelay {
+			return p.MaxDelay, true
+		}
 		return retryAfter, true
 	}
 	return p.Delay(attempt, rnd), true

@@ -161,7 +161,12 @@ func TestNext(t *testing.T) {
 		{"exhausted even with retry-after", 3, 30 * time.Second, nil, 0, false},
 		{"retry-after overrides delay", 1, 7 * time.Second, nil, 7 * time.Second, true},
 		{"retry-after shorter than delay still wins", 2, 500 * time.Millisecond, nil, 500 * time.Millisecond, true},
-		{"retry-after beyond MaxDelay wins", 1, time.Hour, nil, time.Hour, true},
+		{"retry-after beyond MaxDelay is capped", 1, time.Hour, nil, 10 * time.Second, true},
+		{"retry-after of a year is capped", 1, 31536000 * time.Second, nil, 10 * time.Second, true},
+		{"retry-after at MaxDelay is kept", 2, 10 * time.Second, nil, 10 * time.Second, true},
+		{"retry-after just above MaxDelay is capped", 2, 10*time.Second + time.Nanosecond, nil, 10 * time.Second, true},
+		{"capped retry-after is not jittered", 1, time.Hour, constRnd(0.9), 10 * time.Second, true},
+		{"exhausted even with a huge retry-after", 3, 31536000 * time.Second, nil, 0, false},
 		{"retry-after is not jittered", 1, 7 * time.Second, constRnd(0.9), 7 * time.Second, true},
 		{"negative retry-after ignored", 1, -time.Second, nil, time.Second, true},
 	}
@@ -170,6 +175,33 @@ func TestNext(t *testing.T) {
 			d, ok := p.Next(c.attempt, c.retryAfter, c.rnd)
 			if d != c.wantDelay || ok != c.wantRetry {
 				t.Errorf("Next(%d, %v) = %v, %v; want %v, %v", c.attempt, c.retryAfter, d, ok, c.wantDelay, c.wantRetry)
+			}
+		})
+	}
+}
+
+// TestNextRetryAfterCap checks the cap against policies as deliveries
+// carry them, including the default and one without a cap.
+func TestNextRetryAfterCap(t *testing.T) {
+	year := 365 * 24 * time.Hour
+	cases := []struct {
+		name       string
+		p          Policy
+		retryAfter time.Duration
+		want       time.Duration
+	}{
+		{"default policy caps at 5m", Default(), year, 5 * time.Minute},
+		{"default policy keeps 2m", Default(), 2 * time.Minute, 2 * time.Minute},
+		{"linear", Policy{Strategy: Linear, MaxAttempts: 5, InitialDelay: time.Second, MaxDelay: time.Hour}, year, time.Hour},
+		{"fixed, cap equal to initial", Policy{Strategy: Fixed, MaxAttempts: 5, InitialDelay: time.Minute, MaxDelay: time.Minute}, 90 * time.Second, time.Minute},
+		{"no MaxDelay means no cap", Policy{Strategy: Exponential, MaxAttempts: 5, InitialDelay: time.Second}, year, year},
+		{"resolved from an API policy", Resolve(nil, Policy{Strategy: Exponential, MaxAttempts: 4, InitialDelay: 100 * time.Millisecond, MaxDelay: 2 * time.Second}), year, 2 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			d, ok := c.p.Next(1, c.retryAfter, nil)
+			if !ok || d != c.want {
+				t.Errorf("Next(1, %v) = %v, %v; want %v, true", c.retryAfter, d, ok, c.want)
 			}
 		})
 	}

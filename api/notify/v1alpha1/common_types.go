@@ -70,7 +70,8 @@ type RetryPolicy struct {
 	InitialDelay *metav1.Duration `json:"initialDelay,omitempty"`
 
 	// maxDelay caps the delay between attempts, e.g. "5m". A provider's
-	// Retry-After may ask for longer and is honoured.
+	// Retry-After replaces the computed delay but is capped at maxDelay too,
+	// and no attempt is scheduled after expiresAt.
 	// +optional
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	// +kubebuilder:validation:Type=string
