@@ -1,9 +1,10 @@
 // Package patch is the one way Herald writes the status of its objects.
 //
-// A Helper takes a copy of an object when a reconcile (or an inbox request)
-// reads it, and later writes only the status fields that changed since, as
-// a JSON merge patch on the status subresource (controller-runtime's
-// client.MergeFrom computes it). Two writers of one object therefore never
+// A Helper takes a copy of an object's status when a reconcile (or an inbox
+// request) reads it, and later writes only the status fields that changed
+// since, as a JSON merge patch on the status subresource (computed with
+// github.com/evanphx/json-patch, as controller-runtime's client.MergeFrom
+// does, but over the status alone). Two writers of one object therefore never
 // overwrite each other's fields: the delivery controller writes a
 // ChannelDelivery's phase, attempts and history, the inbox server its
 // readTime, archivedTime and response, and neither sends the other's.
@@ -33,8 +34,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -46,16 +50,31 @@ const (
 	InboxFieldOwner      = "herald-inbox"
 )
 
-// Helper writes the status changes of one object.
+// Helper writes the status changes of one object. It keeps the status as
+// JSON, not a copy of the whole object: a delivery's spec (its rendered
+// content) is most of it and is never written here, and a reconcile that
+// changes nothing then costs one small encoding.
 type Helper struct {
 	client client.Client
 	owner  string
-	before client.Object
+	// resourceVersion and status are obj's when the helper took them.
+	resourceVersion string
+	status          []byte
+	err             error
 }
 
-// NewHelper remembers obj as it is now; a later Patch writes what changed.
+// NewHelper remembers obj's status as it is now; a later Patch writes what
+// changed.
 func NewHelper(obj client.Object, c client.Client, fieldOwner string) *Helper {
-	return &Helper{client: c, owner: fieldOwner, before: obj.DeepCopyObject().(client.Object)}
+	h := &Helper{client: c, owner: fieldOwner}
+	h.Reset(obj)
+	return h
+}
+
+// Reset makes obj's status the helper's copy, as after a fresh read.
+func (h *Helper) Reset(obj client.Object) {
+	h.resourceVersion = obj.GetResourceVersion()
+	h.status, h.err = statusJSON(obj)
 }
 
 // Option changes one Patch.
@@ -76,34 +95,47 @@ func (h *Helper) Patch(ctx context.Context, obj client.Object, opts ...Option) (
 	for _, opt := range opts {
 		opt(&o)
 	}
-	var p client.Patch = client.MergeFrom(h.before)
-	if o.optimisticLock {
-		p = client.MergeFromWithOptions(h.before, client.MergeFromWithOptimisticLock{})
+	if h.err != nil {
+		return false, h.err
 	}
-	data, err := p.Data(obj)
+	after, err := statusJSON(obj)
 	if err != nil {
-		return false, fmt.Errorf("computing status patch: %w", err)
-	}
-	status, err := statusOnly(data, obj)
-	if err != nil || status == nil {
 		return false, err
 	}
-	if err := h.client.Status().Patch(ctx, obj, client.RawPatch(p.Type(), status), client.FieldOwner(h.owner)); err != nil {
+	data, err := statusPatch(h.status, after, h.resourceVersion, o.optimisticLock)
+	if err != nil || data == nil {
 		return false, err
 	}
-	h.before = obj.DeepCopyObject().(client.Object)
+	if err := h.client.Status().Patch(ctx, obj, client.RawPatch(types.MergePatchType, data), client.FieldOwner(h.owner)); err != nil {
+		return false, err
+	}
+	h.Reset(obj)
 	return true, nil
 }
 
-// Reset makes obj the helper's copy, as after a fresh read.
-func (h *Helper) Reset(obj client.Object) {
-	h.before = obj.DeepCopyObject().(client.Object)
+// statusJSON encodes the Status field of one of Herald's API objects.
+func statusJSON(obj client.Object) ([]byte, error) {
+	v := reflect.ValueOf(obj)
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return nil, fmt.Errorf("patch: %T is not a struct", obj)
+	}
+	f := v.FieldByName("Status")
+	if !f.IsValid() {
+		return nil, fmt.Errorf("patch: %T has no Status field", obj)
+	}
+	b, err := json.Marshal(f.Interface())
+	if err != nil {
+		return nil, fmt.Errorf("encoding the status of %T: %w", obj, err)
+	}
+	return b, nil
 }
 
-// statusOnly keeps the status part of a merge patch and the
-// resourceVersion precondition, or returns nil when status is unchanged.
-// Changes a reconcile made to metadata or spec are not this helper's to
-// write (the status subresource ignores them anyway).
+// statusPatch is the merge patch from the status before to the status
+// after, wrapped as an object's patch, with the resourceVersion precondition
+// when asked; nil when nothing changed.
 //
 // A nested object of the status that changed is sent whole, from after,
 // not as the difference: a merge patch would otherwise send only its
@@ -111,52 +143,35 @@ func (h *Helper) Reset(obj client.Object) {
 // (a Notification's first status.deliveries) the fields left out, zero on
 // both sides here, would be missing there and fail the CRD's required
 // rules. Like a list, such an object has one writer.
-func statusOnly(data []byte, obj client.Object) ([]byte, error) {
-	var full struct {
-		Metadata *struct {
-			ResourceVersion string `json:"resourceVersion,omitempty"`
-		} `json:"metadata,omitempty"`
-		Status map[string]json.RawMessage `json:"status,omitempty"`
+func statusPatch(before, after []byte, resourceVersion string, lock bool) ([]byte, error) {
+	diff, err := jsonpatch.CreateMergePatch(before, after)
+	if err != nil {
+		return nil, fmt.Errorf("computing status patch: %w", err)
 	}
-	if err := json.Unmarshal(data, &full); err != nil {
+	var changed map[string]json.RawMessage
+	if err := json.Unmarshal(diff, &changed); err != nil {
 		return nil, fmt.Errorf("reading status patch: %w", err)
 	}
-	if len(full.Status) == 0 {
+	if len(changed) == 0 {
 		return nil, nil
 	}
-	var after map[string]json.RawMessage
-	for key, v := range full.Status {
+	var whole map[string]json.RawMessage
+	for key, v := range changed {
 		if len(v) == 0 || v[0] != '{' {
 			continue
 		}
-		if after == nil {
-			var err error
-			if after, err = statusOf(obj); err != nil {
-				return nil, err
+		if whole == nil {
+			if err := json.Unmarshal(after, &whole); err != nil {
+				return nil, fmt.Errorf("reading status: %w", err)
 			}
 		}
-		full.Status[key] = after[key]
+		changed[key] = whole[key]
 	}
-	out := map[string]any{"status": full.Status}
-	if full.Metadata != nil && full.Metadata.ResourceVersion != "" {
-		out["metadata"] = map[string]string{"resourceVersion": full.Metadata.ResourceVersion}
+	out := map[string]any{"status": changed}
+	if lock {
+		out["metadata"] = map[string]string{"resourceVersion": resourceVersion}
 	}
 	return json.Marshal(out)
-}
-
-// statusOf returns the top-level fields of obj's status as JSON.
-func statusOf(obj client.Object) (map[string]json.RawMessage, error) {
-	raw, err := json.Marshal(obj)
-	if err != nil {
-		return nil, fmt.Errorf("encoding %T: %w", obj, err)
-	}
-	var whole struct {
-		Status map[string]json.RawMessage `json:"status"`
-	}
-	if err := json.Unmarshal(raw, &whole); err != nil {
-		return nil, fmt.Errorf("reading status of %T: %w", obj, err)
-	}
-	return whole.Status, nil
 }
 
 // RequeueOnConflict is how a reconciler ends on a failed status write: a
