@@ -96,7 +96,9 @@ type NotificationSpec struct {
 	Quorum *int32 `json:"quorum,omitempty"`
 
 	// ttlSecondsAfterFinished deletes the notification (and its
-	// deliveries) this long after it finished.
+	// deliveries) this long after it finished; 0 deletes it as soon as it
+	// finishes. Unset, the controller's --default-ttl-after-finished (7
+	// days by default) applies.
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
