@@ -39,6 +39,10 @@ type Options struct {
 	// ProviderTripDuration is how long a provider that rejected a delivery
 	// for a provider reason (credentials, sender) is skipped.
 	ProviderTripDuration time.Duration
+	// DefaultTTLAfterFinished deletes finished Notifications that set no
+	// spec.ttlSecondsAfterFinished this long after they finished; 0 keeps
+	// them forever.
+	DefaultTTLAfterFinished time.Duration
 	// EventRuleWorkers reconcile EventRules.
 	EventRuleWorkers int
 	Clock            clock.PassiveClock
@@ -73,7 +77,10 @@ func DefaultOptions() Options {
 		DefaultTimeout:       30 * time.Second,
 		ProviderTripDuration: 5 * time.Minute,
 		EventRuleWorkers:     2,
-		Clock:                clock.RealClock{},
+		// Seven days: long enough to look into last week's deliveries,
+		// short enough that etcd holds a bounded number (docs/operations.md).
+		DefaultTTLAfterFinished: 7 * 24 * time.Hour,
+		Clock:                   clock.RealClock{},
 		Manager: ManagerOptions{
 			MetricsAddr: ":8080",
 			ProbeAddr:   ":8081",
@@ -108,6 +115,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.DefaultTimeout, "default-timeout", o.DefaultTimeout, "Timeout of one attempt (JOB_QUEUE_DEFAULT_TIMEOUT_SECONDS).")
 	fs.DurationVar(&o.ProviderTripDuration, "provider-trip-duration", o.ProviderTripDuration, "How long a provider that rejected a delivery for a provider reason (credentials, sender) is skipped; changing it or its Secret ends this at once.")
 	fs.DurationVar(&o.StatusInterval, "status-interval", o.StatusInterval, "Least time between two status writes of a Notification whose deliveries are in flight; finishing always writes at once.")
+	fs.DurationVar(&o.DefaultTTLAfterFinished, "default-ttl-after-finished", o.DefaultTTLAfterFinished, "Delete finished Notifications (and their deliveries) this long after they finished unless they set spec.ttlSecondsAfterFinished; 0 keeps them.")
 	fs.BoolVar(&o.SuccessEvents, "success-events", o.SuccessEvents, "Emit a Normal Event for every delivered Notification (one more API write each); failures always get Warning Events.")
 }
 
@@ -137,6 +145,9 @@ func (o *Options) Complete() error {
 func (o *Options) Validate() error {
 	if err := o.DefaultRetry.Validate(); err != nil {
 		return fmt.Errorf("default retry policy: %w", err)
+	}
+	if o.DefaultTTLAfterFinished < 0 {
+		return fmt.Errorf("--default-ttl-after-finished must not be negative, got %s", o.DefaultTTLAfterFinished)
 	}
 	if o.DefaultTimeout <= 0 {
 		return fmt.Errorf("default attempt timeout must be positive, got %s", o.DefaultTimeout)

@@ -15,7 +15,7 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	notificationctl "github.com/herald-dev/herald/controllers/notification"
-	"github.com/herald-dev/herald/internal/channel/webhook"
+	hook "github.com/herald-dev/herald/pkg/webhook"
 )
 
 // createWebhookProvider makes the namespace's default webhook provider,
@@ -107,7 +107,7 @@ var _ = Describe("the delivery queue", func() {
 		keys := sink.succeededKeys()
 		Expect(keys).To(HaveLen(3))
 		for _, req := range sink.all() {
-			Expect(webhook.Verify([]byte("s3cret"), req.Timestamp, req.Signature, req.Body, time.Now(), time.Minute)).To(Succeed())
+			Expect(hook.VerifySignature([]byte("s3cret"), hook.FieldsFromHeader(req.Header), req.Signature, req.Body, time.Now(), time.Minute)).To(Succeed())
 		}
 		d := getDelivery(ns, "disk", notifyv1.ChannelWebhook, "bob")
 		Expect(keys).To(HaveKey(string(d.UID)))

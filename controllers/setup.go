@@ -95,6 +95,8 @@ func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Cache, error) {
 		Workers:           opts.NotificationWorkers,
 		StatusInterval:    opts.StatusInterval,
 		SuccessEvents:     opts.SuccessEvents,
+
+		DefaultTTLAfterFinished: opts.DefaultTTLAfterFinished,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up notification controller: %w", err)
 	}

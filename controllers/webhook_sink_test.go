@@ -18,6 +18,7 @@ type sinkRequest struct {
 	Attempt        int
 	Signature      string
 	Timestamp      string
+	Header         http.Header
 	Body           []byte
 	At             time.Time
 	Status         int
@@ -51,6 +52,7 @@ func (s *webhookSink) serve(w http.ResponseWriter, r *http.Request) {
 		Attempt:        attempt,
 		Signature:      r.Header.Get(webhook.SignatureHeader),
 		Timestamp:      r.Header.Get(webhook.TimestampHeader),
+		Header:         r.Header.Clone(),
 		Body:           body,
 		At:             time.Now(),
 	}

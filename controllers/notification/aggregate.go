@@ -78,9 +78,10 @@ func (r *Reconciler) aggregate(ctx context.Context, n *notifyv1.Notification, no
 		}
 		return responses[i].Recipient < responses[j].Recipient
 	})
-	n.Status.Responses = responses
+	// status.responses keeps the oldest answers only; the decision counts all.
+	n.Status.Responses = capResponses(responses)
 	if n.Spec.Type == notifyv1.TypeApproval {
-		r.decideApproval(n)
+		r.decideApproval(n, responses)
 	}
 
 	// The cache may not show every delivery just created; the notification

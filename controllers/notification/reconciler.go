@@ -61,6 +61,10 @@ type Reconciler struct {
 	// Off by default: for single-recipient notifications it would add one
 	// write per delivery; failures always get a Warning Event.
 	SuccessEvents bool
+	// DefaultTTLAfterFinished deletes finished notifications that set no
+	// spec.ttlSecondsAfterFinished this long after they finished; 0 keeps
+	// them.
+	DefaultTTLAfterFinished time.Duration
 
 	progress progressMemos
 }
@@ -145,18 +149,26 @@ func (r *Reconciler) ensureDispatched(ctx context.Context, n *notifyv1.Notificat
 	return result, true, nil
 }
 
-// deleteAfterTTL deletes a finished notification once its
-// ttlSecondsAfterFinished have passed, or requeues for then. Its
-// deliveries go with it through their owner references.
+// deleteAfterTTL deletes a finished notification once its TTL has passed,
+// or requeues for then. The TTL is spec.ttlSecondsAfterFinished when set
+// (0: at once), else DefaultTTLAfterFinished (0: never), so that finished
+// Notifications and their deliveries do not pile up in etcd. Its
+// deliveries go with it (owner references, background propagation).
 func (r *Reconciler) deleteAfterTTL(ctx context.Context, n *notifyv1.Notification, now time.Time) (ctrl.Result, error) {
-	if n.Spec.TTLSecondsAfterFinished == nil || n.Status.CompletionTime == nil {
+	if n.Status.CompletionTime == nil {
 		return ctrl.Result{}, nil
 	}
-	expiry := n.Status.CompletionTime.Add(time.Duration(*n.Spec.TTLSecondsAfterFinished) * time.Second)
+	ttl := r.DefaultTTLAfterFinished
+	if n.Spec.TTLSecondsAfterFinished != nil {
+		ttl = time.Duration(*n.Spec.TTLSecondsAfterFinished) * time.Second
+	} else if ttl <= 0 {
+		return ctrl.Result{}, nil
+	}
+	expiry := n.Status.CompletionTime.Add(ttl)
 	if now.Before(expiry) {
 		return ctrl.Result{RequeueAfter: expiry.Sub(now)}, nil
 	}
-	log.FromContext(ctx).V(1).Info("deleting finished notification after its TTL")
+	log.FromContext(ctx).V(1).Info("deleting finished notification after its TTL", "ttl", ttl)
 	err := r.Delete(ctx, n, client.PropagationPolicy(metav1.DeletePropagationBackground))
 	return ctrl.Result{}, client.IgnoreNotFound(err)
 }

@@ -87,14 +87,18 @@ type NotificationSpec struct {
 	// +optional
 	Actions []Action `json:"actions"`
 
-	// quorum is how many matching answers decide an approval. By default
-	// the first answer decides.
+	// quorum is how many distinct Kubernetes users giving the same outcome
+	// decide an approval; a user answering through several Recipients
+	// counts once, with their first answer. By default the first answer
+	// decides.
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	Quorum *int32 `json:"quorum,omitempty"`
 
 	// ttlSecondsAfterFinished deletes the notification (and its
-	// deliveries) this long after it finished.
+	// deliveries) this long after it finished; 0 deletes it as soon as it
+	// finishes. Unset, the controller's --default-ttl-after-finished (7
+	// days by default) applies.
 	// +kubebuilder:validation:Minimum=0
 	// +optional
 	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
@@ -140,6 +144,9 @@ type ChannelStatus struct {
 	DeliveryCounts `json:",inline"`
 }
 
+// MaxResponses is how many answers status.responses keeps.
+const MaxResponses = 100
+
 // Response is one recipient's answer to an approval notification.
 type Response struct {
 	// recipient is the Recipient's name.
@@ -178,7 +185,10 @@ type NotificationStatus struct {
 	// +optional
 	Channels []ChannelStatus `json:"channels,omitempty"`
 
-	// responses are the answers to an approval notification, oldest first.
+	// responses are the answers to an approval notification, oldest first;
+	// at most the first 100 are kept (the Approved and Rejected conditions
+	// count every answer and say how many there were).
+	// +kubebuilder:validation:MaxItems=100
 	// +optional
 	Responses []Response `json:"responses,omitempty"`
 

@@ -7,18 +7,15 @@
 //
 // # Signatures
 //
-// When the Sender has a secret, every request carries
-//
-//	X-Herald-Timestamp: <unix seconds>
-//	X-Herald-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>
-//
-// The timestamp is inside the MAC so a captured request cannot be replayed
-// later with a fresh timestamp. To verify, a receiver reads the raw body
-// before parsing it, then calls Verify (or reimplements it): recompute the
-// MAC over the timestamp header, a dot and the exact body bytes, compare in
-// constant time, and reject timestamps further than a few minutes from its
-// own clock. Each attempt is signed afresh, so retries of an old delivery
-// still verify; use the Idempotency-Key to drop duplicates.
+// When the Sender has a secret, every request carries X-Herald-Timestamp
+// and X-Herald-Signature: v2=<hex HMAC-SHA256>, computed by
+// github.com/herald-dev/herald/pkg/webhook over the timestamp, the
+// delivery, the attempt, the Idempotency-Key and the exact body. The
+// Sender signs the header values it sends, so what it signs is what the
+// receiver reads. Receivers verify with that package's Verify (or
+// reimplement the documented scheme). Each attempt is signed afresh, so
+// retries of an old delivery still verify; the Idempotency-Key, which the
+// signature binds to the request, lets receivers drop duplicates.
 package webhook
 
 import (
@@ -34,15 +31,18 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/internal/channel"
+	hook "github.com/herald-dev/herald/pkg/webhook"
 )
 
 // Header names the Sender sets. They are reserved: Config.Headers may not
 // override them, so a misconfiguration cannot break de-duplication or
 // signatures.
 const (
-	IdempotencyKeyHeader = "Idempotency-Key"
-	DeliveryHeader       = "X-Herald-Delivery"
-	AttemptHeader        = "X-Herald-Attempt"
+	IdempotencyKeyHeader = hook.IdempotencyKeyHeader
+	DeliveryHeader       = hook.DeliveryHeader
+	AttemptHeader        = hook.AttemptHeader
+	SignatureHeader      = hook.SignatureHeader
+	TimestampHeader      = hook.TimestampHeader
 	// MessageIDHeader is read from the response as the provider message ID.
 	MessageIDHeader = "X-Message-Id"
 
@@ -220,7 +220,7 @@ func (s *Sender) setHeaders(h http.Header, msg *channel.Message, body []byte) {
 	if len(s.secret) > 0 {
 		ts := s.now().Unix()
 		h.Set(TimestampHeader, strconv.FormatInt(ts, 10))
-		h.Set(SignatureHeader, Sign(s.secret, ts, body))
+		h.Set(SignatureHeader, hook.Sign(s.secret, hook.FieldsFromHeader(h), body))
 	}
 }
 

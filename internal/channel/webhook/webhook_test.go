@@ -18,6 +18,7 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
+	hook "github.com/herald-dev/herald/pkg/webhook"
 )
 
 // captured is what a test server saw of one request.
@@ -192,8 +193,8 @@ func TestSignature(t *testing.T) {
 	if ts != "1800000000" {
 		t.Errorf("%s = %q, want 1800000000", TimestampHeader, ts)
 	}
-	if !strings.HasPrefix(sig, "sha256=") || len(sig) != len("sha256=")+64 {
-		t.Errorf("%s = %q, want sha256=<64 hex>", SignatureHeader, sig)
+	if !strings.HasPrefix(sig, "v2=") || len(sig) != len("v2=")+64 {
+		t.Errorf("%s = %q, want v2=<64 hex>", SignatureHeader, sig)
 	}
 
 	cases := []struct {
@@ -206,37 +207,40 @@ func TestSignature(t *testing.T) {
 	}{
 		{"valid", secret, ts, sig, got.body, signedAt.Add(time.Minute), nil},
 		{"valid slightly in future", secret, ts, sig, got.body, signedAt.Add(-time.Minute), nil},
-		{"wrong secret", []byte("other"), ts, sig, got.body, signedAt, ErrSignatureMismatch},
-		{"tampered body", secret, ts, sig, append(bytes.Clone(got.body), ' '), signedAt, ErrSignatureMismatch},
-		{"timestamp swapped", secret, "1800000001", sig, got.body, signedAt, ErrSignatureMismatch},
-		{"old timestamp (replay)", secret, ts, sig, got.body, signedAt.Add(6 * time.Minute), ErrTimestampExpired},
-		{"future timestamp", secret, ts, sig, got.body, signedAt.Add(-6 * time.Minute), ErrTimestampExpired},
-		{"no secret", nil, ts, sig, got.body, signedAt, ErrNoSecret},
-		{"missing prefix", secret, ts, strings.TrimPrefix(sig, "sha256="), got.body, signedAt, ErrMalformed},
-		{"not hex", secret, ts, "sha256=zz", got.body, signedAt, ErrMalformed},
-		{"short digest", secret, ts, sig[:20], got.body, signedAt, ErrMalformed},
-		{"bad timestamp", secret, "yesterday", sig, got.body, signedAt, ErrMalformed},
-		{"empty headers", secret, "", "", got.body, signedAt, ErrMalformed},
-		{"absurd timestamp", secret, "-9223372036854775808", sig, got.body, signedAt, ErrTimestampExpired},
+		{"wrong secret", []byte("other"), ts, sig, got.body, signedAt, hook.ErrSignatureMismatch},
+		{"tampered body", secret, ts, sig, append(bytes.Clone(got.body), ' '), signedAt, hook.ErrSignatureMismatch},
+		{"timestamp swapped", secret, "1800000001", sig, got.body, signedAt, hook.ErrSignatureMismatch},
+		{"old timestamp (replay)", secret, ts, sig, got.body, signedAt.Add(6 * time.Minute), hook.ErrTimestampExpired},
+		{"future timestamp", secret, ts, sig, got.body, signedAt.Add(-6 * time.Minute), hook.ErrTimestampExpired},
+		{"no secret", nil, ts, sig, got.body, signedAt, hook.ErrNoSecret},
+		{"missing prefix", secret, ts, strings.TrimPrefix(sig, "v2="), got.body, signedAt, hook.ErrMalformed},
+		{"not hex", secret, ts, "v2=zz", got.body, signedAt, hook.ErrMalformed},
+		{"short digest", secret, ts, sig[:20], got.body, signedAt, hook.ErrMalformed},
+		{"bad timestamp", secret, "yesterday", sig, got.body, signedAt, hook.ErrMalformed},
+		{"empty headers", secret, "", "", got.body, signedAt, hook.ErrMalformed},
+		{"absurd timestamp", secret, "-9223372036854775808", sig, got.body, signedAt, hook.ErrTimestampExpired},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := Verify(c.secret, c.ts, c.sig, c.body, c.now, 5*time.Minute)
+			f := hook.FieldsFromHeader(got.header)
+			f.Timestamp = c.ts
+			err := hook.VerifySignature(c.secret, f, c.sig, c.body, c.now, 5*time.Minute)
 			if !errors.Is(err, c.want) || (c.want == nil && err != nil) {
 				t.Errorf("Verify = %v, want %v", err, c.want)
 			}
 		})
 	}
 
-	// A non-positive tolerance falls back to DefaultTolerance instead of
+	// A non-positive tolerance falls back to hook.DefaultTolerance instead of
 	// rejecting everything or accepting everything.
-	if err := Verify(secret, ts, sig, got.body, signedAt.Add(DefaultTolerance-time.Second), 0); err != nil {
+	fields := hook.FieldsFromHeader(got.header)
+	if err := hook.VerifySignature(secret, fields, sig, got.body, signedAt.Add(hook.DefaultTolerance-time.Second), 0); err != nil {
 		t.Errorf("Verify with default tolerance inside window = %v", err)
 	}
-	if err := Verify(secret, ts, sig, got.body, signedAt.Add(DefaultTolerance+time.Second), 0); !errors.Is(err, ErrTimestampExpired) {
+	if err := hook.VerifySignature(secret, fields, sig, got.body, signedAt.Add(hook.DefaultTolerance+time.Second), 0); !errors.Is(err, hook.ErrTimestampExpired) {
 		t.Errorf("Verify with default tolerance outside window = %v", err)
 	}
-	if want := Sign(secret, 1_800_000_000, got.body); sig != want {
+	if want := hook.Sign(secret, hook.Fields{Timestamp: "1800000000", Delivery: "team-a/deploy-approval-alice-webhook", Attempt: "1", IdempotencyKey: testMessage().ID}, got.body); sig != want {
 		t.Errorf("signature %q != Sign() %q", sig, want)
 	}
 }
@@ -454,7 +458,7 @@ func TestWebhookPayloadVerbatim(t *testing.T) {
 	if string(got.body) != string(msg.WebhookPayload) {
 		t.Errorf("body = %q, want %q verbatim", got.body, msg.WebhookPayload)
 	}
-	if err := Verify(secret, got.header.Get(TimestampHeader), got.header.Get(SignatureHeader), got.body, time.Now(), time.Minute); err != nil {
+	if err := verifyRequest(secret, got.header, got.body, time.Now()); err != nil {
 		t.Errorf("custom payload signature does not verify: %v", err)
 	}
 	if got.header.Get(IdempotencyKeyHeader) != msg.ID {
@@ -536,7 +540,7 @@ func TestConfigIsCopied(t *testing.T) {
 	if got.header.Get("X-Team") != "a" {
 		t.Errorf("later change to Config.Headers leaked into the Sender")
 	}
-	if err := Verify([]byte("k1"), got.header.Get(TimestampHeader), got.header.Get(SignatureHeader), got.body, time.Unix(1000, 0), time.Minute); err != nil {
+	if err := verifyRequest([]byte("k1"), got.header, got.body, time.Unix(1000, 0)); err != nil {
 		t.Errorf("later change to Config.Secret leaked into the Sender: %v", err)
 	}
 }
@@ -564,5 +568,44 @@ func TestErrorResponsesKeepConnectionReusable(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Errorf("server saw %d connections for 3 sends, want 1 (bodies not drained?)", n)
+	}
+}
+
+// verifyRequest verifies a captured request as a receiver would.
+func verifyRequest(secret []byte, h http.Header, body []byte, now time.Time) error {
+	return hook.VerifySignature(secret, hook.FieldsFromHeader(h), h.Get(SignatureHeader), body, now, time.Minute)
+}
+
+// A captured request replayed with another Idempotency-Key, delivery or
+// attempt (so that a receiver deduplicating by key processes it again)
+// must not verify: the signature covers those headers.
+func TestSignatureCoversReplayHeaders(t *testing.T) {
+	srv, reqs := recorder(t, nil)
+	secret := []byte("s3cr3t")
+	s := mustNew(t, Config{URL: srv.URL, Secret: secret})
+	signedAt := time.Unix(1_800_000_000, 0)
+	s.now = func() time.Time { return signedAt }
+	if _, err := s.Send(t.Context(), testMessage()); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	got := <-reqs
+	if err := verifyRequest(secret, got.header, got.body, signedAt); err != nil {
+		t.Fatalf("the request as sent does not verify: %v", err)
+	}
+	for _, c := range []struct{ header, value string }{
+		{IdempotencyKeyHeader, "5f0c6c8e-1d1b-4c43-9d7b-3a9f0b7c1e12"},
+		{IdempotencyKeyHeader, ""},
+		{DeliveryHeader, "team-a/another-delivery"},
+		{AttemptHeader, "2"},
+	} {
+		h := got.header.Clone()
+		if c.value == "" {
+			h.Del(c.header)
+		} else {
+			h.Set(c.header, c.value)
+		}
+		if err := verifyRequest(secret, h, got.body, signedAt); !errors.Is(err, hook.ErrSignatureMismatch) {
+			t.Errorf("replayed with %s: %q, Verify = %v, want hook.ErrSignatureMismatch", c.header, c.value, err)
+		}
 	}
 }
