@@ -62,8 +62,8 @@ type Reconciler struct {
 	unrecorded sync.Map
 }
 
-// +kubebuilder:rbac:groups=notify.herald.dev,resources=channeldeliveries,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=notify.herald.dev,resources=channeldeliveries/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=channeldeliveries,verbs=get;list;watch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=channeldeliveries/status,verbs=patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

@@ -100,9 +100,10 @@ type ruleLedger struct {
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=eventrules,verbs=get;list;watch
-// +kubebuilder:rbac:groups=notify.herald.dev,resources=eventrules/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=eventrules/status,verbs=patch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=eventrules/finalizers,verbs=update
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications,verbs=get;list;watch;create
-// +kubebuilder:rbac:groups="",resources=events,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=list;watch
 // +kubebuilder:rbac:groups="",resources=pods;nodes;services;persistentvolumeclaims;configmaps,verbs=get
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets;replicasets,verbs=get
 // +kubebuilder:rbac:groups=batch,resources=jobs;cronjobs,verbs=get

@@ -70,7 +70,9 @@ type Reconciler struct {
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications,verbs=get;list;watch;delete
-// +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications/status,verbs=patch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications/finalizers,verbs=update
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=channeldeliveries,verbs=create
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=recipients,verbs=get;list;watch
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationtemplates,verbs=get;list;watch
 

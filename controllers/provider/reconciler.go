@@ -55,7 +55,7 @@ type Reconciler struct {
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationproviders,verbs=get;list;watch
-// +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationproviders/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationproviders/status,verbs=patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

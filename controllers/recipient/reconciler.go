@@ -26,7 +26,7 @@ type Reconciler struct {
 	client.Client
 }
 
-// +kubebuilder:rbac:groups=notify.herald.dev,resources=recipients/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=recipients/status,verbs=patch
 
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var rc notifyv1.Recipient

@@ -50,7 +50,8 @@ type Reconciler struct {
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationschedules,verbs=get;list;watch
-// +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationschedules/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationschedules/status,verbs=patch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationschedules/finalizers,verbs=update
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications,verbs=get;list;watch;create;delete
 
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {

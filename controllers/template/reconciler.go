@@ -28,7 +28,7 @@ type Reconciler struct {
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationtemplates,verbs=get;list;watch
-// +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationtemplates/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationtemplates/status,verbs=patch
 
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var t notifyv1.NotificationTemplate
