@@ -90,7 +90,7 @@ func (h *ProviderHandler) usable(d *notifyv1.ChannelDelivery) ([]*sendercache.En
 }
 
 func notReady(format string, args ...any) error {
-	return &channel.Error{Reason: notifyv1.ReasonTransient, Code: notifyv1.ReasonProviderNotReady, ProviderFault: true, Err: fmt.Errorf(format, args...)}
+	return &channel.Error{Reason: notifyv1.ReasonTransient, Code: notifyv1.ReasonProviderNotReady, Scope: channel.ScopeProvider, Err: fmt.Errorf(format, args...)}
 }
 
 func (h *ProviderHandler) Admit(d *notifyv1.ChannelDelivery, now time.Time) (time.Duration, error) {
@@ -130,10 +130,10 @@ func (h *ProviderHandler) Send(ctx context.Context, d *notifyv1.ChannelDelivery,
 		}
 		lastErr = err
 		ce := channel.Classify(err)
-		if ce.ProviderFault && !ce.Retryable() {
+		if ce.ProviderFault() && !ce.Retryable() {
 			h.trip(e, ce)
 		}
-		if !ce.ProviderFault || i == len(ready)-1 {
+		if !ce.ProviderFault() || i == len(ready)-1 {
 			return e.Name, res, err
 		}
 	}
