@@ -79,7 +79,7 @@ func TestClassifyProviderSetup(t *testing.T) {
 		"untrusted certificate": {fmt.Errorf("tls: %w", x509.UnknownAuthorityError{}), notifyv1.ReasonTransient},
 		"wrong-name certificate": {fmt.Errorf("tls: %w", x509.HostnameError{Certificate: &x509.Certificate{}, Host: "smtp.example.com"}),
 			notifyv1.ReasonTransient},
-		"no AUTH mechanism": {fmt.Errorf("auth: %w", mail.ErrNoSupportedAuthDiscovered), notifyv1.ReasonPermanent},
+		"no AUTH mechanism":  {fmt.Errorf("auth: %w", mail.ErrNoSupportedAuthDiscovered), notifyv1.ReasonPermanent},
 		"AUTH in clear text": {fmt.Errorf("auth: %w", smtp.ErrUnencrypted), notifyv1.ReasonPermanent},
 	} {
 		t.Run(name, func(t *testing.T) {
