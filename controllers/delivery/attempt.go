@@ -114,6 +114,31 @@ func (w *statusWrite) recoverAbandoned(ctx context.Context, policy retry.Policy,
 	return ctrl.Result{}, nil
 }
 
+// waitForProvider holds a delivery whose providers are all suspended or
+// tripped, using no attempt: its status says why (written once, when the
+// reason or message changes, with the optimistic lock of every write before
+// a claim), and it comes back when the wait is over, or at its expiresAt if
+// that is sooner, when it ends Expired. A circuit closes after the trip
+// duration whatever happens, so the wait is bounded.
+func (w *statusWrite) waitForProvider(ctx context.Context, pw *Wait, now time.Time) (ctrl.Result, error) {
+	wait := pw.For
+	if exp := w.d.Spec.ExpiresAt; exp != nil && exp.Sub(now) < wait {
+		wait = max(exp.Sub(now), time.Millisecond)
+	}
+	s := &w.d.Status
+	if s.Phase == "" {
+		s.Phase = notifyv1.DeliveryPending
+	}
+	if s.Reason != pw.Reason || s.Message != pw.Message {
+		s.Reason, s.Message = pw.Reason, pw.Message
+		if err := w.write(ctx); err != nil {
+			return patch.RequeueOnConflict(err, "waiting for a provider")
+		}
+	}
+	metrics.RateLimitWaits.WithLabelValues(string(w.r.Channel)).Inc()
+	return ctrl.Result{RequeueAfter: wait}, nil
+}
+
 // attemptMade is one attempt that ran: its number, when it started, how
 // long it took and which provider made it.
 type attemptMade struct {
@@ -211,6 +236,9 @@ func (w *statusWrite) recordFailure(ctx context.Context, policy retry.Policy, a 
 func permanentReason(ce *channel.Error) string {
 	if ce.Code == notifyv1.ReasonProviderNotReady {
 		return notifyv1.ReasonProviderNotReady
+	}
+	if ce.RecipientFault() {
+		return notifyv1.ReasonRecipientRejected
 	}
 	return notifyv1.ReasonPermanentFailure
 }

@@ -18,12 +18,27 @@ type Handler interface {
 	// delivery has none and skips that write.
 	NeedsClaim() bool
 	// Admit returns how long the delivery must wait for its provider's rate
-	// limit (zero: go now). An error means the delivery cannot be attempted
-	// now (no usable provider), and counts as a failed attempt.
+	// limit (zero: go now). A *Wait error means the delivery must wait for
+	// a provider that is suspended or whose circuit is open: it uses no
+	// attempt, and its status says why. Any other error means the delivery
+	// cannot be attempted (no usable provider, through its own
+	// configuration), and counts as a failed attempt.
 	Admit(d *notifyv1.ChannelDelivery, now time.Time) (time.Duration, error)
 	// Send makes one attempt and returns the provider that made it.
 	Send(ctx context.Context, d *notifyv1.ChannelDelivery, msg *channel.Message) (providerName string, res channel.Result, err error)
 }
+
+// Wait is Admit's answer when every provider a delivery could use is
+// suspended or has an open circuit: nothing is wrong with the delivery, and
+// the wait ends by itself (the circuit closes after the trip duration), so
+// it uses no attempt. Reason and Message become the delivery's status.
+type Wait struct {
+	For     time.Duration
+	Reason  string
+	Message string
+}
+
+func (w *Wait) Error() string { return w.Message }
 
 // Handlers maps each channel to its handler.
 type Handlers map[notifyv1.Channel]Handler

@@ -2,7 +2,9 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -50,70 +52,87 @@ const defaultTripDuration = 5 * time.Minute
 
 func (h *ProviderHandler) NeedsClaim() bool { return true }
 
-// usable returns the chain's Ready providers, and why none is usable when
-// the result is empty.
-func (h *ProviderHandler) usable(d *notifyv1.ChannelDelivery) ([]*sendercache.Entry, bool, error) {
+// usable returns the chain's Ready providers. When there is none it
+// returns a *Wait if some provider of the chain will be usable again by
+// itself (suspended, or its circuit open), and otherwise a ProviderNotReady
+// error: a provider that is missing or not Ready through its own
+// configuration does not heal by waiting, so that counts as an attempt.
+func (h *ProviderHandler) usable(d *notifyv1.ChannelDelivery) ([]*sendercache.Entry, error) {
 	chain, missing := h.Registry.Chain(d.Namespace, h.Channel, d.Spec.Provider)
 	if len(chain) == 0 {
 		if d.Spec.Provider != "" {
-			return nil, false, notReady("no %s NotificationProvider named %q in namespace %s", h.Channel, d.Spec.Provider, d.Namespace)
+			return nil, notReady("no %s NotificationProvider named %q in namespace %s", h.Channel, d.Spec.Provider, d.Namespace)
 		}
-		return nil, false, notReady("no default %s NotificationProvider in namespace %s; create one with spec.default: true", h.Channel, d.Namespace)
+		return nil, notReady("no default %s NotificationProvider in namespace %s; create one with spec.default: true", h.Channel, d.Namespace)
 	}
 	var ready []*sendercache.Entry
-	suspended := false
-	var reasons []string
+	var reasons, waits []string
+	var wait time.Duration
+	waitFor := func(d time.Duration) {
+		if wait == 0 || d < wait {
+			wait = d
+		}
+	}
 	now := h.Clock.Now()
 	for _, e := range chain {
 		tripped, why := e.Tripped(now)
 		switch {
 		case e.Suspended:
-			suspended = true
+			waits = append(waits, fmt.Sprintf("%s is suspended", e.Name))
+			waitFor(suspendedWait)
 		case !e.Ready:
 			reasons = append(reasons, fmt.Sprintf("%s: %s", e.Name, e.Message))
 		case tripped:
-			reasons = append(reasons, fmt.Sprintf("%s: %s", e.Name, why))
+			until := e.TrippedUntil()
+			waits = append(waits, fmt.Sprintf("%s is skipped until %s because %s", e.Name, until.UTC().Format(time.RFC3339), why))
+			waitFor(until.Sub(now))
 		default:
 			ready = append(ready, e)
 		}
 	}
 	if len(ready) > 0 {
-		return ready, false, nil
+		return ready, nil
 	}
-	if suspended {
-		return nil, true, nil
+	if len(waits) > 0 {
+		return nil, &Wait{
+			For:     max(wait, time.Millisecond),
+			Reason:  notifyv1.ReasonWaitingForProvider,
+			Message: fmt.Sprintf("waiting, using no attempt, for a %s provider: %s", h.Channel, strings.Join(waits, "; ")),
+		}
 	}
 	if len(missing) > 0 {
 		reasons = append(reasons, fmt.Sprintf("fallback providers not found: %v", missing))
 	}
-	return nil, false, notReady("no Ready %s provider: %v", h.Channel, reasons)
+	return nil, notReady("no Ready %s provider: %v", h.Channel, reasons)
 }
 
 func notReady(format string, args ...any) error {
-	return &channel.Error{Reason: notifyv1.ReasonTransient, Code: notifyv1.ReasonProviderNotReady, ProviderFault: true, Err: fmt.Errorf(format, args...)}
+	return &channel.Error{Reason: notifyv1.ReasonTransient, Code: notifyv1.ReasonProviderNotReady, Scope: channel.ScopeProvider, Err: fmt.Errorf(format, args...)}
 }
 
 func (h *ProviderHandler) Admit(d *notifyv1.ChannelDelivery, now time.Time) (time.Duration, error) {
-	ready, suspended, err := h.usable(d)
+	ready, err := h.usable(d)
 	if err != nil {
-		if h.awaitingValidation(d) {
+		var w *Wait
+		if !errors.As(err, &w) && h.awaitingValidation(d) {
 			return validationWait, nil
 		}
 		return 0, err
-	}
-	if suspended {
-		return suspendedWait, nil
 	}
 	return ready[0].Pacer.Admit(string(d.UID), now), nil
 }
 
 func (h *ProviderHandler) Send(ctx context.Context, d *notifyv1.ChannelDelivery, msg *channel.Message) (string, channel.Result, error) {
-	ready, suspended, err := h.usable(d)
+	ready, err := h.usable(d)
 	if err != nil {
+		var w *Wait
+		if errors.As(err, &w) {
+			// Every provider was suspended or tripped between Admit
+			// and the claim: this attempt is spent, but it is retried
+			// as rate limited, after the wait.
+			return "", channel.Result{}, channel.NewRateLimited(w.Reason, w.For, errors.New(w.Message))
+		}
 		return "", channel.Result{}, err
-	}
-	if suspended {
-		return "", channel.Result{}, channel.NewRateLimited("ProviderSuspended", suspendedWait, fmt.Errorf("provider suspended"))
 	}
 	var lastErr error
 	for i, e := range ready {
@@ -130,10 +149,13 @@ func (h *ProviderHandler) Send(ctx context.Context, d *notifyv1.ChannelDelivery,
 		}
 		lastErr = err
 		ce := channel.Classify(err)
-		if ce.ProviderFault && !ce.Retryable() {
+		// Only the provider's own faults (credentials, sender, account)
+		// open its circuit or move on to a fallback. A refusal by this
+		// recipient's address or endpoint ends this delivery alone.
+		if ce.ProviderFault() && !ce.Retryable() {
 			h.trip(e, ce)
 		}
-		if !ce.ProviderFault || i == len(ready)-1 {
+		if !ce.ProviderFault() || i == len(ready)-1 {
 			return e.Name, res, err
 		}
 	}

@@ -102,6 +102,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 	attempt := d.Status.Attempts + 1
 	wait, err := r.Handler.Admit(&d, now)
+	var pw *Wait
+	if errors.As(err, &pw) {
+		return w.waitForProvider(ctx, pw, now)
+	}
 	if err != nil {
 		// Nothing was sent, but the attempt counts: a delivery whose
 		// provider never appears must end, not wait forever.

@@ -116,12 +116,41 @@ type Error struct {
 	Code string
 	// RetryAfter is the provider's requested wait, zero when it gave none.
 	RetryAfter time.Duration
-	// ProviderFault marks failures of the provider's configuration or
-	// credentials (bad auth, unknown sender) rather than of this message. A
-	// delivery may fall back to another provider on such failures.
-	ProviderFault bool
-	Err           error
+	// Scope says whose fault the failure is, and so how far it reaches:
+	// only ScopeProvider failures open the provider's circuit or move a
+	// delivery on to a fallback provider.
+	Scope Scope
+	Err   error
 }
+
+// Scope is how far a failure reaches beyond the message that met it.
+type Scope string
+
+const (
+	// ScopeMessage (the zero value) concerns this attempt or this message
+	// only: a network failure, a timeout, a rejected content. Transient
+	// failures without a known culprit have it too.
+	ScopeMessage Scope = ""
+	// ScopeRecipient is a refusal of this recipient's own address or
+	// endpoint (an unknown mailbox, a number not on WhatsApp, a 401 from
+	// the recipient's own webhookURL). It ends or skips this delivery and
+	// touches nothing else: another provider, or another recipient, would
+	// not be refused for it.
+	ScopeRecipient Scope = "Recipient"
+	// ScopeProvider is a refusal of the provider's own configuration:
+	// its credentials, its sender address or number, its account, its
+	// server certificate. Every message through the provider would meet
+	// it, so it opens the provider's circuit and deliveries fall back.
+	ScopeProvider Scope = "Provider"
+)
+
+// ProviderFault reports whether the failure is the provider's own (its
+// credentials, sender or account), the only kind that opens a circuit.
+func (e *Error) ProviderFault() bool { return e.Scope == ScopeProvider }
+
+// RecipientFault reports whether the failure is this recipient's own
+// address or endpoint refusing.
+func (e *Error) RecipientFault() bool { return e.Scope == ScopeRecipient }
 
 func (e *Error) Error() string {
 	if e.Code != "" {
@@ -155,7 +184,7 @@ func NewRateLimited(code string, retryAfter time.Duration, err error) *Error {
 }
 
 func NewInvalidAddress(err error) *Error {
-	return &Error{Reason: notifyv1.ReasonInvalidAddress, Err: err}
+	return &Error{Reason: notifyv1.ReasonInvalidAddress, Scope: ScopeRecipient, Err: err}
 }
 
 // Classify turns any error returned by a Sender into a *Error. Unclassified

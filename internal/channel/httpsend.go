@@ -161,9 +161,11 @@ func withoutURL(err error) error {
 //   - 408 Request Timeout, 425 Too Early and 5xx: Transient, honouring
 //     Retry-After (503 often carries one). The receiver gave up on this
 //     request, not on the message; the next attempt may well succeed.
-//   - 401 Unauthorized, 403 Forbidden: Permanent with ProviderFault. The
+//   - 401 Unauthorized, 403 Forbidden: Permanent with ScopeProvider. The
 //     receiver refuses the provider's credentials, which no retry of this
-//     message changes; another provider might succeed.
+//     message changes; another provider might succeed. A caller that
+//     posted to an endpoint of the recipient's own (a webhook recipient's
+//     webhookURL) rescopes it to the recipient: see webhook.Sender.
 //   - anything else (other 4xx, and 3xx, which only arrive because
 //     redirects are not followed): Permanent. The receiver rejected the
 //     request as such.
@@ -183,7 +185,7 @@ func ClassifyHTTPStatus(status int, header http.Header, now time.Time, code stri
 		return e
 	case status == http.StatusUnauthorized, status == http.StatusForbidden:
 		e := NewPermanent(code, err)
-		e.ProviderFault = true
+		e.Scope = ScopeProvider
 		return e
 	}
 	return NewPermanent(code, err)

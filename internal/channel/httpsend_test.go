@@ -72,9 +72,9 @@ func TestClassifyHTTPStatus(t *testing.T) {
 			t.Errorf("%d (Retry-After %q): got no error, want %s", c.status, c.retryAfter, c.reason)
 			continue
 		}
-		if got.Reason != c.reason || got.RetryAfter != c.wantAfter || got.ProviderFault != c.providerFault {
+		if got.Reason != c.reason || got.RetryAfter != c.wantAfter || got.ProviderFault() != c.providerFault {
 			t.Errorf("%d (Retry-After %q): got reason=%s retryAfter=%v providerFault=%v; want %s %v %v",
-				c.status, c.retryAfter, got.Reason, got.RetryAfter, got.ProviderFault, c.reason, c.wantAfter, c.providerFault)
+				c.status, c.retryAfter, got.Reason, got.RetryAfter, got.ProviderFault(), c.reason, c.wantAfter, c.providerFault)
 		}
 		if want := c.reason != permanent; got.Retryable() != want {
 			t.Errorf("%d: Retryable() = %v, want %v", c.status, got.Retryable(), want)

@@ -66,6 +66,16 @@ const (
 	// ReasonProviderNotReady is set on deliveries that found no usable
 	// provider.
 	ReasonProviderNotReady = "ProviderNotReady"
+	// ReasonWaitingForProvider is the reason of a Pending delivery whose
+	// providers are all suspended or have an open circuit: it waits,
+	// using no attempt, until one can be used (or the delivery expires).
+	ReasonWaitingForProvider = "WaitingForProvider"
+	// ReasonRecipientRejected ends a delivery whose recipient's own
+	// address or endpoint refused it (a 401/403 from the recipient's
+	// webhookURL, an SMTP refusal at RCPT TO, a WhatsApp number that
+	// cannot receive): the fault is this recipient's, the provider stays
+	// usable for everyone else.
+	ReasonRecipientRejected = "RecipientRejected"
 	// Skip reasons, decided when the delivery is planned.
 	ReasonOptedOut         = "OptedOut"
 	ReasonCategoryMuted    = "CategoryMuted"

@@ -88,10 +88,10 @@ func classify(ctx context.Context, err error) *channel.Error {
 	}
 
 	if isAuthNegotiationError(err) {
-		return &channel.Error{Reason: notifyv1.ReasonPermanent, Code: "smtp auth", ProviderFault: true, Err: err}
+		return &channel.Error{Reason: notifyv1.ReasonPermanent, Code: "smtp auth", Scope: channel.ScopeProvider, Err: err}
 	}
 	if isCertificateError(err) {
-		return &channel.Error{Reason: notifyv1.ReasonTransient, Code: "tls certificate", ProviderFault: true, Err: err}
+		return &channel.Error{Reason: notifyv1.ReasonTransient, Code: "tls certificate", Scope: channel.ScopeProvider, Err: err}
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -105,18 +105,9 @@ func classify(ctx context.Context, err error) *channel.Error {
 // classifyReply classifies an SMTP error reply. The Code reads like
 // "smtp 550 5.1.1" (or "smtp 451" when there is no enhanced code).
 //
-// ProviderFault marks permanent failures that concern the provider set-up
-// rather than this message, so another provider could succeed:
-//   - anything before MAIL FROM: the server refuses us (greeting, EHLO,
-//     STARTTLS) or our credentials (AUTH);
-//   - authentication replies wherever they come (530 "authentication
-//     required", 534, 535 "credentials invalid", 538);
-//   - MAIL FROM rejections: the sender address is provider configuration;
-//   - security/policy replies (enhanced 5.7.x) to RCPT TO, such as "relay
-//     access denied", which mean the account may not send there.
-//
-// Rejections of the recipient (5.1.x) or of the content (at DATA, including
-// 5.7.x spam verdicts) are the message's own problem: Permanent only.
+// The Scope says whose fault a reply is (see replyScope): the provider's
+// set-up (only these open its circuit), this recipient's address, or this
+// message.
 func classifyReply(st stage, code int, enhanced string, err error) *channel.Error {
 	label := fmt.Sprintf("smtp %d", code)
 	if enhanced != "" {
@@ -124,10 +115,16 @@ func classifyReply(st stage, code int, enhanced string, err error) *channel.Erro
 	}
 	switch {
 	case code >= 400 && code < 500:
-		return channel.NewTransient(label, err)
+		ce := channel.NewTransient(label, err)
+		if st == stageRcptTo {
+			// A mailbox over quota or greylisting one address: retried,
+			// and never held against the provider.
+			ce.Scope = channel.ScopeRecipient
+		}
+		return ce
 	case code >= 500 && code < 600:
 		ce := channel.NewPermanent(label, err)
-		ce.ProviderFault = replyIsProviderFault(st, code, enhanced)
+		ce.Scope = replyScope(st, code)
 		return ce
 	default:
 		// A 2xx/3xx where an error was expected: a confused server.
@@ -135,16 +132,32 @@ func classifyReply(st stage, code int, enhanced string, err error) *channel.Erro
 	}
 }
 
-func replyIsProviderFault(st stage, code int, enhanced string) bool {
+// replyScope scopes a permanent (5xx) reply:
+//
+//   - ScopeProvider, the provider's own set-up, which every message would
+//     meet and another provider might not: anything before MAIL FROM (the
+//     server refuses us at the greeting, EHLO or STARTTLS, or our
+//     credentials at AUTH); authentication replies wherever they come (530
+//     "authentication required", 534, 535 "credentials invalid", 538); and
+//     MAIL FROM rejections, since the sender address is provider
+//     configuration.
+//   - ScopeRecipient, any other refusal at RCPT TO: this one address is
+//     refused, whether as unknown (5.1.x), full (5.2.x) or by policy
+//     (5.7.x, such as "relay access denied" for one domain or a
+//     recipient's own block list). Other recipients of the same server are
+//     not, so it ends this delivery and opens no circuit.
+//   - ScopeMessage, rejections of the content (at DATA, including 5.7.x
+//     spam verdicts): this message's own problem.
+func replyScope(st stage, code int) channel.Scope {
 	switch {
 	case st == stageSession, st == stageMailFrom:
-		return true
+		return channel.ScopeProvider
 	case code == 530 || code == 534 || code == 535 || code == 538:
-		return true
-	case st == stageRcptTo && len(enhanced) > 4 && enhanced[:4] == "5.7.":
-		return true
+		return channel.ScopeProvider
+	case st == stageRcptTo:
+		return channel.ScopeRecipient
 	}
-	return false
+	return channel.ScopeMessage
 }
 
 func sendStage(r mail.SendErrReason) stage {

@@ -2,6 +2,7 @@ package email
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/textproto"
@@ -9,40 +10,88 @@ import (
 	"testing"
 	"time"
 
+	mail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
+
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/channel"
 )
 
 // Replies Mailpit cannot be made to send; the live tests cover the rest.
+// The scope decides what a refusal reaches: only the provider's own set-up
+// (session, AUTH, MAIL FROM) opens its circuit; any refusal at RCPT TO,
+// 5.7.x policy replies included, is this recipient's alone.
 func TestClassifyReply(t *testing.T) {
+	const (
+		prov = channel.ScopeProvider
+		rcpt = channel.ScopeRecipient
+		msg  = channel.ScopeMessage
+	)
 	for _, tc := range []struct {
-		stage         stage
-		code          int
-		enhanced      string
-		reason        notifyv1.FailureReason
-		providerFault bool
-		label         string
+		stage    stage
+		code     int
+		enhanced string
+		reason   notifyv1.FailureReason
+		scope    channel.Scope
+		label    string
 	}{
-		{stageSession, 421, "4.3.2", notifyv1.ReasonTransient, false, "smtp 421 4.3.2"},
-		{stageSession, 454, "4.7.0", notifyv1.ReasonTransient, false, "smtp 454 4.7.0"},
-		{stageSession, 554, "5.7.1", notifyv1.ReasonPermanent, true, "smtp 554 5.7.1"},
-		{stageMailFrom, 451, "4.3.0", notifyv1.ReasonTransient, false, "smtp 451 4.3.0"},
-		{stageMailFrom, 550, "5.7.1", notifyv1.ReasonPermanent, true, "smtp 550 5.7.1"},
-		{stageMailFrom, 530, "5.7.0", notifyv1.ReasonPermanent, true, "smtp 530 5.7.0"},
-		{stageRcptTo, 452, "4.2.2", notifyv1.ReasonTransient, false, "smtp 452 4.2.2"},
-		{stageRcptTo, 550, "5.1.1", notifyv1.ReasonPermanent, false, "smtp 550 5.1.1"},
-		{stageRcptTo, 554, "5.7.1", notifyv1.ReasonPermanent, true, "smtp 554 5.7.1"},
-		{stageRcptTo, 550, "", notifyv1.ReasonPermanent, false, "smtp 550"},
-		{stageData, 554, "5.7.1", notifyv1.ReasonPermanent, false, "smtp 554 5.7.1"},
-		{stageData, 552, "5.3.4", notifyv1.ReasonPermanent, false, "smtp 552 5.3.4"},
-		{stageData, 535, "", notifyv1.ReasonPermanent, true, "smtp 535"},
-		{stageOther, 250, "", notifyv1.ReasonTransient, false, "smtp 250"},
+		{stageSession, 421, "4.3.2", notifyv1.ReasonTransient, msg, "smtp 421 4.3.2"},
+		{stageSession, 454, "4.7.0", notifyv1.ReasonTransient, msg, "smtp 454 4.7.0"},
+		{stageSession, 554, "5.7.1", notifyv1.ReasonPermanent, prov, "smtp 554 5.7.1"},
+		{stageSession, 535, "5.7.8", notifyv1.ReasonPermanent, prov, "smtp 535 5.7.8"},
+		{stageMailFrom, 451, "4.3.0", notifyv1.ReasonTransient, msg, "smtp 451 4.3.0"},
+		{stageMailFrom, 550, "5.7.1", notifyv1.ReasonPermanent, prov, "smtp 550 5.7.1"},
+		{stageMailFrom, 553, "5.1.8", notifyv1.ReasonPermanent, prov, "smtp 553 5.1.8"},
+		{stageMailFrom, 530, "5.7.0", notifyv1.ReasonPermanent, prov, "smtp 530 5.7.0"},
+		{stageRcptTo, 452, "4.2.2", notifyv1.ReasonTransient, rcpt, "smtp 452 4.2.2"},
+		{stageRcptTo, 550, "5.1.1", notifyv1.ReasonPermanent, rcpt, "smtp 550 5.1.1"},
+		{stageRcptTo, 552, "5.2.2", notifyv1.ReasonPermanent, rcpt, "smtp 552 5.2.2"},
+		// A policy refusal of one address (relay denied for its domain,
+		// a block list) was once taken for the provider's fault: it
+		// opened the circuit for every other recipient.
+		{stageRcptTo, 554, "5.7.1", notifyv1.ReasonPermanent, rcpt, "smtp 554 5.7.1"},
+		{stageRcptTo, 550, "5.7.606", notifyv1.ReasonPermanent, rcpt, "smtp 550 5.7.606"},
+		{stageRcptTo, 550, "", notifyv1.ReasonPermanent, rcpt, "smtp 550"},
+		{stageRcptTo, 530, "5.7.0", notifyv1.ReasonPermanent, prov, "smtp 530 5.7.0"},
+		{stageData, 554, "5.7.1", notifyv1.ReasonPermanent, msg, "smtp 554 5.7.1"},
+		{stageData, 552, "5.3.4", notifyv1.ReasonPermanent, msg, "smtp 552 5.3.4"},
+		{stageData, 535, "", notifyv1.ReasonPermanent, prov, "smtp 535"},
+		{stageOther, 250, "", notifyv1.ReasonTransient, msg, "smtp 250"},
 	} {
-		t.Run(tc.label, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%d/%s", tc.stage, tc.label), func(t *testing.T) {
 			ce := classifyReply(tc.stage, tc.code, tc.enhanced, errors.New("reply"))
-			if ce.Reason != tc.reason || ce.ProviderFault != tc.providerFault || ce.Code != tc.label {
-				t.Fatalf("got %s/%v/%q, want %s/%v/%q", ce.Reason, ce.ProviderFault, ce.Code, tc.reason, tc.providerFault, tc.label)
+			if ce.Reason != tc.reason || ce.Scope != tc.scope || ce.Code != tc.label {
+				t.Fatalf("got %s/%q/%q, want %s/%q/%q", ce.Reason, ce.Scope, ce.Code, tc.reason, tc.scope, tc.label)
+			}
+			if ce.ProviderFault() != (tc.scope == prov) {
+				t.Fatalf("ProviderFault() = %v for scope %q", ce.ProviderFault(), ce.Scope)
 			}
 		})
+	}
+}
+
+// The provider's own TLS and AUTH set-up is its fault, whatever the stage.
+func TestClassifyProviderSetup(t *testing.T) {
+	for name, tc := range map[string]struct {
+		err    error
+		reason notifyv1.FailureReason
+	}{
+		"untrusted certificate": {fmt.Errorf("tls: %w", x509.UnknownAuthorityError{}), notifyv1.ReasonTransient},
+		"wrong-name certificate": {fmt.Errorf("tls: %w", x509.HostnameError{Certificate: &x509.Certificate{}, Host: "smtp.example.com"}),
+			notifyv1.ReasonTransient},
+		"no AUTH mechanism":  {fmt.Errorf("auth: %w", mail.ErrNoSupportedAuthDiscovered), notifyv1.ReasonPermanent},
+		"AUTH in clear text": {fmt.Errorf("auth: %w", smtp.ErrUnencrypted), notifyv1.ReasonPermanent},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ce := classify(context.Background(), tc.err)
+			if ce.Reason != tc.reason || ce.Scope != channel.ScopeProvider {
+				t.Fatalf("got %s/%q, want %s/%q", ce.Reason, ce.Scope, tc.reason, channel.ScopeProvider)
+			}
+		})
+	}
+	// A network failure is nobody's fault in particular.
+	if ce := classify(context.Background(), errors.New("connection reset by peer")); ce.Scope != channel.ScopeMessage {
+		t.Fatalf("network failure scoped %q", ce.Scope)
 	}
 }
 
@@ -50,7 +99,7 @@ func TestClassifySessionReply(t *testing.T) {
 	// Session replies reach classify as a wrapped *textproto.Error.
 	err := fmt.Errorf("dial failed: %w", fmt.Errorf("SMTP AUTH failed: %w", &textproto.Error{Code: 535, Msg: "5.7.8 Authentication credentials invalid"}))
 	ce := classify(context.Background(), err)
-	if ce.Reason != notifyv1.ReasonPermanent || !ce.ProviderFault || ce.Code != "smtp 535 5.7.8" {
+	if ce.Reason != notifyv1.ReasonPermanent || !ce.ProviderFault() || ce.Code != "smtp 535 5.7.8" {
 		t.Fatalf("got %+v", ce)
 	}
 }

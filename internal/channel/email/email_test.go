@@ -266,7 +266,7 @@ func TestSendWrongPassword(t *testing.T) {
 	eachTLSServer(t, func(t *testing.T, _ *mailpit.Server, cfg Config) {
 		cfg.Password = "wrong"
 		ce := sendErr(t, newSender(t, cfg), ctxTimeout(t, 10*time.Second), testMessage(t))
-		if ce.Reason != notifyv1.ReasonPermanent || !ce.ProviderFault || ce.Code != "smtp 535 5.7.8" {
+		if ce.Reason != notifyv1.ReasonPermanent || !ce.ProviderFault() || ce.Code != "smtp 535 5.7.8" {
 			t.Fatalf("got %+v, want Permanent, ProviderFault, smtp 535 5.7.8", ce)
 		}
 	})
@@ -278,7 +278,7 @@ func TestSendMissingCredentials(t *testing.T) {
 	cfg := authConfig(startTLSSMTP, TLSStartTLS)
 	cfg.Username, cfg.Password = "", ""
 	ce := sendErr(t, newSender(t, cfg), ctxTimeout(t, 10*time.Second), testMessage(t))
-	if ce.Reason != notifyv1.ReasonPermanent || !ce.ProviderFault || ce.Code != "smtp 530 5.7.0" {
+	if ce.Reason != notifyv1.ReasonPermanent || !ce.ProviderFault() || ce.Code != "smtp 530 5.7.0" {
 		t.Fatalf("got %+v, want Permanent, ProviderFault, smtp 530 5.7.0", ce)
 	}
 }
@@ -287,7 +287,7 @@ func TestSendUntrustedCertificate(t *testing.T) {
 	eachTLSServer(t, func(t *testing.T, _ *mailpit.Server, cfg Config) {
 		cfg.CAPEM = nil // the test CA is not a system root
 		ce := sendErr(t, newSender(t, cfg), ctxTimeout(t, 10*time.Second), testMessage(t))
-		if ce.Reason != notifyv1.ReasonTransient || !ce.ProviderFault || ce.Code != "tls certificate" {
+		if ce.Reason != notifyv1.ReasonTransient || !ce.ProviderFault() || ce.Code != "tls certificate" {
 			t.Fatalf("got %+v, want Transient, ProviderFault, tls certificate", ce)
 		}
 	})
@@ -338,7 +338,7 @@ func TestSendChaos(t *testing.T) {
 		}
 		msg := testMessage(t)
 		ce := sendErr(t, s, ctx, msg)
-		if ce.Reason != notifyv1.ReasonTransient || ce.ProviderFault || ce.Code != "smtp 451" || !ce.Retryable() {
+		if ce.Reason != notifyv1.ReasonTransient || ce.ProviderFault() || ce.Code != "smtp 451" || !ce.Retryable() {
 			t.Fatalf("got %+v, want retryable Transient smtp 451", ce)
 		}
 
@@ -358,7 +358,7 @@ func TestSendChaos(t *testing.T) {
 			t.Fatal(err)
 		}
 		ce := sendErr(t, s, ctx, testMessage(t))
-		if ce.Reason != notifyv1.ReasonPermanent || ce.ProviderFault || ce.Code != "smtp 550" || ce.Retryable() {
+		if ce.Reason != notifyv1.ReasonPermanent || ce.ProviderFault() || ce.Code != "smtp 550" || ce.Retryable() {
 			t.Fatalf("got %+v, want Permanent smtp 550 without ProviderFault", ce)
 		}
 	})
@@ -368,7 +368,7 @@ func TestSendChaos(t *testing.T) {
 			t.Fatal(err)
 		}
 		ce := sendErr(t, s, ctx, testMessage(t))
-		if ce.Reason != notifyv1.ReasonPermanent || !ce.ProviderFault || ce.Code != "smtp 553" {
+		if ce.Reason != notifyv1.ReasonPermanent || !ce.ProviderFault() || ce.Code != "smtp 553" {
 			t.Fatalf("got %+v, want Permanent smtp 553 with ProviderFault", ce)
 		}
 	})
@@ -388,7 +388,7 @@ func TestSendServerDownThenUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	ce := sendErr(t, s, ctxTimeout(t, 10*time.Second), msg)
-	if ce.Reason != notifyv1.ReasonTransient || ce.ProviderFault || !ce.Retryable() {
+	if ce.Reason != notifyv1.ReasonTransient || ce.ProviderFault() || !ce.Retryable() {
 		t.Fatalf("server down: got %+v, want retryable Transient", ce)
 	}
 	var opErr *net.OpError

@@ -193,7 +193,15 @@ func (s *Sender) Send(ctx context.Context, msg *channel.Message) (channel.Result
 		text += ": " + strconv.Quote(snippet)
 	}
 	code := "http " + strconv.Itoa(resp.Status)
-	return channel.Result{}, channel.ClassifyHTTPStatus(resp.Status, resp.Header, s.now(), code, errors.New(text))
+	ce := channel.ClassifyHTTPStatus(resp.Status, resp.Header, s.now(), code, errors.New(text))
+	if s.url == "" {
+		// The endpoint is the recipient's own webhookURL: whatever it
+		// answers, a 401 or 403 included, concerns this recipient only.
+		// The provider's configuration (signing secret, headers) is the
+		// same for every recipient, and the others' endpoints accept it.
+		ce.Scope = channel.ScopeRecipient
+	}
+	return channel.Result{}, ce
 }
 
 func (s *Sender) setHeaders(h http.Header, msg *channel.Message, body []byte) {

@@ -311,9 +311,9 @@ func TestStatusClassification(t *testing.T) {
 			s := mustNew(t, Config{URL: srv.URL + "/hook/T0KEN-IN-PATH"})
 			_, err := s.Send(t.Context(), testMessage())
 			ce := asChannelError(t, err)
-			if ce.Reason != c.reason || ce.Code != c.code || ce.RetryAfter != c.wantAfter || ce.ProviderFault != c.providerFault {
+			if ce.Reason != c.reason || ce.Code != c.code || ce.RetryAfter != c.wantAfter || ce.ProviderFault() != c.providerFault {
 				t.Errorf("got reason=%s code=%q retryAfter=%v providerFault=%v; want %s %q %v %v",
-					ce.Reason, ce.Code, ce.RetryAfter, ce.ProviderFault, c.reason, c.code, c.wantAfter, c.providerFault)
+					ce.Reason, ce.Code, ce.RetryAfter, ce.ProviderFault(), c.reason, c.code, c.wantAfter, c.providerFault)
 			}
 			if want := c.reason != notifyv1.ReasonPermanent; ce.Retryable() != want {
 				t.Errorf("Retryable() = %v, want %v", ce.Retryable(), want)
@@ -340,7 +340,7 @@ func TestConnectionRefusedIsTransient(t *testing.T) {
 	s := mustNew(t, Config{URL: target})
 	_, err := s.Send(t.Context(), testMessage())
 	ce := asChannelError(t, err)
-	if ce.Reason != notifyv1.ReasonTransient || !ce.Retryable() || ce.ProviderFault {
+	if ce.Reason != notifyv1.ReasonTransient || !ce.Retryable() || ce.ProviderFault() {
 		t.Errorf("got %+v, want a retryable Transient error", ce)
 	}
 	if strings.Contains(err.Error(), "T0KEN") {
@@ -607,5 +607,42 @@ func TestSignatureCoversReplayHeaders(t *testing.T) {
 		if err := verifyRequest(secret, h, got.body, signedAt); !errors.Is(err, hook.ErrSignatureMismatch) {
 			t.Errorf("replayed with %s: %q, Verify = %v, want hook.ErrSignatureMismatch", c.header, c.value, err)
 		}
+	}
+}
+
+// TestEndpointScope: who owns the endpoint decides whose fault its refusal
+// is. A 401 or 403 from the provider's configured URL refuses the
+// provider's credentials (and opens its circuit); the same answer from a
+// recipient's own webhookURL concerns that recipient alone, and must not
+// stop the provider for everyone else.
+func TestEndpointScope(t *testing.T) {
+	cases := []struct {
+		status    int
+		recipient channel.Scope // the recipient's own webhookURL answered
+		provider  channel.Scope // the provider's configured URL answered
+	}{
+		{401, channel.ScopeRecipient, channel.ScopeProvider},
+		{403, channel.ScopeRecipient, channel.ScopeProvider},
+		{404, channel.ScopeRecipient, channel.ScopeMessage},
+		{410, channel.ScopeRecipient, channel.ScopeMessage},
+		{429, channel.ScopeRecipient, channel.ScopeMessage},
+		{503, channel.ScopeRecipient, channel.ScopeMessage},
+	}
+	for _, c := range cases {
+		t.Run(strconv.Itoa(c.status), func(t *testing.T) {
+			srv, _ := recorder(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(c.status) })
+
+			msg := testMessage()
+			msg.Recipient.WebhookURL = srv.URL + "/mine"
+			_, err := mustNew(t, Config{}).Send(t.Context(), msg)
+			if ce := asChannelError(t, err); ce.Scope != c.recipient || ce.ProviderFault() {
+				t.Errorf("recipient's endpoint: scope %q (ProviderFault %v), want %q", ce.Scope, ce.ProviderFault(), c.recipient)
+			}
+
+			_, err = mustNew(t, Config{URL: srv.URL + "/hook"}).Send(t.Context(), testMessage())
+			if ce := asChannelError(t, err); ce.Scope != c.provider {
+				t.Errorf("provider's endpoint: scope %q, want %q", ce.Scope, c.provider)
+			}
+		})
 	}
 }

@@ -270,8 +270,7 @@ func classifyCloud(r *channel.HTTPResponse) error {
 		// applies then.
 		return channel.NewRateLimited(code, retryAfter(r), f.err(""))
 	case n == metaReengagement:
-		return channel.NewPermanent(code, f.err(
-			"More than 24 hours have passed since the recipient last replied, so WhatsApp only accepts an approved template message: set an approved template (templateName) for this notification"))
+		return f.recipientFault("More than 24 hours have passed since the recipient last replied, so WhatsApp only accepts an approved template message: set an approved template (templateName) for this notification")
 	case n == metaAuth || (n == 0 && r.Status == http.StatusUnauthorized):
 		return f.providerFault("The access token is invalid or expired; issue a new one")
 	case n == metaPermissionDenied || (n >= 200 && n <= 299) || n == metaAPIMethod || n == metaAccessDenied:
@@ -280,9 +279,9 @@ func classifyCloud(r *channel.HTTPResponse) error {
 		n == metaNotRegistered || n == metaBusinessDeleted:
 		return f.providerFault("The WhatsApp Business account or phone number cannot send messages; check WhatsApp Manager")
 	case n == metaUndeliverable:
-		return channel.NewPermanent(code, f.err("The recipient may not use WhatsApp or has not accepted the latest terms"))
+		return f.recipientFault("The recipient may not use WhatsApp or has not accepted the latest terms")
 	case n == metaNotAllowedList:
-		return channel.NewPermanent(code, f.err("With a test phone number, add the recipient to the allowed list in the app dashboard"))
+		return f.recipientFault("With a test phone number, add the recipient to the allowed list in the app dashboard")
 	case n == metaTemplateNotFound || n == metaTemplateParamsCount:
 		return channel.NewPermanent(code, f.err("Check the template name, language and number of parameters against WhatsApp Manager"))
 	case n == metaAPIUnknown || n == metaAPIService || n == metaGeneric ||

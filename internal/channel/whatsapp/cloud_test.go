@@ -121,7 +121,7 @@ func TestCloudErrors(t *testing.T) {
 		{name: "WABA rate limit", spec: whatsappfake.ErrorSpec{Code: 80007},
 			reason: notifyv1.ReasonRateLimited, code: "meta 80007"},
 		{name: "outside the 24h window", spec: whatsappfake.ErrorSpec{Code: 131047},
-			reason: notifyv1.ReasonPermanent, code: "meta 131047", mention: []string{"24 hours", "approved template"}},
+			reason: notifyv1.ReasonPermanent, code: "meta 131047", recipient: true, mention: []string{"24 hours", "approved template"}},
 		{name: "expired token", spec: whatsappfake.ErrorSpec{Code: 190},
 			reason: notifyv1.ReasonPermanent, code: "meta 190", fault: true, mention: []string{"access token"}},
 		{name: "auth exception", spec: whatsappfake.ErrorSpec{Code: 0},
@@ -131,9 +131,9 @@ func TestCloudErrors(t *testing.T) {
 		{name: "API permission", spec: whatsappfake.ErrorSpec{Code: 200},
 			reason: notifyv1.ReasonPermanent, code: "meta 200", fault: true},
 		{name: "undeliverable", spec: whatsappfake.ErrorSpec{Code: 131026},
-			reason: notifyv1.ReasonPermanent, code: "meta 131026"},
+			reason: notifyv1.ReasonPermanent, code: "meta 131026", recipient: true},
 		{name: "not in allowed list", spec: whatsappfake.ErrorSpec{Code: 131030},
-			reason: notifyv1.ReasonPermanent, code: "meta 131030", mention: []string{"allowed list"}},
+			reason: notifyv1.ReasonPermanent, code: "meta 131030", recipient: true, mention: []string{"allowed list"}},
 		{name: "something went wrong", spec: whatsappfake.ErrorSpec{Code: 131000},
 			reason: notifyv1.ReasonTransient, code: "meta 131000"},
 		{name: "service unavailable with Retry-After", spec: whatsappfake.ErrorSpec{Code: 131016, RetryAfter: "3"},
@@ -241,7 +241,7 @@ func TestCloudGatewayErrorPage(t *testing.T) {
 func TestCloudRequestTimeoutIsTransient(t *testing.T) {
 	err := sendViaRawServer(t, http.StatusRequestTimeout, "text/plain", "request timed out")
 	ce := classified(t, err, notifyv1.ReasonTransient)
-	if ce.Code != "http 408" || ce.ProviderFault {
+	if ce.Code != "http 408" || ce.ProviderFault() {
 		t.Errorf("got %+v, want code http 408 and no provider fault", ce)
 	}
 	contains(t, err, "request timed out")
@@ -249,7 +249,7 @@ func TestCloudRequestTimeoutIsTransient(t *testing.T) {
 
 func TestCloudSuccessThatIsNotTheAPI(t *testing.T) {
 	err := sendViaRawServer(t, http.StatusOK, "text/html", "<html>Sign in to the proxy</html>")
-	if ce := classified(t, err, notifyv1.ReasonPermanent); !ce.ProviderFault {
+	if ce := classified(t, err, notifyv1.ReasonPermanent); !ce.ProviderFault() {
 		t.Fatal("want a provider fault: the base URL is wrong")
 	}
 	contains(t, err, "Sign in to the proxy")

@@ -183,7 +183,7 @@ func providerFault(t *testing.T, s channel.Sender, code string, mention ...strin
 	t.Helper()
 	_, err := s.Send(t.Context(), textMessage())
 	ce := classified(t, err, notifyv1.ReasonPermanent)
-	if !ce.ProviderFault || ce.Code != code {
+	if !ce.ProviderFault() || ce.Code != code {
 		t.Fatalf("got %+v, want a provider fault with code %s", ce, code)
 	}
 	contains(t, err, mention...)
@@ -211,6 +211,9 @@ type errorCase struct {
 	code       string
 	retryAfter time.Duration
 	fault      bool
+	// recipient marks a refusal of this recipient's number: it must
+	// never be taken for the provider's fault (which opens a circuit).
+	recipient bool
 	// mention are parts of the error message.
 	mention []string
 }
@@ -231,8 +234,11 @@ func checkErrors(t *testing.T, start func(*testing.T) (channel.Sender, *whatsapp
 			if ce.RetryAfter != tc.retryAfter {
 				t.Errorf("RetryAfter = %v, want %v", ce.RetryAfter, tc.retryAfter)
 			}
-			if ce.ProviderFault != tc.fault {
-				t.Errorf("ProviderFault = %v, want %v", ce.ProviderFault, tc.fault)
+			if ce.ProviderFault() != tc.fault {
+				t.Errorf("ProviderFault = %v, want %v", ce.ProviderFault(), tc.fault)
+			}
+			if ce.RecipientFault() != tc.recipient {
+				t.Errorf("RecipientFault = %v (scope %q), want %v", ce.RecipientFault(), ce.Scope, tc.recipient)
 			}
 			contains(t, err, slices.Concat(tc.mention, always)...)
 			noRejections(t, srv)

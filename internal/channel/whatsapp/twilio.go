@@ -195,16 +195,19 @@ func classifyTwilio(r *channel.HTTPResponse) error {
 	case twilioTooManyRequests, twilioChannelRateLimit, twilioDailyLimit:
 		return channel.NewRateLimited(code, retryAfter(r), f.err(""))
 	case twilioOutsideWindow:
-		return channel.NewPermanent(code, f.err(
-			"Free-form WhatsApp messages are only allowed within 24 hours of the recipient's last reply: set an approved content template (contentSID) for this notification"))
+		return f.recipientFault("Free-form WhatsApp messages are only allowed within 24 hours of the recipient's last reply: set an approved content template (contentSID) for this notification")
 	case twilioInvalidTo, twilioToNotOnWhatsApp:
 		ie := channel.NewInvalidAddress(f.err(""))
 		ie.Code = code
 		return ie
-	case twilioFromNotCapable, twilioUnverifiedTrialTo, twilioNoFromChannel:
+	case twilioFromNotCapable, twilioNoFromChannel:
 		return f.providerFault("Check that the From number is a WhatsApp sender enabled on this account")
+	case twilioUnverifiedTrialTo:
+		// A trial account may only send to numbers verified on it: the
+		// account works, this one number is not allowed.
+		return f.recipientFault("A trial account sends only to verified numbers: verify this number in the Twilio console, or upgrade the account")
 	case twilioUnsubscribed:
-		return channel.NewPermanent(code, f.err("The recipient has opted out of messages from this sender"))
+		return f.recipientFault("The recipient has opted out of messages from this sender")
 	}
 	return byStatus(code, r, f.err(""))
 }

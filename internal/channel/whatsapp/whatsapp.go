@@ -211,7 +211,16 @@ func (f failure) err(advice string) error {
 // configuration or account, not the message, as the problem.
 func (f failure) providerFault(advice string) *channel.Error {
 	e := channel.NewPermanent(f.code, f.err(advice))
-	e.ProviderFault = true
+	e.Scope = channel.ScopeProvider
+	return e
+}
+
+// recipientFault is a Permanent error that marks this recipient's number
+// (not on WhatsApp, opted out, outside its 24-hour window, not allowed by
+// the account) as the problem: it ends this delivery and opens no circuit.
+func (f failure) recipientFault(advice string) *channel.Error {
+	e := channel.NewPermanent(f.code, f.err(advice))
+	e.Scope = channel.ScopeRecipient
 	return e
 }
 
@@ -232,7 +241,7 @@ func isJSON(r *channel.HTTPResponse) bool {
 func unexpectedSuccess(provider string, r *channel.HTTPResponse) error {
 	e := channel.NewPermanent(fmt.Sprintf("http %d", r.Status),
 		fmt.Errorf("%s: HTTP %d response is not the documented JSON (is the base URL right?): %s", provider, r.Status, channel.Snippet(r.Body)))
-	e.ProviderFault = true
+	e.Scope = channel.ScopeProvider
 	return e
 }
 
