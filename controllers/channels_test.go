@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	notificationctl "github.com/herald-dev/herald/controllers/notification"
 	"github.com/herald-dev/herald/internal/dev/mailpit"
 	"github.com/herald-dev/herald/internal/dev/whatsappfake"
 )
@@ -216,7 +217,7 @@ var _ = Describe("email over SMTP", Ordered, func() {
 })
 
 func getDeliveryName(notification string, ch notifyv1.Channel, recipient string) string {
-	return strings.ToLower(fmt.Sprintf("%s-%s-%s", notification, ch, recipient))
+	return notificationctl.DeliveryName(notification, ch, recipient)
 }
 
 var _ = Describe("WhatsApp", func() {

@@ -60,6 +60,20 @@ func (r *Reconciler) aggregate(ctx context.Context, n *notifyv1.Notification, no
 			})
 		}
 	}
+	// Deliveries the API server refused, or whose name something else
+	// holds, were never created: each counts as failed.
+	for _, rc := range n.Status.RejectedCounts {
+		c := perChannel[rc.Channel]
+		if c == nil {
+			c = &notifyv1.DeliveryCounts{}
+			perChannel[rc.Channel] = c
+		}
+		c.Total += rc.Count
+		c.Failed += rc.Count
+		total.Total += rc.Count
+		total.Failed += rc.Count
+		problems += rc.Count
+	}
 	n.Status.Deliveries = total
 	n.Status.Channels = n.Status.Channels[:0]
 	for _, ch := range notifyv1.Channels {

@@ -10,6 +10,9 @@ import (
 	"github.com/herald-dev/herald/internal/metrics"
 )
 
+// maxRejectedEvents bounds the Events for deliveries not created.
+const maxRejectedEvents = 10
+
 // announce emits Events for the transitions users care about: dispatch
 // problems and completion. Successful deliveries get none; at scale that
 // would double the API writes.
@@ -17,6 +20,19 @@ func (r *Reconciler) announce(n *notifyv1.Notification, before *notifyv1.Notific
 	if len(n.Status.Unresolved) > 0 && len(before.Unresolved) == 0 {
 		r.Recorder.Eventf(n, nil, "Warning", notifyv1.ReasonUnknownRecipients, "Dispatch",
 			"no Recipient named %s in namespace %s", strings.Join(n.Status.Unresolved, ", "), n.Namespace)
+	}
+	if len(n.Status.Rejected) > 0 && len(before.Rejected) == 0 {
+		// One Event per delivery not created, the first few of them: the
+		// rest are in status.rejected and its counts.
+		for i, rj := range n.Status.Rejected {
+			if i == maxRejectedEvents {
+				r.Recorder.Eventf(n, nil, "Warning", notifyv1.ReasonDeliveryRejected, "Dispatch",
+					"%d more deliveries not created; see status.rejected", len(n.Status.Rejected)-i)
+				break
+			}
+			r.Recorder.Eventf(n, nil, "Warning", rj.Reason, "Dispatch",
+				"delivery to %q on %s not created, counted as failed: %s", rj.Recipient, rj.Channel, rj.Message)
+		}
 	}
 	if c := meta.FindStatusCondition(n.Status.Conditions, notifyv1.ConditionDispatched); c != nil && c.Status == metav1.ConditionFalse {
 		if old := meta.FindStatusCondition(before.Conditions, notifyv1.ConditionDispatched); old == nil || old.Reason != c.Reason || old.Message != c.Message {

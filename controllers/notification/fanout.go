@@ -3,6 +3,9 @@ package notification
 import (
 	"context"
 	"fmt"
+	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -80,8 +83,31 @@ func (r *Reconciler) dispatch(ctx context.Context, n *notifyv1.Notification, now
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.createAll(ctx, deliveries, existing); err != nil {
+	out, err := r.createAll(ctx, n, deliveries, existing, now)
+	if err != nil {
 		return ctrl.Result{}, err
+	}
+	if len(out.waiting) > 0 {
+		// Deliveries of an earlier Notification of this name still hold
+		// some names; the garbage collector deletes them shortly.
+		deadline := n.CreationTimestamp.Add(oldDeliveriesWait)
+		notifyv1.SetCondition(n, notifyv1.ConditionDispatched, metav1.ConditionFalse, notifyv1.ReasonDeliveryNameTaken,
+			fmt.Sprintf("%d delivery names (%s) are still held by deliveries of an earlier Notification named %s awaiting garbage collection; waiting until %s, then they count as failed",
+				len(out.waiting), strings.Join(capList(out.waiting, 3), ", "), n.Name, deadline.UTC().Format(time.RFC3339)))
+		return ctrl.Result{RequeueAfter: min(oldDeliveriesRecheck, max(deadline.Sub(now), time.Second))}, nil
+	}
+	n.Status.Rejected, n.Status.RejectedCounts = nil, nil
+	perChannel := map[notifyv1.Channel]int32{}
+	for _, rj := range out.rejected {
+		perChannel[rj.Channel]++
+		if len(n.Status.Rejected) < maxRejectedListed {
+			n.Status.Rejected = append(n.Status.Rejected, rj)
+		}
+	}
+	for _, ch := range notifyv1.Channels {
+		if c := perChannel[ch]; c > 0 {
+			n.Status.RejectedCounts = append(n.Status.RejectedCounts, notifyv1.ChannelCount{Channel: ch, Count: c})
+		}
 	}
 
 	n.Status.Recipients = int32(len(res.Recipients))
@@ -89,6 +115,9 @@ func (r *Reconciler) dispatch(ctx context.Context, n *notifyv1.Notification, now
 	n.Status.Phase = notifyv1.NotificationDispatching
 	n.Status.DispatchTime = &metav1.Time{Time: now}
 	msg := fmt.Sprintf("%d deliveries for %d recipients on %d channels", len(deliveries), len(res.Recipients), len(n.Spec.Channels))
+	if len(out.rejected) > 0 {
+		msg += fmt.Sprintf("; %d not created (status.rejected)", len(out.rejected))
+	}
 	if len(deliveries) == 0 {
 		msg = "the audience matched no Recipient"
 		notifyv1.SetCondition(n, notifyv1.ConditionDispatched, metav1.ConditionTrue, notifyv1.ReasonNoRecipients, msg)
@@ -174,7 +203,7 @@ func (r *Reconciler) newDelivery(n *notifyv1.Notification, ch notifyv1.Channel, 
 			Notification: n.Name,
 			Channel:      ch,
 			Provider:     n.Spec.Providers.For(ch),
-			Content:      content,
+			Content:      contentFor(content, ch),
 			Retry:        rp,
 			Timeout:      timeout,
 			ExpiresAt:    n.Spec.ExpiresAt,
@@ -191,6 +220,30 @@ func (r *Reconciler) newDelivery(n *notifyv1.Notification, ch notifyv1.Channel, 
 	return d
 }
 
+// contentFor keeps of the rendered content what ch sends, so that one
+// channel's content (a WhatsApp text at the size limit) cannot make
+// another channel's delivery too large to create. Title and message stay
+// on every channel: each falls back to them (email subject and text,
+// WhatsApp text, the webhook's default body, the inbox item).
+func contentFor(c notifyv1.RenderedContent, ch notifyv1.Channel) notifyv1.RenderedContent {
+	out := notifyv1.RenderedContent{Type: c.Type, Category: c.Category, Title: c.Title, Message: c.Message}
+	switch ch {
+	case notifyv1.ChannelInApp:
+		out.Actions = c.Actions
+	case notifyv1.ChannelEmail:
+		out.Email = c.Email
+	case notifyv1.ChannelWhatsApp:
+		out.WhatsApp = c.WhatsApp
+	case notifyv1.ChannelWebhook:
+		out.Actions, out.WebhookPayload = c.Actions, c.WebhookPayload
+	}
+	return out
+}
+
+// existingDeliveries maps the names of the cached deliveries that name
+// the notification to whether the notification controls them: a
+// Notification of the same name deleted a moment ago may still have
+// deliveries awaiting garbage collection.
 func (r *Reconciler) existingDeliveries(ctx context.Context, n *notifyv1.Notification) (map[string]bool, error) {
 	var list notifyv1.ChannelDeliveryList
 	if err := r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingFields{DeliveryIndex: n.Name}, client.UnsafeDisableDeepCopy); err != nil {
@@ -198,24 +251,133 @@ func (r *Reconciler) existingDeliveries(ctx context.Context, n *notifyv1.Notific
 	}
 	out := make(map[string]bool, len(list.Items))
 	for i := range list.Items {
-		out[list.Items[i].Name] = true
+		out[list.Items[i].Name] = metav1.IsControlledBy(&list.Items[i], n)
 	}
 	return out, nil
 }
 
-func (r *Reconciler) createAll(ctx context.Context, deliveries []*notifyv1.ChannelDelivery, existing map[string]bool) error {
+// createOutcome is what a fan-out's creates left undone.
+type createOutcome struct {
+	// rejected are deliveries that will never be created.
+	rejected []notifyv1.RejectedDelivery
+	// waiting are names held by deliveries of an earlier Notification of
+	// the same name, within oldDeliveriesWait.
+	waiting []string
+}
+
+// createAll creates the deliveries that do not exist yet. A create the API
+// server refuses for good (permanentCreateError) ends that one delivery;
+// a transient error is returned, and the fan-out runs again with backoff.
+func (r *Reconciler) createAll(ctx context.Context, n *notifyv1.Notification, deliveries []*notifyv1.ChannelDelivery, existing map[string]bool, now time.Time) (createOutcome, error) {
+	var (
+		mu  sync.Mutex
+		out createOutcome
+	)
+	reject := func(d *notifyv1.ChannelDelivery, reason, msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		out.rejected = append(out.rejected, notifyv1.RejectedDelivery{
+			Channel: d.Spec.Channel, Recipient: truncate(d.Spec.Recipient.Name, 253), Reason: reason, Message: truncate(msg, 1000)})
+	}
+	held := func(d *notifyv1.ChannelDelivery, holder *notifyv1.ChannelDelivery) {
+		if stale := staleDelivery(holder, n); stale && now.Before(n.CreationTimestamp.Add(oldDeliveriesWait)) {
+			mu.Lock()
+			out.waiting = append(out.waiting, d.Name)
+			mu.Unlock()
+			return
+		}
+		reject(d, notifyv1.ReasonDeliveryNameTaken, fmt.Sprintf("the name %s is held by a ChannelDelivery this Notification does not control (%s)", d.Name, controllerOf(holder)))
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, r.FanOutParallelism))
 	for _, d := range deliveries {
-		if existing[d.Name] {
+		ours, found := existing[d.Name]
+		if found && ours {
 			continue
 		}
 		g.Go(func() error {
-			if err := r.Create(gctx, d); err != nil && !apierrors.IsAlreadyExists(err) {
+			if found {
+				var holder notifyv1.ChannelDelivery
+				if err := r.Get(gctx, client.ObjectKeyFromObject(d), &holder); err == nil {
+					held(d, &holder)
+					return nil
+				}
+			}
+			err := r.Create(gctx, d)
+			switch {
+			case err == nil:
+				return nil
+			case apierrors.IsAlreadyExists(err):
+				holder, err := r.readDelivery(gctx, client.ObjectKeyFromObject(d))
+				if err != nil {
+					return fmt.Errorf("reading delivery %s that already exists: %w", d.Name, err)
+				}
+				if !metav1.IsControlledBy(holder, n) {
+					held(d, holder)
+				}
+				return nil
+			case permanentCreateError(err):
+				reject(d, notifyv1.ReasonDeliveryRejected, err.Error())
+				return nil
+			default:
 				return fmt.Errorf("creating delivery %s: %w", d.Name, err)
 			}
-			return nil
 		})
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		return createOutcome{}, err
+	}
+	// The order of creates is not; status must not change with it.
+	sort.Slice(out.rejected, func(i, j int) bool {
+		a, b := out.rejected[i], out.rejected[j]
+		if a.Channel != b.Channel {
+			return a.Channel < b.Channel
+		}
+		return a.Recipient < b.Recipient
+	})
+	sort.Strings(out.waiting)
+	return out, nil
+}
+
+// readDelivery reads a delivery past the cache when it can: one that
+// already exists may not have reached the cache.
+func (r *Reconciler) readDelivery(ctx context.Context, key client.ObjectKey) (*notifyv1.ChannelDelivery, error) {
+	var reader client.Reader = r.Client
+	if r.APIReader != nil {
+		reader = r.APIReader
+	}
+	var d notifyv1.ChannelDelivery
+	if err := reader.Get(ctx, key, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// staleDelivery reports whether d belongs to an earlier Notification of
+// n's name, deleted and awaiting garbage collection of its deliveries.
+func staleDelivery(d *notifyv1.ChannelDelivery, n *notifyv1.Notification) bool {
+	ref := metav1.GetControllerOf(d)
+	return ref != nil && ref.Kind == "Notification" && ref.Name == n.Name && ref.UID != n.UID
+}
+
+func controllerOf(d *notifyv1.ChannelDelivery) string {
+	if ref := metav1.GetControllerOf(d); ref != nil {
+		return fmt.Sprintf("controlled by %s %s, uid %s", ref.Kind, ref.Name, ref.UID)
+	}
+	return "no controller"
+}
+
+// permanentCreateError reports whether the API server refused a create in
+// a way that repeating it cannot change: the object is invalid or too
+// large, or a quota or policy forbids it.
+func permanentCreateError(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsRequestEntityTooLargeError(err) ||
+		apierrors.IsForbidden(err) || strings.Contains(err.Error(), "request is too large")
+}
+
+func truncate(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }

@@ -2,13 +2,21 @@ package notification
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/retry"
@@ -97,5 +105,186 @@ func TestDispatchChecksUnknownUsersPastTheCache(t *testing.T) {
 	}
 	if d.Spec.Skip != nil {
 		t.Errorf("alice's delivery is skipped: %+v", d.Spec.Skip)
+	}
+}
+
+// Each delivery carries only what its channel sends: a WhatsApp text at
+// the size limit must not make the email delivery too large.
+func TestDeliveriesCarryOnlyTheirChannelsContent(t *testing.T) {
+	r, _ := unitReconciler(t)
+	n := &notifyv1.Notification{ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: "ns", UID: "u"}}
+	c := notifyv1.RenderedContent{Type: notifyv1.TypeInformational, Title: "t", Message: "m",
+		Actions:  []notifyv1.Action{{ID: "ok", Label: "OK"}},
+		Email:    &notifyv1.EmailContent{Subject: "s", Text: "x", HTML: "<p>x</p>"},
+		WhatsApp: &notifyv1.WhatsAppContent{Text: strings.Repeat("w", 1<<20)}, WebhookPayload: `{"a":1}`}
+	for _, ch := range notifyv1.Channels {
+		got := r.newDelivery(n, ch, "alice", c, nil, nil).Spec.Content
+		if got.Title != "t" || got.Message != "m" || got.Type != c.Type {
+			t.Errorf("%s: lost title, message or type: %+v", ch, got)
+		}
+		if (got.Email != nil) != (ch == notifyv1.ChannelEmail) || (got.WhatsApp != nil) != (ch == notifyv1.ChannelWhatsApp) ||
+			(got.WebhookPayload != "") != (ch == notifyv1.ChannelWebhook) ||
+			(len(got.Actions) > 0) != (ch == notifyv1.ChannelInApp || ch == notifyv1.ChannelWebhook) {
+			t.Errorf("%s: carries another channel's content: email %v, whatsapp %v, payload %q, actions %v",
+				ch, got.Email != nil, got.WhatsApp != nil, got.WebhookPayload, got.Actions)
+		}
+	}
+}
+
+func rejectingReconciler(t *testing.T, create func(*notifyv1.ChannelDelivery) error, objs ...client.Object) (*Reconciler, client.Client) {
+	scheme := runtime.NewScheme()
+	if err := notifyv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).
+		WithIndex(&notifyv1.ChannelDelivery{}, DeliveryIndex, func(o client.Object) []string {
+			return []string{o.(*notifyv1.ChannelDelivery).Spec.Notification}
+		}).
+		WithInterceptorFuncs(interceptor.Funcs{Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if d, ok := obj.(*notifyv1.ChannelDelivery); ok {
+				if err := create(d); err != nil {
+					return err
+				}
+			}
+			return c.Create(ctx, obj, opts...)
+		}}).Build()
+	return &Reconciler{Client: c, APIReader: c, FanOutParallelism: 2, Recorder: events.NewFakeRecorder(100),
+		DefaultRetry: retry.Policy{Strategy: retry.Fixed, MaxAttempts: 1, InitialDelay: time.Second, MaxDelay: time.Second}}, c
+}
+
+func threeRecipients(users ...string) []client.Object {
+	var out []client.Object
+	for _, u := range users {
+		out = append(out, &notifyv1.Recipient{ObjectMeta: metav1.ObjectMeta{Name: u, Namespace: "ns"}, Spec: notifyv1.RecipientSpec{Username: u}})
+	}
+	return out
+}
+
+// A create the API server refuses for good ends that one delivery, with
+// a reason and an Event; the others are created and the notification
+// can finish.
+func TestRejectedCreateEndsOneDelivery(t *testing.T) {
+	gr := schema.GroupResource{Group: notifyv1.GroupVersion.Group, Resource: "channeldeliveries"}
+	r, c := rejectingReconciler(t, func(d *notifyv1.ChannelDelivery) error {
+		if d.Spec.Recipient.Name == "bob" {
+			return apierrors.NewInvalid(notifyv1.GroupVersion.WithKind("ChannelDelivery").GroupKind(), d.Name,
+				field.ErrorList{field.TooLong(field.NewPath("spec", "content", "message"), "", 100)})
+		}
+		if d.Spec.Recipient.Name == "carol" {
+			return apierrors.NewForbidden(gr, d.Name, errors.New("exceeded quota: herald, requested: count/channeldeliveries"))
+		}
+		return nil
+	}, threeRecipients("alice", "bob", "carol")...)
+	n := &notifyv1.Notification{
+		ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: "ns", UID: "u", CreationTimestamp: metav1.Now()},
+		Spec: notifyv1.NotificationSpec{Type: notifyv1.TypeInformational, Message: "hi",
+			Audience: notifyv1.Audience{Users: []string{"alice", "bob", "carol"}}, Channels: []notifyv1.Channel{notifyv1.ChannelInApp}},
+	}
+	before := n.Status.DeepCopy()
+	if _, err := r.dispatch(context.Background(), n, time.Now()); err != nil {
+		t.Fatalf("a permanent create error must not fail the fan-out: %v", err)
+	}
+	if got := n.Status.Rejected; len(got) != 2 || got[0].Recipient != "bob" || got[0].Reason != notifyv1.ReasonDeliveryRejected ||
+		!strings.Contains(got[0].Message, "spec.content.message") || got[1].Recipient != "carol" || !strings.Contains(got[1].Message, "exceeded quota") {
+		t.Fatalf("rejected = %+v, want bob (invalid) and carol (quota)", got)
+	}
+	var list notifyv1.ChannelDeliveryList
+	if err := c.List(context.Background(), &list); err != nil || len(list.Items) != 1 || list.Items[0].Spec.Recipient.Name != "alice" {
+		t.Fatalf("deliveries %v (%v), want alice's only", list.Items, err)
+	}
+	r.announce(n, before)
+	ev := drain(r.Recorder.(*events.FakeRecorder))
+	if len(ev) != 2 || !strings.Contains(ev[0], `"bob"`) || !strings.Contains(ev[0], "spec.content.message") || !strings.Contains(ev[1], "exceeded quota") {
+		t.Errorf("events %q, want a Warning naming bob and the API server's message, and one for carol", ev)
+	}
+	// alice's delivery succeeds: the notification finishes, partially.
+	list.Items[0].Status.Phase = notifyv1.DeliverySucceeded
+	if err := c.Update(context.Background(), &list.Items[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.aggregate(context.Background(), n, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n.Status.Phase != notifyv1.NotificationPartiallyDelivered || n.Status.Deliveries.Failed != 2 || n.Status.Deliveries.Total != 3 {
+		t.Errorf("phase %s, deliveries %+v; want PartiallyDelivered with 2 failed of 3", n.Status.Phase, n.Status.Deliveries)
+	}
+}
+
+// Transient errors are retried: the fan-out returns them.
+func TestTransientCreateErrorIsRetried(t *testing.T) {
+	for _, err := range []error{apierrors.NewInternalError(errors.New("etcd leader changed")), apierrors.NewTimeoutError("slow", 1),
+		apierrors.NewConflict(schema.GroupResource{}, "x", errors.New("conflict")), apierrors.NewServiceUnavailable("down")} {
+		r, _ := rejectingReconciler(t, func(*notifyv1.ChannelDelivery) error { return err }, threeRecipients("alice")...)
+		n := &notifyv1.Notification{
+			ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: "ns", UID: "u", CreationTimestamp: metav1.Now()},
+			Spec: notifyv1.NotificationSpec{Type: notifyv1.TypeInformational, Message: "hi",
+				Audience: notifyv1.Audience{Users: []string{"alice"}}, Channels: []notifyv1.Channel{notifyv1.ChannelInApp}},
+		}
+		if _, got := r.dispatch(context.Background(), n, time.Now()); got == nil || len(n.Status.Rejected) > 0 {
+			t.Errorf("%v: dispatch returned %v with rejected %v; want the error back and nothing rejected", err, got, n.Status.Rejected)
+		}
+	}
+}
+
+// A delivery name held by a delivery of a deleted Notification of the same
+// name is not counted as the new one's: it waits, boundedly, then counts
+// the delivery as failed.
+func TestOldDeliveriesOfTheSameNameAreNotOurs(t *testing.T) {
+	old := &notifyv1.Notification{ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: "ns", UID: "old"}}
+	n := &notifyv1.Notification{
+		ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: "ns", UID: "new", CreationTimestamp: metav1.Now()},
+		Spec: notifyv1.NotificationSpec{Type: notifyv1.TypeInformational, Message: "hi",
+			Audience: notifyv1.Audience{Users: []string{"alice", "bob"}}, Channels: []notifyv1.Channel{notifyv1.ChannelInApp}},
+	}
+	r, c := rejectingReconciler(t, func(*notifyv1.ChannelDelivery) error { return nil }, threeRecipients("alice", "bob")...)
+	stale := r.newDelivery(old, notifyv1.ChannelInApp, "alice", notifyv1.RenderedContent{}, nil, nil)
+	stale.OwnerReferences[0].Kind = "Notification" // the fake scheme has no GVK on a typed object without TypeMeta
+	stale.Status.Phase = notifyv1.DeliverySucceeded
+	if err := c.Create(context.Background(), stale); err != nil {
+		t.Fatal(err)
+	}
+	now := n.CreationTimestamp.Time
+	res, err := r.dispatch(context.Background(), n, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cond := meta.FindStatusCondition(n.Status.Conditions, notifyv1.ConditionDispatched)
+	if cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != notifyv1.ReasonDeliveryNameTaken || res.RequeueAfter <= 0 || res.RequeueAfter > oldDeliveriesWait {
+		t.Fatalf("condition %+v, requeue %v; want Dispatched False (DeliveryNameTaken) and a bounded requeue", cond, res.RequeueAfter)
+	}
+	// Past the wait, the held delivery counts as failed and the
+	// notification finishes.
+	if _, err := r.dispatch(context.Background(), n, now.Add(oldDeliveriesWait+time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if !meta.IsStatusConditionTrue(n.Status.Conditions, notifyv1.ConditionDispatched) || len(n.Status.Rejected) != 1 ||
+		n.Status.Rejected[0].Recipient != "alice" || n.Status.Rejected[0].Reason != notifyv1.ReasonDeliveryNameTaken {
+		t.Fatalf("conditions %+v, rejected %+v; want dispatched with alice's delivery rejected (DeliveryNameTaken)", n.Status.Conditions, n.Status.Rejected)
+	}
+	var bob notifyv1.ChannelDelivery
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: DeliveryName("n", notifyv1.ChannelInApp, "bob")}, &bob); err != nil {
+		t.Fatal(err)
+	}
+	bob.Status.Phase = notifyv1.DeliverySucceeded
+	if err := c.Update(context.Background(), &bob); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.aggregate(context.Background(), n, now); err != nil {
+		t.Fatal(err)
+	}
+	if n.Status.Phase != notifyv1.NotificationPartiallyDelivered || n.Status.Deliveries.Succeeded != 1 || n.Status.Deliveries.Failed != 1 {
+		t.Errorf("phase %s, deliveries %+v; the old succeeded delivery must not count as the new one's", n.Status.Phase, n.Status.Deliveries)
+	}
+}
+
+func drain(r *events.FakeRecorder) []string {
+	var out []string
+	for {
+		select {
+		case e := <-r.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
 	}
 }

@@ -87,6 +87,8 @@ type dispatchSnapshot struct {
 	recipients   int32
 	unresolved   []string
 	dispatchTime *metav1.Time
+	rejected     []notifyv1.RejectedDelivery
+	rejectedN    []notifyv1.ChannelCount
 	condition    metav1.Condition
 }
 
@@ -95,11 +97,14 @@ func snapshotDispatch(s *notifyv1.NotificationStatus) *dispatchSnapshot {
 		recipients:   s.Recipients,
 		unresolved:   s.Unresolved,
 		dispatchTime: s.DispatchTime,
+		rejected:     s.Rejected,
+		rejectedN:    s.RejectedCounts,
 		condition:    *meta.FindStatusCondition(s.Conditions, notifyv1.ConditionDispatched),
 	}
 }
 
 func (d *dispatchSnapshot) applyTo(s *notifyv1.NotificationStatus) {
 	s.Recipients, s.Unresolved, s.DispatchTime = d.recipients, d.unresolved, d.dispatchTime
+	s.Rejected, s.RejectedCounts = d.rejected, d.rejectedN
 	meta.SetStatusCondition(&s.Conditions, d.condition)
 }

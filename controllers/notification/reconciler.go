@@ -36,6 +36,19 @@ const DeliveryIndex = "spec.notification"
 // or broken template looks again.
 const templateRetryInterval = 30 * time.Second
 
+// oldDeliveriesWait bounds how long after its creation a Notification waits
+// for deliveries of a deleted Notification of the same name, still holding
+// its delivery names, to be garbage collected; oldDeliveriesRecheck is how
+// often it looks again. Past the wait such deliveries count as failed with
+// reason DeliveryNameTaken.
+const (
+	oldDeliveriesWait    = 2 * time.Minute
+	oldDeliveriesRecheck = 5 * time.Second
+)
+
+// maxRejectedListed bounds status.rejected.
+const maxRejectedListed = 100
+
 // Reconciler fans Notifications out into ChannelDeliveries and aggregates
 // their outcomes back into the Notification's status.
 type Reconciler struct {

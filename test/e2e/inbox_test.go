@@ -40,6 +40,7 @@ import (
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/controllers/notification"
 	"github.com/herald-dev/herald/internal/dev"
 	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 )
@@ -357,7 +358,7 @@ func TestInboxPage(t *testing.T) {
 	step("the page shows it read", chromedp.WaitVisible(chromedp.CSS(item+`[data-read="true"]`)))
 	eventually(t, ctx, apiTimeout, "the in-app delivery records readTime", func(ctx context.Context) error {
 		var d notifyv1.ChannelDelivery
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: env.Namespace, Name: "disk-full-inapp-alice"}, &d); err != nil {
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: env.Namespace, Name: notification.DeliveryName("disk-full", notifyv1.ChannelInApp, "alice")}, &d); err != nil {
 			return err
 		}
 		if d.Status.ReadTime == nil {
@@ -429,7 +430,7 @@ func TestInboxPage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	carolItem := &inboxv1.InboxItem{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace, Name: "release-approval-inapp-carol"}}
+	carolItem := &inboxv1.InboxItem{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace, Name: notification.DeliveryName("release-approval", notifyv1.ChannelInApp, "carol")}}
 	if err := carol.Patch(ctx, carolItem, client.RawPatch(types.MergePatchType, []byte(`{"status":{"response":{"action":"reject"}}}`))); err != nil {
 		t.Fatalf("carol's answer through kube-apiserver: %v", err)
 	}

@@ -55,6 +55,16 @@ const (
 	ReasonUnknownRecipients = "UnknownRecipients"
 	ReasonAwaitingResponse  = "AwaitingResponse"
 	ReasonQuorumReached     = "QuorumReached"
+	// ReasonDeliveryRejected says the API server refused to create a
+	// delivery (invalid, too large, over quota): that delivery counts as
+	// failed and the others proceed.
+	ReasonDeliveryRejected = "DeliveryRejected"
+	// ReasonDeliveryNameTaken says a delivery's name is held by an object
+	// the Notification does not control: while a Notification of the same
+	// name deleted a moment ago still has deliveries awaiting garbage
+	// collection, Dispatched is False with this reason; past a bounded
+	// wait, or for anything else, the delivery counts as failed.
+	ReasonDeliveryNameTaken = "DeliveryNameTaken"
 
 	// ChannelDelivery status.reason. A delivery that ends Skipped because
 	// its address cannot be used has reason string(ReasonInvalidAddress).

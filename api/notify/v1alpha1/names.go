@@ -4,13 +4,52 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// LabelValue fits an object name into a label value (63 characters),
-// keeping it readable when it already fits. Herald's labels that name an
-// object (LabelNotification, LabelRecipient, ...) hold this form.
+// LabelValue fits a name into a label value (63 characters of
+// [A-Za-z0-9-_.], starting and ending alphanumeric), keeping it readable
+// when it already is one. Herald's labels that name an object
+// (LabelNotification, LabelRecipient, ...) hold this form. A name that is
+// not a valid label value as it stands (an audience user such as
+// kim@example.com) is sanitised and gets a hash of the original, so two
+// such names stay distinct.
 func LabelValue(name string) string {
-	return FitName(name, 63)
+	if len(validation.IsValidLabelValue(FitName(name, 63))) == 0 && labelSafe(name) {
+		return FitName(name, 63)
+	}
+	var b strings.Builder
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	prefix := b.String()
+	if len(prefix) > 52 {
+		prefix = prefix[:52]
+	}
+	prefix = strings.Trim(prefix, "-_.")
+	h := shortHash(name, 10)
+	if prefix == "" {
+		return h
+	}
+	return prefix + "-" + h
+}
+
+// labelSafe reports whether every character of s may appear in a label
+// value and s starts with an alphanumeric character.
+func labelSafe(s string) bool {
+	for i, r := range s {
+		alnum := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+		if !alnum && (i == 0 || r != '-' && r != '_' && r != '.') {
+			return false
+		}
+	}
+	return true
 }
 
 // FitName shortens s to at most limit characters. A name that is too long
@@ -20,6 +59,10 @@ func FitName(s string, limit int) string {
 	if len(s) <= limit {
 		return s
 	}
+	return strings.TrimRight(s[:limit-11], "-.") + "-" + shortHash(s, 10)
+}
+
+func shortHash(s string, n int) string {
 	sum := sha256.Sum256([]byte(s))
-	return strings.TrimRight(s[:limit-11], "-.") + "-" + hex.EncodeToString(sum[:])[:10]
+	return hex.EncodeToString(sum[:])[:n]
 }

@@ -16,3 +16,16 @@ func TestLabelValue(t *testing.T) {
 		t.Fatalf("%q is not a valid label value: %v", v, errs)
 	}
 }
+
+func TestLabelValueOfAnyName(t *testing.T) {
+	for _, name := range []string{"kim@example.com", "Kim", "kim_x", "kim_", "_kim", ".", "", "ü", strings.Repeat("@", 300), "system:serviceaccount:ns:sa"} {
+		if errs := validation.IsValidLabelValue(LabelValue(name)); len(errs) > 0 {
+			t.Errorf("LabelValue(%q) = %q is not a valid label value: %v", name, LabelValue(name), errs)
+		}
+	}
+	for _, name := range []string{"Kim", "kim_x", "alice", "a.b"} {
+		if got := LabelValue(name); got != name {
+			t.Errorf("LabelValue(%q) = %q, want it unchanged", name, got)
+		}
+	}
+}

@@ -147,6 +147,27 @@ type ChannelStatus struct {
 // MaxResponses is how many answers status.responses keeps.
 const MaxResponses = 100
 
+// RejectedDelivery is a delivery of a Notification that was never created.
+type RejectedDelivery struct {
+	Channel Channel `json:"channel"`
+	// recipient is the Recipient's name or the audience entry.
+	// +kubebuilder:validation:MaxLength=253
+	Recipient string `json:"recipient"`
+	// reason is DeliveryRejected or DeliveryNameTaken.
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason"`
+	// message is the API server's answer or what holds the name.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// ChannelCount is a number of deliveries on one channel.
+type ChannelCount struct {
+	Channel Channel `json:"channel"`
+	Count   int32   `json:"count"`
+}
+
 // Response is one recipient's answer to an approval notification.
 type Response struct {
 	// recipient is the Recipient's name.
@@ -174,6 +195,23 @@ type NotificationStatus struct {
 	// +kubebuilder:validation:MaxItems=100
 	// +optional
 	Unresolved []string `json:"unresolved,omitempty"`
+
+	// rejected lists deliveries that were never created: the API server
+	// refused them (reason DeliveryRejected: an invalid object, a quota,
+	// a size limit) or their name is held by an object this Notification
+	// does not control (reason DeliveryNameTaken). Each counts as a failed
+	// delivery. At most the first 100 are listed; rejectedCounts counts
+	// them all.
+	// +kubebuilder:validation:MaxItems=100
+	// +optional
+	Rejected []RejectedDelivery `json:"rejected,omitempty"`
+
+	// rejectedCounts counts the rejected deliveries per channel.
+	// +listType=map
+	// +listMapKey=channel
+	// +kubebuilder:validation:MaxItems=10
+	// +optional
+	RejectedCounts []ChannelCount `json:"rejectedCounts,omitempty"`
 
 	// deliveries counts all deliveries by phase.
 	// +optional
