@@ -9,6 +9,7 @@ import (
 	"k8s.io/utils/clock"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/channel/egress"
 	"github.com/herald-dev/herald/internal/retry"
 )
 
@@ -41,7 +42,14 @@ type Options struct {
 	ProviderTripDuration time.Duration
 	// EventRuleWorkers reconcile EventRules.
 	EventRuleWorkers int
-	Clock            clock.PassiveClock
+	// EgressAllow lists CIDRs and host names senders may reach although
+	// the egress policy refuses them by default (loopback, link-local,
+	// private, the service range...). See docs/security.md.
+	EgressAllow []string
+	// ServiceCIDRs is the cluster's service range, refused unless
+	// EgressAllow allows it. Empty when unknown.
+	ServiceCIDRs []string
+	Clock        clock.PassiveClock
 
 	Manager ManagerOptions
 
@@ -73,7 +81,11 @@ func DefaultOptions() Options {
 		DefaultTimeout:       30 * time.Second,
 		ProviderTripDuration: 5 * time.Minute,
 		EventRuleWorkers:     2,
-		Clock:                clock.RealClock{},
+		// Nothing beyond globally routable addresses: a tenant's webhook
+		// must not reach the cluster's own network.
+		EgressAllow:  nil,
+		ServiceCIDRs: nil,
+		Clock:        clock.RealClock{},
 		Manager: ManagerOptions{
 			MetricsAddr: ":8080",
 			ProbeAddr:   ":8081",
@@ -108,6 +120,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.DefaultTimeout, "default-timeout", o.DefaultTimeout, "Timeout of one attempt (JOB_QUEUE_DEFAULT_TIMEOUT_SECONDS).")
 	fs.DurationVar(&o.ProviderTripDuration, "provider-trip-duration", o.ProviderTripDuration, "How long a provider that rejected a delivery for a provider reason (credentials, sender) is skipped; changing it or its Secret ends this at once.")
 	fs.DurationVar(&o.StatusInterval, "status-interval", o.StatusInterval, "Least time between two status writes of a Notification whose deliveries are in flight; finishing always writes at once.")
+	fs.StringSliceVar(&o.EgressAllow, "egress-allow", o.EgressAllow, "CIDRs and host names senders may connect to although they are refused by default (loopback, link-local, private, unique-local, multicast, unspecified, the service range), e.g. 10.20.0.0/16,smtp.internal.example. Credentials may go to these hosts without TLS.")
+	fs.StringSliceVar(&o.ServiceCIDRs, "egress-service-cidr", o.ServiceCIDRs, "The cluster's service IP range(s), refused as destinations unless --egress-allow names them.")
 	fs.BoolVar(&o.SuccessEvents, "success-events", o.SuccessEvents, "Emit a Normal Event for every delivered Notification (one more API write each); failures always get Warning Events.")
 }
 
@@ -141,7 +155,15 @@ func (o *Options) Validate() error {
 	if o.DefaultTimeout <= 0 {
 		return fmt.Errorf("default attempt timeout must be positive, got %s", o.DefaultTimeout)
 	}
+	if _, err := o.EgressPolicy(); err != nil {
+		return fmt.Errorf("--egress-allow/--egress-service-cidr: %w", err)
+	}
 	return nil
+}
+
+// EgressPolicy is the policy senders connect under.
+func (o *Options) EgressPolicy() (*egress.Policy, error) {
+	return egress.New(o.EgressAllow, o.ServiceCIDRs)
 }
 
 func channelByName(name string) (notifyv1.Channel, bool) {

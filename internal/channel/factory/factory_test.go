@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/channel/egress"
 	"github.com/herald-dev/herald/internal/channel/email"
 	"github.com/herald-dev/herald/internal/channel/webhook"
 	"github.com/herald-dev/herald/internal/channel/whatsapp"
@@ -305,6 +306,46 @@ func TestSecretNames(t *testing.T) {
 	for _, c := range cases {
 		if got := SecretNames(c.p); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: SecretNames = %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// TestEgressRefusesProviderHost: a provider whose own URL or host is an
+// address the egress policy refuses is not built, with the reason
+// DestinationNotAllowed; allowing loopback builds it.
+func TestEgressRefusesProviderHost(t *testing.T) {
+	c := fake.NewClientBuilder().Build()
+	for name, p := range map[string]*notifyv1.NotificationProvider{
+		"webhook":           hook(func(w *notifyv1.WebhookProvider) { w.URL = "http://127.0.0.1:9/hook" }),
+		"webhook localhost": hook(func(w *notifyv1.WebhookProvider) { w.URL = "https://localhost/hook" }),
+		"webhook ipv6":      hook(func(w *notifyv1.WebhookProvider) { w.URL = "http://[::1]:9/hook" }),
+		"webhook metadata":  hook(func(w *notifyv1.WebhookProvider) { w.URL = "http://169.254.169.254/latest" }),
+		"smtp":              smtp(func(s *notifyv1.SMTPProvider) { s.Host = "127.0.0.1" }),
+		"smtp private":      smtp(func(s *notifyv1.SMTPProvider) { s.Host = "10.0.0.25" }),
+		"whatsapp": provider(notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelWhatsApp, WhatsApp: &notifyv1.WhatsAppProvider{
+			API: notifyv1.WhatsAppWAHA, BaseURL: "http://192.168.1.10:3000", Session: "default",
+		}}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := (&Factory{Secrets: c}).Build(t.Context(), p)
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Reason != ReasonDestinationNotAllowed {
+				t.Fatalf("Build error = %v, want a ConfigError with reason %s", err, ReasonDestinationNotAllowed)
+			}
+			t.Log(err)
+		})
+	}
+	allow, err := egress.New([]string{"127.0.0.0/8", "::1", "localhost"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*notifyv1.NotificationProvider{
+		hook(func(w *notifyv1.WebhookProvider) { w.URL = "http://127.0.0.1:9/hook" }),
+		hook(func(w *notifyv1.WebhookProvider) { w.URL = "https://localhost/hook" }),
+		smtp(func(s *notifyv1.SMTPProvider) { s.Host = "127.0.0.1" }),
+	} {
+		if _, err := (&Factory{Secrets: c, Settings: Settings{Egress: allow}}).Build(t.Context(), p); err != nil {
+			t.Errorf("with loopback allowed: %v", err)
 		}
 	}
 }
