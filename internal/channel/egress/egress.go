@@ -255,6 +255,11 @@ func (p *Policy) CheckHost(host string) error {
 		return nil
 	}
 	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		// A loopback name: refused unless loopback itself is allowed.
+		// What it resolves to is checked again when it is dialled.
+		if p.addrAllowed(netip.MustParseAddr("127.0.0.1")) {
+			return nil
+		}
 		return &DeniedError{Host: host, Reason: "a loopback name"}
 	}
 	return nil

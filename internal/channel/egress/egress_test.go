@@ -109,6 +109,9 @@ func TestAllow(t *testing.T) {
 			t.Errorf("HostAllowed(%s) = false", h)
 		}
 	}
+	if err := p.CheckHost("localhost"); err != nil {
+		t.Errorf("CheckHost(localhost) with loopback allowed: %v", err)
+	}
 	for _, h := range []string{"other.example", "10.2.0.1", "localhost"} {
 		if p.HostAllowed(h) {
 			t.Errorf("HostAllowed(%s) = true", h)
