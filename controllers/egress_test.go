@@ -5,7 +5,9 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 )
@@ -71,5 +73,50 @@ var _ = Describe("the egress policy", func() {
 			expectEvent(ns, d.Name, string(notifyv1.ReasonDestinationNotAllowed))
 		}
 		Expect(sink.all()).To(BeEmpty(), "the sink was never reached")
+	})
+})
+
+var _ = Describe("provider Secrets", func() {
+	var ns string
+	BeforeEach(func() {
+		ns = newNamespace()
+		stop := startManager(testOptions())
+		DeferCleanup(func() { stop() })
+	})
+
+	It("refuse a Secret without the opt-in label until it is labelled, and a service-account token always", func() {
+		Expect(k8sClient.Create(suiteCtx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "app-credentials", Namespace: ns},
+			StringData: map[string]string{"key": "s3cret"},
+		})).To(Succeed())
+		Expect(k8sClient.Create(suiteCtx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "default-token", Namespace: ns, Labels: providerSecretLabels,
+				Annotations: map[string]string{corev1.ServiceAccountNameKey: "default"}},
+			Type:       corev1.SecretTypeServiceAccountToken,
+			StringData: map[string]string{"key": "s3cret"},
+		})).To(Succeed())
+		for name, secret := range map[string]string{"unlabelled": "app-credentials", "token": "default-token"} {
+			createProvider(ns, name, notifyv1.NotificationProviderSpec{
+				Channel: notifyv1.ChannelWebhook,
+				Webhook: &notifyv1.WebhookProvider{URL: "https://hooks.example.com/x",
+					SigningSecretRef: &notifyv1.SecretKeyReference{Name: secret, Key: "key"}},
+			})
+		}
+		for name, want := range map[string]string{"unlabelled": "notify.herald.dev/provider-secret=true", "token": "service-account token"} {
+			Eventually(func(g Gomega) {
+				c := providerReady(g, ns, name)
+				g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+				g.Expect(c.Reason).To(Equal(notifyv1.ReasonSecretNotAllowed))
+				g.Expect(c.Message).To(ContainSubstring(want))
+			}).Should(Succeed())
+			expectEvent(ns, name, notifyv1.ReasonSecretNotAllowed)
+		}
+
+		By("labelling the Secret opts it in")
+		var s corev1.Secret
+		Expect(k8sClient.Get(suiteCtx, client.ObjectKey{Namespace: ns, Name: "app-credentials"}, &s)).To(Succeed())
+		s.Labels = providerSecretLabels
+		Expect(k8sClient.Update(suiteCtx, &s)).To(Succeed())
+		waitProviderReady(ns, "unlabelled")
 	})
 })

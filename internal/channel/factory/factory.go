@@ -31,6 +31,7 @@ const (
 	ReasonSecretNotFound   = notifyv1.ReasonSecretNotFound
 	ReasonSecretKeyMissing = notifyv1.ReasonSecretKeyMissing
 	ReasonInvalidConfig    = notifyv1.ReasonInvalidConfig
+	ReasonSecretNotAllowed = notifyv1.ReasonSecretNotAllowed
 	// ReasonDestinationNotAllowed: the provider's URL or host is refused
 	// by the egress policy.
 	ReasonDestinationNotAllowed = string(notifyv1.ReasonDestinationNotAllowed)
@@ -199,8 +200,9 @@ type secretReader struct {
 	versions  []string
 }
 
-// read returns the data of Secret name, checking that the required keys
-// are present and not empty.
+// read returns the data of Secret name, checking that the Secret opted in
+// to provider use (label LabelProviderSecret "true"), is not a
+// service-account token, and has the required keys, not empty.
 func (r *secretReader) read(name string, required ...string) (map[string][]byte, error) {
 	var s corev1.Secret
 	if err := r.client.Get(r.ctx, client.ObjectKey{Namespace: r.namespace, Name: name}, &s); err != nil {
@@ -210,6 +212,12 @@ func (r *secretReader) read(name string, required ...string) (map[string][]byte,
 		return nil, fmt.Errorf("reading Secret %s: %w", name, err)
 	}
 	r.versions = append(r.versions, name+"@"+s.ResourceVersion)
+	if s.Type == corev1.SecretTypeServiceAccountToken {
+		return nil, &ConfigError{Reason: ReasonSecretNotAllowed, Err: fmt.Errorf("Secret %q is a service-account token, which a provider may never use", name)}
+	}
+	if s.Labels[notifyv1.LabelProviderSecret] != "true" {
+		return nil, &ConfigError{Reason: ReasonSecretNotAllowed, Err: fmt.Errorf("Secret %q is not labelled %s=true, so providers may not use it", name, notifyv1.LabelProviderSecret)}
+	}
 	for _, k := range required {
 		if len(s.Data[k]) == 0 {
 			return nil, &ConfigError{Reason: ReasonSecretKeyMissing, Err: fmt.Errorf("Secret %q has no key %q", name, k)}

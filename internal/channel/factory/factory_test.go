@@ -27,7 +27,8 @@ import (
 const ns = "team-a"
 
 func secret(name string, data map[string]string) *corev1.Secret {
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: map[string][]byte{}}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+		Labels: map[string]string{notifyv1.LabelProviderSecret: "true"}}, Data: map[string][]byte{}}
 	for k, v := range data {
 		s.Data[k] = []byte(v)
 	}
@@ -347,5 +348,37 @@ func TestEgressRefusesProviderHost(t *testing.T) {
 		if _, err := (&Factory{Secrets: c, Settings: Settings{Egress: allow}}).Build(t.Context(), p); err != nil {
 			t.Errorf("with loopback allowed: %v", err)
 		}
+	}
+}
+
+// TestSecretOptIn: a provider may read only Secrets labelled
+// notify.herald.dev/provider-secret=true, and never a service-account token.
+func TestSecretOptIn(t *testing.T) {
+	unlabelled := secret("unlabelled", map[string]string{"key": "k"})
+	unlabelled.Labels = nil
+	wrongValue := secret("wrong-value", map[string]string{"key": "k"})
+	wrongValue.Labels[notifyv1.LabelProviderSecret] = "yes"
+	token := secret("sa-token", map[string]string{"key": "k", "token": "eyJ..."})
+	token.Type = corev1.SecretTypeServiceAccountToken
+	c := fake.NewClientBuilder().WithObjects(unlabelled, wrongValue, token, secret("ok", map[string]string{"key": "k"})).Build()
+	for name, want := range map[string]string{
+		"unlabelled":  "not labelled notify.herald.dev/provider-secret=true",
+		"wrong-value": "not labelled notify.herald.dev/provider-secret=true",
+		"sa-token":    "service-account token",
+	} {
+		p := hook(func(w *notifyv1.WebhookProvider) {
+			w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: name, Key: "key"}
+		})
+		_, err := (&Factory{Secrets: c}).Build(t.Context(), p)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Reason != ReasonSecretNotAllowed || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: Build error = %v, want SecretNotAllowed mentioning %q", name, err, want)
+		}
+	}
+	p := hook(func(w *notifyv1.WebhookProvider) {
+		w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "ok", Key: "key"}
+	})
+	if _, err := (&Factory{Secrets: c}).Build(t.Context(), p); err != nil {
+		t.Errorf("labelled Secret: %v", err)
 	}
 }
