@@ -20,9 +20,12 @@ import (
 	"github.com/herald-dev/herald/internal/dev/whatsappfake"
 )
 
+// providerSecretLabels opts a Secret in to provider use.
+var providerSecretLabels = map[string]string{notifyv1.LabelProviderSecret: "true"}
+
 func createSecret(ns, name string, data map[string]string) {
 	Expect(k8sClient.Create(suiteCtx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: providerSecretLabels},
 		StringData: data,
 	})).To(Succeed())
 }

@@ -9,6 +9,7 @@ import (
 	"k8s.io/utils/clock"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/channel/egress"
 	"github.com/herald-dev/herald/internal/retry"
 )
 
@@ -45,7 +46,14 @@ type Options struct {
 	DefaultTTLAfterFinished time.Duration
 	// EventRuleWorkers reconcile EventRules.
 	EventRuleWorkers int
-	Clock            clock.PassiveClock
+	// EgressAllow lists CIDRs and host names senders may reach although
+	// the egress policy refuses them by default (loopback, link-local,
+	// private, the service range...). See docs/security.md.
+	EgressAllow []string
+	// ServiceCIDRs is the cluster's service range, refused unless
+	// EgressAllow allows it. Empty when unknown.
+	ServiceCIDRs []string
+	Clock        clock.PassiveClock
 
 	Manager ManagerOptions
 
@@ -80,7 +88,11 @@ func DefaultOptions() Options {
 		// Seven days: long enough to look into last week's deliveries,
 		// short enough that etcd holds a bounded number (docs/operations.md).
 		DefaultTTLAfterFinished: 7 * 24 * time.Hour,
-		Clock:                   clock.RealClock{},
+		// Nothing beyond globally routable addresses: a tenant's webhook
+		// must not reach the cluster's own network.
+		EgressAllow:  nil,
+		ServiceCIDRs: nil,
+		Clock:        clock.RealClock{},
 		Manager: ManagerOptions{
 			MetricsAddr: ":8080",
 			ProbeAddr:   ":8081",
@@ -116,6 +128,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ProviderTripDuration, "provider-trip-duration", o.ProviderTripDuration, "How long a provider that rejected a delivery for a provider reason (credentials, sender) is skipped; changing it or its Secret ends this at once.")
 	fs.DurationVar(&o.StatusInterval, "status-interval", o.StatusInterval, "Least time between two status writes of a Notification whose deliveries are in flight; finishing always writes at once.")
 	fs.DurationVar(&o.DefaultTTLAfterFinished, "default-ttl-after-finished", o.DefaultTTLAfterFinished, "Delete finished Notifications (and their deliveries) this long after they finished unless they set spec.ttlSecondsAfterFinished; 0 keeps them.")
+	fs.StringSliceVar(&o.EgressAllow, "egress-allow", o.EgressAllow, "CIDRs and host names senders may connect to although they are refused by default (loopback, link-local, private, unique-local, multicast, unspecified, the service range), e.g. 10.20.0.0/16,smtp.internal.example. Credentials may go to these hosts without TLS.")
+	fs.StringSliceVar(&o.ServiceCIDRs, "egress-service-cidr", o.ServiceCIDRs, "The cluster's service IP range(s), refused as destinations unless --egress-allow names them.")
 	fs.BoolVar(&o.SuccessEvents, "success-events", o.SuccessEvents, "Emit a Normal Event for every delivered Notification (one more API write each); failures always get Warning Events.")
 }
 
@@ -152,7 +166,15 @@ func (o *Options) Validate() error {
 	if o.DefaultTimeout <= 0 {
 		return fmt.Errorf("default attempt timeout must be positive, got %s", o.DefaultTimeout)
 	}
+	if _, err := o.EgressPolicy(); err != nil {
+		return fmt.Errorf("--egress-allow/--egress-service-cidr: %w", err)
+	}
 	return nil
+}
+
+// EgressPolicy is the policy senders connect under.
+func (o *Options) EgressPolicy() (*egress.Policy, error) {
+	return egress.New(o.EgressAllow, o.ServiceCIDRs)
 }
 
 func channelByName(name string) (notifyv1.Channel, bool) {

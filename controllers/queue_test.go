@@ -22,7 +22,7 @@ import (
 // signing with a Secret, and waits until it is Ready.
 func createWebhookProvider(ns, url string) {
 	Expect(k8sClient.Create(suiteCtx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "webhook-signing", Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: "webhook-signing", Namespace: ns, Labels: providerSecretLabels},
 		StringData: map[string]string{"key": "s3cret"},
 	})).To(Succeed())
 	Expect(k8sClient.Create(suiteCtx, &notifyv1.NotificationProvider{
@@ -331,7 +331,7 @@ var _ = Describe("the delivery queue", func() {
 
 		// Creating the Secret re-validates the provider.
 		Expect(k8sClient.Create(suiteCtx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: "absent", Namespace: ns},
+			ObjectMeta: metav1.ObjectMeta{Name: "absent", Namespace: ns, Labels: providerSecretLabels},
 			StringData: map[string]string{"key": "now-here"},
 		})).To(Succeed())
 		waitProviderReady(ns, "unsigned")

@@ -31,6 +31,8 @@ import (
 	"github.com/herald-dev/herald/controllers/recipient"
 	"github.com/herald-dev/herald/controllers/schedule"
 	"github.com/herald-dev/herald/controllers/template"
+	"github.com/herald-dev/herald/internal/channel"
+	"github.com/herald-dev/herald/internal/channel/factory"
 	"github.com/herald-dev/herald/internal/metrics"
 	"github.com/herald-dev/herald/internal/sendercache"
 )
@@ -56,6 +58,10 @@ func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Cache, error) {
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
+	}
+	policy, err := opts.EgressPolicy()
+	if err != nil {
+		return nil, err
 	}
 	senders := sendercache.NewCache()
 	// A delivery that trips a provider's circuit nudges the provider
@@ -125,6 +131,10 @@ func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Cache, error) {
 		Recorder:     recorder,
 		Trips:        trips,
 		Clock:        opts.Clock,
+		Settings: factory.Settings{
+			Egress:     policy,
+			HTTPClient: channel.NewHTTPClient(policy),
+		},
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up provider controller: %w", err)
 	}

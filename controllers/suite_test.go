@@ -78,6 +78,9 @@ func testOptions() controllers.Options {
 	opts.DefaultTimeout = 5 * time.Second
 	// Tests read a notification's counts as they change.
 	opts.StatusInterval = 0
+	// The tests' sinks listen on loopback, refused by default; nothing
+	// else is allowed.
+	opts.EgressAllow = []string{"127.0.0.0/8", "::1"}
 	return opts
 }
 

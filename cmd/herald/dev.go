@@ -29,6 +29,9 @@ import (
 // build with -tags nodev leaves it out (see nodev.go).
 func newDevCommand() *cobra.Command {
 	copts := controllers.DefaultOptions()
+	// The dev sinks (Mailpit, WhatsApp, webhook) listen on loopback, which
+	// the egress policy refuses by default.
+	copts.EgressAllow = dev.LoopbackEgress()
 	var logOpts zap.Options
 	o := dev.Options{}
 	var inbox, demo, logToStderr bool

@@ -237,6 +237,9 @@ func permanentReason(ce *channel.Error) string {
 	if ce.Code == notifyv1.ReasonProviderNotReady {
 		return notifyv1.ReasonProviderNotReady
 	}
+	if ce.Reason == notifyv1.ReasonDestinationNotAllowed {
+		return string(notifyv1.ReasonDestinationNotAllowed)
+	}
 	if ce.RecipientFault() {
 		return notifyv1.ReasonRecipientRejected
 	}

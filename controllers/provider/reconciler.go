@@ -52,6 +52,9 @@ type Reconciler struct {
 	Trips chan event.TypedGenericEvent[*notifyv1.NotificationProvider]
 	// Clock tells whether a circuit is still open.
 	Clock clock.PassiveClock
+	// Settings are what every sender is built with: the egress policy
+	// and the HTTP client dialling under it.
+	Settings factory.Settings
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationproviders,verbs=get;list;watch
@@ -69,7 +72,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	patcher := patch.NewHelper(&p, r.Client, patch.ControllerFieldOwner)
 
-	b, err := (&factory.Factory{Secrets: r.SecretReader}).Build(ctx, &p)
+	b, err := (&factory.Factory{Secrets: r.SecretReader, Settings: r.Settings}).Build(ctx, &p)
 	entry := &sendercache.Entry{
 		Fingerprint: b.Fingerprint(),
 		Name:        p.Name,

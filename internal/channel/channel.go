@@ -17,6 +17,7 @@ import (
 	"time"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/channel/egress"
 )
 
 // Recipient is the snapshot of a person taken when the delivery was created.
@@ -107,6 +108,8 @@ type Sender interface {
 //   - RateLimited failures are retried after RetryAfter (or the policy's
 //     delay when the provider gave none).
 //   - Timeout means the attempt ran out of time; it is retried.
+//   - DestinationNotAllowed means the egress policy refused the address
+//     (permanent).
 //   - InvalidAddress means the recipient's address cannot be used at all;
 //     the delivery is skipped rather than failed.
 type Error struct {
@@ -183,6 +186,13 @@ func NewRateLimited(code string, retryAfter time.Duration, err error) *Error {
 	return &Error{Reason: notifyv1.ReasonRateLimited, Code: code, RetryAfter: retryAfter, Err: err}
 }
 
+// NewDestinationNotAllowed reports a destination the egress policy
+// refuses. It is permanent: only a change of the address or of the
+// controller's --egress-allow changes the verdict.
+func NewDestinationNotAllowed(err error) *Error {
+	return &Error{Reason: notifyv1.ReasonDestinationNotAllowed, Code: "egress", Err: err}
+}
+
 func NewInvalidAddress(err error) *Error {
 	return &Error{Reason: notifyv1.ReasonInvalidAddress, Scope: ScopeRecipient, Err: err}
 }
@@ -197,6 +207,9 @@ func Classify(err error) *Error {
 	var ce *Error
 	if errors.As(err, &ce) {
 		return ce
+	}
+	if errors.Is(err, egress.ErrNotAllowed) {
+		return NewDestinationNotAllowed(err)
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &Error{Reason: notifyv1.ReasonTimeout, Err: err}

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/channel/egress"
 )
 
 // This file holds what every HTTP-based channel (webhook, the WhatsApp
@@ -46,14 +47,31 @@ const (
 // TLS handshake and response headers have bounded times, and a total
 // timeout backs up callers without a deadline (the delivery reconciler's
 // attempt timeout normally ends a request much earlier).
+//
+// HTTPClient itself applies no egress policy; senders built by the
+// factory use NewHTTPClient with the controller's policy.
 func HTTPClient() *http.Client { return sharedClient() }
 
 var sharedClient = sync.OnceValue(func() *http.Client {
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	return newHTTPClient(dialer.DialContext, http.ProxyFromEnvironment)
+})
+
+// NewHTTPClient returns a client like HTTPClient's whose connections are
+// dialled under the egress policy: every address is checked after DNS
+// resolution, when the socket is about to connect. It uses no proxy, so
+// the address checked is the receiver's own. Build one per policy and
+// share it, for its connection pool.
+func NewHTTPClient(p *egress.Policy) *http.Client {
+	d := &egress.Dialer{Policy: p, Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	return newHTTPClient(d.DialContext, nil)
+}
+
+func newHTTPClient(dial func(context.Context, string, string) (net.Conn, error), proxy func(*http.Request) (*url.URL, error)) *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           dialer.DialContext,
+			Proxy:                 proxy,
+			DialContext:           dial,
 			ForceAttemptHTTP2:     true,
 			MaxIdleConns:          100,
 			MaxIdleConnsPerHost:   10,
@@ -65,7 +83,7 @@ var sharedClient = sync.OnceValue(func() *http.Client {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       2 * time.Minute,
 	}
-})
+}
 
 // HTTPResponse is an answer read by PostHTTP.
 type HTTPResponse struct {
@@ -106,6 +124,9 @@ func PostHTTP(ctx context.Context, client *http.Client, label, rawURL string, he
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		if errors.Is(err, egress.ErrNotAllowed) {
+			return nil, NewDestinationNotAllowed(fmt.Errorf("%s: %w", label, withoutURL(err)))
+		}
 		return nil, TransportError(ctx, label, err)
 	}
 	defer func() {

@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/channel/egress"
 )
 
 func TestClassifyHTTPStatus(t *testing.T) {
@@ -194,5 +196,37 @@ func TestHTTPClientIsSharedAndDoesNotFollowRedirects(t *testing.T) {
 	}
 	if resp.Status != http.StatusFound {
 		t.Errorf("status = %d, want the redirect itself (302)", resp.Status)
+	}
+}
+
+// TestNewHTTPClientEgress: a client under the default policy refuses a
+// loopback receiver (by address and by name) before any request, as a
+// permanent DestinationNotAllowed; under a policy that allows loopback it
+// reaches it.
+func TestNewHTTPClientEgress(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	client := NewHTTPClient(egress.MustNew(nil, nil))
+	for _, u := range []string{srv.URL + "/hook?token=secret", "http://localhost:" + port + "/hook?token=secret"} {
+		_, err := PostHTTP(t.Context(), client, "POST test", u, nil, []byte("{}"))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Reason != notifyv1.ReasonDestinationNotAllowed || ce.Retryable() {
+			t.Fatalf("%s: error %v, want a permanent DestinationNotAllowed", u, err)
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Errorf("error repeats the URL: %v", err)
+		}
+		if Classify(err).Reason != notifyv1.ReasonDestinationNotAllowed {
+			t.Errorf("Classify lost the reason")
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("receiver got %d requests", n)
+	}
+	resp, err := PostHTTP(t.Context(), NewHTTPClient(egress.MustNew([]string{"127.0.0.0/8", "::1"}, nil)), "POST test", srv.URL, nil, []byte("{}"))
+	if err != nil || !resp.OK() || hits.Load() != 1 {
+		t.Fatalf("with loopback allowed: %v, %+v", err, resp)
 	}
 }

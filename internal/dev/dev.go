@@ -169,6 +169,11 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
+// LoopbackEgress is the egress allowance of herald dev and of the test
+// suites: their sinks listen on 127.0.0.1 (or ::1), and nothing else
+// beyond the default policy is allowed.
+func LoopbackEgress() []string { return []string{"127.0.0.0/8", "::1"} }
+
 // Start brings the environment up and returns once everything answers:
 // the controllers have synced, the demo objects exist, the inbox API
 // answers through kube-apiserver and the page is served. On error,
@@ -189,6 +194,8 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	}
 	if opts.Controller.DefaultWorkers == 0 {
 		opts.Controller = controllers.DefaultOptions()
+		// The sinks listen on loopback, refused by default.
+		opts.Controller.EgressAllow = LoopbackEgress()
 	}
 	e := &Env{opts: opts, log: opts.Log, Namespace: opts.Namespace, failed: make(chan error, 1)}
 	defer func() {

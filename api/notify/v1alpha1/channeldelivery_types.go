@@ -119,7 +119,7 @@ func (p DeliveryPhase) Finished() bool {
 }
 
 // FailureReason classifies why an attempt failed.
-// +kubebuilder:validation:Enum=Transient;Permanent;RateLimited;Timeout;InvalidAddress
+// +kubebuilder:validation:Enum=Transient;Permanent;RateLimited;Timeout;InvalidAddress;DestinationNotAllowed
 type FailureReason string
 
 const (
@@ -128,6 +128,11 @@ const (
 	ReasonRateLimited    FailureReason = "RateLimited"
 	ReasonTimeout        FailureReason = "Timeout"
 	ReasonInvalidAddress FailureReason = "InvalidAddress"
+	// ReasonDestinationNotAllowed: the egress policy refused the address
+	// the provider or the recipient points to (docs/security.md). It is
+	// permanent, and it is also the Ready reason of a provider whose own
+	// URL or host is refused.
+	ReasonDestinationNotAllowed FailureReason = "DestinationNotAllowed"
 )
 
 // Attempt records one delivery attempt.

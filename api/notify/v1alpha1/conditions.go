@@ -97,6 +97,9 @@ const (
 	ReasonSecretNotFound   = "SecretNotFound"
 	ReasonSecretKeyMissing = "SecretKeyMissing"
 	ReasonInvalidConfig    = "InvalidConfig"
+	// ReasonSecretNotAllowed: a referenced Secret lacks the opt-in label
+	// LabelProviderSecret, or is a service-account token.
+	ReasonSecretNotAllowed = "SecretNotAllowed"
 	// ReasonProviderRejected is the Ready reason while a provider's
 	// circuit is open after it rejected a delivery for a provider reason.
 	ReasonProviderRejected = "DeliveriesRejected"
@@ -161,3 +164,10 @@ func SetCondition(obj interface {
 	})
 	obj.SetConditions(conds)
 }
+
+// LabelProviderSecret is the label a Secret must carry, with value "true",
+// for a NotificationProvider to use it. Without it a provider could send
+// any Secret of its namespace (a service-account token, another
+// application's credentials) to a host of its author's choosing.
+// Service-account token Secrets are refused even with it.
+const LabelProviderSecret = "notify.herald.dev/provider-secret"

@@ -16,6 +16,7 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
+	"github.com/herald-dev/herald/internal/channel/egress"
 )
 
 // stage is the part of the SMTP session a reply answered. The same code
@@ -52,7 +53,12 @@ const (
 //     STARTTLS in TLSStartTLS mode: go-mail reports it as an untyped
 //     error, and retrying is also the right answer when a middlebox strips
 //     STARTTLS for a while.
+//
+// A destination the egress policy refuses is DestinationNotAllowed.
 func classify(ctx context.Context, err error) *channel.Error {
+	if errors.Is(err, egress.ErrNotAllowed) {
+		return channel.NewDestinationNotAllowed(err)
+	}
 	ctxErr := ctx.Err()
 	if deadline, ok := ctx.Deadline(); ok && ctxErr == nil && !time.Now().Before(deadline) {
 		// The socket deadline can fire a moment before the context's

@@ -66,6 +66,10 @@ type Config struct {
 	ReplyTo string
 	// HeloName is the name sent in EHLO; empty means this host's name.
 	HeloName string
+	// Dial opens the TCP connection to the server. Nil means a plain
+	// net.Dialer; the factory passes the egress policy's dialer, which
+	// refuses addresses the policy does not allow.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Sender is a channel.Sender over SMTP. It is safe for concurrent use.
@@ -119,7 +123,10 @@ func New(cfg Config) (*Sender, error) {
 	if err != nil {
 		return nil, fmt.Errorf("email: from address %q: %w", cfg.From, err)
 	}
-	s := &Sender{cfg: cfg, from: from, dialContext: (&net.Dialer{}).DialContext}
+	s := &Sender{cfg: cfg, from: from, dialContext: cfg.Dial}
+	if s.dialContext == nil {
+		s.dialContext = (&net.Dialer{}).DialContext
+	}
 	if cfg.ReplyTo != "" {
 		if s.replyTo, err = netmail.ParseAddress(cfg.ReplyTo); err != nil {
 			return nil, fmt.Errorf("email: reply-to address %q: %w", cfg.ReplyTo, err)

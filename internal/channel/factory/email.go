@@ -1,17 +1,25 @@
 package factory
 
 import (
+	"strings"
+
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
+	"github.com/herald-dev/herald/internal/channel/egress"
 	"github.com/herald-dev/herald/internal/channel/email"
 )
 
 // buildEmail builds an SMTP sender. authSecretRef needs the keys username
 // and password, caSecretRef the key ca.crt.
-func buildEmail(r *secretReader, s *notifyv1.SMTPProvider) (channel.Sender, error) {
+func (f *Factory) buildEmail(r *secretReader, s *notifyv1.SMTPProvider) (channel.Sender, error) {
+	if err := f.checkHost("spec.smtp.host", strings.TrimSpace(s.Host)); err != nil {
+		return nil, err
+	}
+	dialer := &egress.Dialer{Policy: f.policy()}
 	cfg := email.Config{
 		Host: s.Host, Port: int(s.Port), From: s.From, ReplyTo: s.ReplyTo,
 		InsecureSkipVerify: s.InsecureSkipVerify,
+		Dial:               dialer.DialContext,
 	}
 	switch s.TLS {
 	case notifyv1.SMTPTLSNone:

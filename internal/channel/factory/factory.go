@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -20,6 +22,7 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
+	"github.com/herald-dev/herald/internal/channel/egress"
 )
 
 // Ready reasons of a provider that cannot be built, as ConfigError.Reason.
@@ -28,6 +31,10 @@ const (
 	ReasonSecretNotFound   = notifyv1.ReasonSecretNotFound
 	ReasonSecretKeyMissing = notifyv1.ReasonSecretKeyMissing
 	ReasonInvalidConfig    = notifyv1.ReasonInvalidConfig
+	ReasonSecretNotAllowed = notifyv1.ReasonSecretNotAllowed
+	// ReasonDestinationNotAllowed: the provider's URL or host is refused
+	// by the egress policy.
+	ReasonDestinationNotAllowed = string(notifyv1.ReasonDestinationNotAllowed)
 )
 
 // ConfigError is a problem with a provider's settings or Secrets that only
@@ -54,6 +61,50 @@ func invalid(err error) error {
 // only Secret metadata, never their data.
 type Factory struct {
 	Secrets client.Reader
+	Settings
+}
+
+// Settings are the controller-wide settings every sender is built with.
+type Settings struct {
+	// Egress is the policy senders connect under; nil means the default
+	// policy (only globally routable addresses).
+	Egress *egress.Policy
+	// HTTPClient is the client of the HTTP senders. It must dial under
+	// Egress (channel.NewHTTPClient); nil means one is made for the build.
+	HTTPClient *http.Client
+}
+
+func (f *Factory) policy() *egress.Policy {
+	if f.Egress == nil {
+		return egress.MustNew(nil, nil)
+	}
+	return f.Egress
+}
+
+func (f *Factory) httpClient() *http.Client {
+	if f.HTTPClient == nil {
+		return channel.NewHTTPClient(f.policy())
+	}
+	return f.HTTPClient
+}
+
+// checkHost refuses a provider's own host when the egress policy does,
+// so the provider says so in its Ready condition before any delivery.
+func (f *Factory) checkHost(field, host string) error {
+	if err := f.policy().CheckHost(host); err != nil {
+		return &ConfigError{Reason: ReasonDestinationNotAllowed, Err: fmt.Errorf("%s: %w", field, err)}
+	}
+	return nil
+}
+
+// checkURL is checkHost for a URL; a URL that does not parse is left to
+// the channel package's validation.
+func (f *Factory) checkURL(field, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return nil
+	}
+	return f.checkHost(field, u.Hostname())
 }
 
 // Built is a sender and what it was built from.
@@ -88,11 +139,11 @@ func (f *Factory) Build(ctx context.Context, p *notifyv1.NotificationProvider) (
 	)
 	switch spec := &p.Spec; {
 	case spec.Channel == notifyv1.ChannelEmail && spec.SMTP != nil:
-		s, err = buildEmail(r, spec.SMTP)
+		s, err = f.buildEmail(r, spec.SMTP)
 	case spec.Channel == notifyv1.ChannelWebhook && spec.Webhook != nil:
-		s, err = buildWebhook(r, spec.Webhook)
+		s, err = f.buildWebhook(r, spec.Webhook)
 	case spec.Channel == notifyv1.ChannelWhatsApp && spec.WhatsApp != nil:
-		s, err = buildWhatsApp(r, spec.WhatsApp)
+		s, err = f.buildWhatsApp(r, spec.WhatsApp)
 	default:
 		err = invalid(missingSettings(spec.Channel))
 	}
@@ -149,8 +200,9 @@ type secretReader struct {
 	versions  []string
 }
 
-// read returns the data of Secret name, checking that the required keys
-// are present and not empty.
+// read returns the data of Secret name, checking that the Secret opted in
+// to provider use (label LabelProviderSecret "true"), is not a
+// service-account token, and has the required keys, not empty.
 func (r *secretReader) read(name string, required ...string) (map[string][]byte, error) {
 	var s corev1.Secret
 	if err := r.client.Get(r.ctx, client.ObjectKey{Namespace: r.namespace, Name: name}, &s); err != nil {
@@ -160,6 +212,12 @@ func (r *secretReader) read(name string, required ...string) (map[string][]byte,
 		return nil, fmt.Errorf("reading Secret %s: %w", name, err)
 	}
 	r.versions = append(r.versions, name+"@"+s.ResourceVersion)
+	if s.Type == corev1.SecretTypeServiceAccountToken {
+		return nil, &ConfigError{Reason: ReasonSecretNotAllowed, Err: fmt.Errorf("Secret %q is a service-account token, which a provider may never use", name)}
+	}
+	if s.Labels[notifyv1.LabelProviderSecret] != "true" {
+		return nil, &ConfigError{Reason: ReasonSecretNotAllowed, Err: fmt.Errorf("Secret %q is not labelled %s=true, so providers may not use it", name, notifyv1.LabelProviderSecret)}
+	}
 	for _, k := range required {
 		if len(s.Data[k]) == 0 {
 			return nil, &ConfigError{Reason: ReasonSecretKeyMissing, Err: fmt.Errorf("Secret %q has no key %q", name, k)}

@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/channel/egress"
 	"github.com/herald-dev/herald/internal/channel/email"
 	"github.com/herald-dev/herald/internal/channel/webhook"
 	"github.com/herald-dev/herald/internal/channel/whatsapp"
@@ -26,7 +27,8 @@ import (
 const ns = "team-a"
 
 func secret(name string, data map[string]string) *corev1.Secret {
-	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Data: map[string][]byte{}}
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name,
+		Labels: map[string]string{notifyv1.LabelProviderSecret: "true"}}, Data: map[string][]byte{}}
 	for k, v := range data {
 		s.Data[k] = []byte(v)
 	}
@@ -306,5 +308,77 @@ func TestSecretNames(t *testing.T) {
 		if got := SecretNames(c.p); !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: SecretNames = %q, want %q", c.name, got, c.want)
 		}
+	}
+}
+
+// TestEgressRefusesProviderHost: a provider whose own URL or host is an
+// address the egress policy refuses is not built, with the reason
+// DestinationNotAllowed; allowing loopback builds it.
+func TestEgressRefusesProviderHost(t *testing.T) {
+	c := fake.NewClientBuilder().Build()
+	for name, p := range map[string]*notifyv1.NotificationProvider{
+		"webhook":           hook(func(w *notifyv1.WebhookProvider) { w.URL = "http://127.0.0.1:9/hook" }),
+		"webhook localhost": hook(func(w *notifyv1.WebhookProvider) { w.URL = "https://localhost/hook" }),
+		"webhook ipv6":      hook(func(w *notifyv1.WebhookProvider) { w.URL = "http://[::1]:9/hook" }),
+		"webhook metadata":  hook(func(w *notifyv1.WebhookProvider) { w.URL = "http://169.254.169.254/latest" }),
+		"smtp":              smtp(func(s *notifyv1.SMTPProvider) { s.Host = "127.0.0.1" }),
+		"smtp private":      smtp(func(s *notifyv1.SMTPProvider) { s.Host = "10.0.0.25" }),
+		"whatsapp": provider(notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelWhatsApp, WhatsApp: &notifyv1.WhatsAppProvider{
+			API: notifyv1.WhatsAppWAHA, BaseURL: "http://192.168.1.10:3000", Session: "default",
+		}}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := (&Factory{Secrets: c}).Build(t.Context(), p)
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Reason != ReasonDestinationNotAllowed {
+				t.Fatalf("Build error = %v, want a ConfigError with reason %s", err, ReasonDestinationNotAllowed)
+			}
+			t.Log(err)
+		})
+	}
+	allow, err := egress.New([]string{"127.0.0.0/8", "::1", "localhost"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*notifyv1.NotificationProvider{
+		hook(func(w *notifyv1.WebhookProvider) { w.URL = "http://127.0.0.1:9/hook" }),
+		hook(func(w *notifyv1.WebhookProvider) { w.URL = "https://localhost/hook" }),
+		smtp(func(s *notifyv1.SMTPProvider) { s.Host = "127.0.0.1" }),
+	} {
+		if _, err := (&Factory{Secrets: c, Settings: Settings{Egress: allow}}).Build(t.Context(), p); err != nil {
+			t.Errorf("with loopback allowed: %v", err)
+		}
+	}
+}
+
+// TestSecretOptIn: a provider may read only Secrets labelled
+// notify.herald.dev/provider-secret=true, and never a service-account token.
+func TestSecretOptIn(t *testing.T) {
+	unlabelled := secret("unlabelled", map[string]string{"key": "k"})
+	unlabelled.Labels = nil
+	wrongValue := secret("wrong-value", map[string]string{"key": "k"})
+	wrongValue.Labels[notifyv1.LabelProviderSecret] = "yes"
+	token := secret("sa-token", map[string]string{"key": "k", "token": "eyJ..."})
+	token.Type = corev1.SecretTypeServiceAccountToken
+	c := fake.NewClientBuilder().WithObjects(unlabelled, wrongValue, token, secret("ok", map[string]string{"key": "k"})).Build()
+	for name, want := range map[string]string{
+		"unlabelled":  "not labelled notify.herald.dev/provider-secret=true",
+		"wrong-value": "not labelled notify.herald.dev/provider-secret=true",
+		"sa-token":    "service-account token",
+	} {
+		p := hook(func(w *notifyv1.WebhookProvider) {
+			w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: name, Key: "key"}
+		})
+		_, err := (&Factory{Secrets: c}).Build(t.Context(), p)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Reason != ReasonSecretNotAllowed || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: Build error = %v, want SecretNotAllowed mentioning %q", name, err, want)
+		}
+	}
+	p := hook(func(w *notifyv1.WebhookProvider) {
+		w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "ok", Key: "key"}
+	})
+	if _, err := (&Factory{Secrets: c}).Build(t.Context(), p); err != nil {
+		t.Errorf("labelled Secret: %v", err)
 	}
 }

@@ -8,8 +8,13 @@ import (
 
 // buildWebhook builds a webhook sender. signingSecretRef names the Secret
 // and the key that holds the HMAC key.
-func buildWebhook(r *secretReader, w *notifyv1.WebhookProvider) (channel.Sender, error) {
-	cfg := webhook.Config{URL: w.URL, Headers: w.Headers}
+func (f *Factory) buildWebhook(r *secretReader, w *notifyv1.WebhookProvider) (channel.Sender, error) {
+	if w.URL != "" {
+		if err := f.checkURL("spec.webhook.url", w.URL); err != nil {
+			return nil, err
+		}
+	}
+	cfg := webhook.Config{URL: w.URL, Headers: w.Headers, Client: f.httpClient()}
 	if ref := w.SigningSecretRef; ref != nil {
 		data, err := r.read(ref.Name, ref.Key)
 		if err != nil {

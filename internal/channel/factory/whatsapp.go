@@ -19,7 +19,13 @@ var credentialKey = map[notifyv1.WhatsAppAPI]string{
 // buildWhatsApp builds the sender of the provider's WhatsApp API. The
 // credentials Secret holds token (cloud); authToken, or apiKeySID and
 // apiKeySecret (twilio); apiKey (waha, optional).
-func buildWhatsApp(r *secretReader, w *notifyv1.WhatsAppProvider) (channel.Sender, error) {
+func (f *Factory) buildWhatsApp(r *secretReader, w *notifyv1.WhatsAppProvider) (channel.Sender, error) {
+	if w.BaseURL != "" {
+		if err := f.checkURL("spec.whatsapp.baseURL", w.BaseURL); err != nil {
+			return nil, err
+		}
+	}
+	client := f.httpClient()
 	key := credentialKey[w.API]
 	creds := map[string][]byte{}
 	if ref := w.CredentialsSecretRef; ref != nil {
@@ -39,17 +45,17 @@ func buildWhatsApp(r *secretReader, w *notifyv1.WhatsAppProvider) (channel.Sende
 	case notifyv1.WhatsAppCloud:
 		return build(whatsapp.NewCloud(whatsapp.CloudConfig{
 			BaseURL: w.BaseURL, APIVersion: w.APIVersion, PhoneNumberID: w.PhoneNumberID,
-			AccessToken: string(creds["token"]), DefaultRegion: w.DefaultRegion,
+			AccessToken: string(creds["token"]), DefaultRegion: w.DefaultRegion, HTTPClient: client,
 		}))
 	case notifyv1.WhatsAppTwilio:
 		return build(whatsapp.NewTwilio(whatsapp.TwilioConfig{
 			BaseURL: w.BaseURL, AccountSID: w.AccountSID, AuthToken: string(creds["authToken"]),
 			APIKeySID: string(creds["apiKeySID"]), APIKeySecret: string(creds["apiKeySecret"]),
-			From: w.From, DefaultRegion: w.DefaultRegion,
+			From: w.From, DefaultRegion: w.DefaultRegion, HTTPClient: client,
 		}))
 	case notifyv1.WhatsAppWAHA:
 		return build(whatsapp.NewWAHA(whatsapp.WAHAConfig{
-			BaseURL: w.BaseURL, APIKey: string(creds["apiKey"]), Session: w.Session, DefaultRegion: w.DefaultRegion,
+			BaseURL: w.BaseURL, APIKey: string(creds["apiKey"]), Session: w.Session, DefaultRegion: w.DefaultRegion, HTTPClient: client,
 		}))
 	}
 	return nil, invalid(fmt.Errorf("unknown whatsapp api %q", w.API))

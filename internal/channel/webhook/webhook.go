@@ -188,10 +188,9 @@ func (s *Sender) Send(ctx context.Context, msg *channel.Message) (channel.Result
 	if resp.OK() {
 		return channel.Result{ProviderMessageID: resp.Header.Get(MessageIDHeader)}, nil
 	}
+	// The receiver's body is not repeated: errors end up in status and
+	// Events, and what an endpoint answers must not (docs/security.md).
 	text := fmt.Sprintf("%s: %d %s", label, resp.Status, http.StatusText(resp.Status))
-	if snippet := channel.Snippet(resp.Body); snippet != "" {
-		text += ": " + strconv.Quote(snippet)
-	}
 	code := "http " + strconv.Itoa(resp.Status)
 	ce := channel.ClassifyHTTPStatus(resp.Status, resp.Header, s.now(), code, errors.New(text))
 	if s.url == "" {

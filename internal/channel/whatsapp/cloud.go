@@ -253,12 +253,9 @@ func classifyCloud(r *channel.HTTPResponse) error {
 	e := eb.Error
 	n := *e.Code
 	code := fmt.Sprintf("meta %d", n)
-	f := failure{code: code, said: fmt.Sprintf("whatsapp cloud: HTTP %d: %s", r.Status, e.Message), body: r.Body}
-	if e.ErrorData.Details != "" && e.ErrorData.Details != e.Message {
-		f.said += ": " + e.ErrorData.Details
-	}
+	f := failure{code: code, said: fmt.Sprintf("whatsapp cloud: HTTP %d", r.Status)}
 	if e.FBTraceID != "" {
-		f.ref = "fbtrace_id " + e.FBTraceID
+		f.ref = "fbtrace_id " + token(e.FBTraceID)
 	}
 
 	switch {

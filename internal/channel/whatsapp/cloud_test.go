@@ -111,9 +111,9 @@ func TestCloudSendTemplateDefaults(t *testing.T) {
 }
 
 func TestCloudErrors(t *testing.T) {
-	checkErrors(t, startCloud, []string{"fbtrace_id", "body: {"}, []errorCase{
+	checkErrors(t, startCloud, []string{"fbtrace_id"}, []errorCase{
 		{name: "throughput rate limit with Retry-After", spec: whatsappfake.ErrorSpec{Code: 130429, RetryAfter: "7"},
-			reason: notifyv1.ReasonRateLimited, code: "meta 130429", retryAfter: 7 * time.Second, mention: []string{"Rate limit hit"}},
+			reason: notifyv1.ReasonRateLimited, code: "meta 130429", retryAfter: 7 * time.Second},
 		{name: "pair rate limit", spec: whatsappfake.ErrorSpec{Code: 131056},
 			reason: notifyv1.ReasonRateLimited, code: "meta 131056"},
 		{name: "app rate limit", spec: whatsappfake.ErrorSpec{Code: 4},
@@ -161,7 +161,8 @@ func TestCloudWrongPhoneNumberID(t *testing.T) {
 	if ce.Code != "meta 100" {
 		t.Fatalf("code = %q, want meta 100", ce.Code)
 	}
-	contains(t, err, "does not exist")
+	// The provider's text is not repeated; its code is.
+	omits(t, err, "does not exist")
 }
 
 func TestCloudTransientThenSuccess(t *testing.T) {
@@ -244,7 +245,7 @@ func TestCloudRequestTimeoutIsTransient(t *testing.T) {
 	if ce.Code != "http 408" || ce.ProviderFault() {
 		t.Errorf("got %+v, want code http 408 and no provider fault", ce)
 	}
-	contains(t, err, "request timed out")
+	omits(t, err, "request timed out")
 }
 
 func TestCloudSuccessThatIsNotTheAPI(t *testing.T) {
@@ -252,7 +253,8 @@ func TestCloudSuccessThatIsNotTheAPI(t *testing.T) {
 	if ce := classified(t, err, notifyv1.ReasonPermanent); !ce.ProviderFault() {
 		t.Fatal("want a provider fault: the base URL is wrong")
 	}
-	contains(t, err, "Sign in to the proxy")
+	contains(t, err, "is the base URL right?")
+	omits(t, err, "Sign in to the proxy")
 }
 
 func TestCloudNetworkError(t *testing.T) {

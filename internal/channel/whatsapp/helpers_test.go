@@ -104,6 +104,17 @@ func contains(t *testing.T, err error, parts ...string) {
 	}
 }
 
+// omits fails t if err repeats any of parts: what a receiver answers
+// never reaches status or Events (docs/security.md).
+func omits(t *testing.T, err error, parts ...string) {
+	t.Helper()
+	for _, p := range parts {
+		if strings.Contains(err.Error(), p) {
+			t.Errorf("error %q repeats the receiver's answer %q", err, p)
+		}
+	}
+}
+
 // rawServer answers every request with a fixed response, for the cases no
 // provider produces on purpose (a proxy's HTML error page, a wrong base URL).
 func rawServer(t *testing.T, status int, contentType, body string) *httptest.Server {

@@ -185,7 +185,7 @@ func classifyTwilio(r *channel.HTTPResponse) error {
 	}
 	n := *te.Code
 	code := fmt.Sprintf("twilio %d", n)
-	f := failure{code: code, said: fmt.Sprintf("whatsapp twilio: HTTP %d: %s", r.Status, te.Message), ref: te.MoreInfo, body: r.Body}
+	f := failure{code: code, said: fmt.Sprintf("whatsapp twilio: HTTP %d", r.Status), ref: token(te.MoreInfo)}
 
 	switch n {
 	case twilioAuthenticate:

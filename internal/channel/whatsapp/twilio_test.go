@@ -116,7 +116,7 @@ func TestTwilioTemplateNameWithoutContentSIDSendsText(t *testing.T) {
 }
 
 func TestTwilioErrors(t *testing.T) {
-	checkErrors(t, startTwilio, []string{"twilio.com/docs/errors", "body: {"}, []errorCase{
+	checkErrors(t, startTwilio, []string{"twilio.com/docs/errors"}, []errorCase{
 		{name: "too many requests with Retry-After", spec: whatsappfake.ErrorSpec{Code: 20429, RetryAfter: "30"},
 			reason: notifyv1.ReasonRateLimited, code: "twilio 20429", retryAfter: 30 * time.Second},
 		{name: "outside the 24h window", spec: whatsappfake.ErrorSpec{Code: 63016},

@@ -179,7 +179,7 @@ func classifyWAHA(r *channel.HTTPResponse, session string) error {
 	var we wahaError
 	_ = json.Unmarshal(r.Body, &we)
 	code := fmt.Sprintf("waha %d", r.Status)
-	f := failure{code: code, said: fmt.Sprintf("whatsapp waha: HTTP %d", r.Status), body: r.Body}
+	f := failure{code: code, said: fmt.Sprintf("whatsapp waha: HTTP %d", r.Status)}
 	if t := we.text(); t != "" {
 		f.said += ": " + t
 	}

@@ -82,7 +82,7 @@ func TestWAHATemplateWithoutTextFails(t *testing.T) {
 }
 
 func TestWAHAErrors(t *testing.T) {
-	checkErrors(t, startWAHA, []string{"body: {"}, []errorCase{
+	checkErrors(t, startWAHA, nil, []errorCase{
 		{name: "session starting", spec: whatsappfake.ErrorSpec{SessionStatus: "STARTING"},
 			reason: notifyv1.ReasonTransient, code: "waha 422", mention: []string{"still starting"}},
 		{name: "session needs QR scan", spec: whatsappfake.ErrorSpec{SessionStatus: "SCAN_QR_CODE"},

@@ -179,18 +179,19 @@ func exchange(ctx context.Context, client *http.Client, provider, endpoint strin
 }
 
 // failure is one error response of a provider API, from which the classify
-// functions build their errors: what the provider said, advice on what to
-// do about it, a reference for the provider's support, and the start of the
-// body.
+// functions build their errors: the status, advice on what to do about it
+// and a reference for the provider's support. Neither the body nor the
+// provider's free-text message is repeated: errors end up in status and
+// Events, and a receiver's answer must not (docs/security.md); the
+// provider's error code is in code.
 type failure struct {
 	// code becomes the channel.Error's Code, for example "meta 131047".
 	code string
-	// said is what the provider said, for example
-	// "whatsapp cloud: HTTP 400: Message undeliverable".
+	// said names the provider and the status, for example
+	// "whatsapp cloud: HTTP 400".
 	said string
 	// ref is quoted after the advice, for example "fbtrace_id A1b2".
-	ref  string
-	body []byte
+	ref string
 }
 
 // err describes the failure, with advice when it is not empty.
@@ -203,8 +204,22 @@ func (f failure) err(advice string) error {
 	if f.ref != "" {
 		fmt.Fprintf(&b, " (%s)", f.ref)
 	}
-	fmt.Fprintf(&b, "; body: %s", channel.Snippet(f.body))
 	return errors.New(b.String())
+}
+
+// token keeps a provider's reference (a trace id, a documentation link)
+// only when it is short and made of URL-safe characters, so that a receiver
+// cannot put text of its choosing into status through it.
+func token(s string) string {
+	if len(s) > 100 {
+		return "(omitted)"
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("-_./:", c)) {
+			return "(omitted)"
+		}
+	}
+	return s
 }
 
 // providerFault is a Permanent error that marks the provider's
@@ -240,7 +255,7 @@ func isJSON(r *channel.HTTPResponse) bool {
 // documented success document.
 func unexpectedSuccess(provider string, r *channel.HTTPResponse) error {
 	e := channel.NewPermanent(fmt.Sprintf("http %d", r.Status),
-		fmt.Errorf("%s: HTTP %d response is not the documented JSON (is the base URL right?): %s", provider, r.Status, channel.Snippet(r.Body)))
+		fmt.Errorf("%s: HTTP %d response is not the documented JSON (is the base URL right?)", provider, r.Status))
 	e.Scope = channel.ScopeProvider
 	return e
 }
@@ -259,5 +274,5 @@ func byStatus(code string, r *channel.HTTPResponse, err error) *channel.Error {
 // unrecognised classifies an error response that is not the provider's
 // error document (a proxy's error page, say) from its status alone.
 func unrecognised(provider string, r *channel.HTTPResponse) *channel.Error {
-	return byStatus(fmt.Sprintf("http %d", r.Status), r, fmt.Errorf("%s: HTTP %d: %s", provider, r.Status, channel.Snippet(r.Body)))
+	return byStatus(fmt.Sprintf("http %d", r.Status), r, fmt.Errorf("%s: HTTP %d %s", provider, r.Status, http.StatusText(r.Status)))
 }

@@ -22,7 +22,9 @@ type Process struct {
 // Start runs `herald controller` (bin/herald, built by `make build`) from
 // the repository root with the kubeconfig and extra controller flags.
 func Start(root, kubeconfig string, args ...string) (*Process, error) {
-	all := append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=error"}, args...)
+	// The tests' sinks listen on loopback, which the egress policy
+	// refuses by default; nothing else is allowed.
+	all := append([]string{"--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=error", "--egress-allow=127.0.0.0/8,::1"}, args...)
 	return StartCommand(root, kubeconfig, "controller", all...)
 }
 
