@@ -10,6 +10,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -22,7 +23,9 @@ import (
 // delivered, once each, and every hostile one ends with a clear reason (or,
 // for the template that would render forever, is held with one) instead of
 // stalling a worker or degrading the provider. docs/security.md lists each
-// threat with the tests that cover it in detail.
+// threat with the tests that cover it in detail. Providers that borrow a
+// Secret that did not opt in or a service-account token, and destinations
+// inside the node, are refused with their reasons.
 var _ = Describe("a hostile tenant", func() {
 	It("holds up none of 200 good notifications, and each hostile object ends with a reason", func() {
 		ns := namespace("hostile")
@@ -62,6 +65,41 @@ var _ = Describe("a hostile tenant", func() {
 			Spec:       notifyv1.NotificationTemplateContent{Message: "{{range 1000000000}}{{range 1000000000}}x{{end}}{{end}}"},
 		})).To(Succeed())
 
+		// A Secret that did not opt in, and a service-account token: a
+		// provider must not be able to borrow either.
+		Expect(k8s.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "not-opted-in", Namespace: ns},
+			Data:       map[string][]byte{"key": []byte("s3cr3t")},
+		})).To(Succeed())
+		Expect(k8s.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "sa-token", Namespace: ns, Labels: map[string]string{notifyv1.LabelProviderSecret: "true"},
+				Annotations: map[string]string{corev1.ServiceAccountNameKey: "default"}},
+			Type: corev1.SecretTypeServiceAccountToken,
+		})).To(Succeed())
+		for _, p := range []struct{ name, secret string }{{"borrows-secret", "not-opted-in"}, {"borrows-token", "sa-token"}} {
+			Expect(k8s.Create(ctx, &notifyv1.NotificationProvider{
+				ObjectMeta: metav1.ObjectMeta{Name: p.name, Namespace: ns},
+				Spec: notifyv1.NotificationProviderSpec{
+					Channel: notifyv1.ChannelWebhook,
+					Webhook: &notifyv1.WebhookProvider{URL: s.URL, SigningSecretRef: &notifyv1.SecretKeyReference{Name: p.secret, Key: "key"}},
+				},
+			})).To(Succeed())
+		}
+		// A provider and a recipient pointing inside the node. 0.0.0.0 is
+		// refused by the egress policy before any connection; were the
+		// policy broken, the connection would only reach this machine.
+		Expect(k8s.Create(ctx, &notifyv1.NotificationProvider{
+			ObjectMeta: metav1.ObjectMeta{Name: "inside", Namespace: ns},
+			Spec: notifyv1.NotificationProviderSpec{
+				Channel: notifyv1.ChannelWebhook,
+				Webhook: &notifyv1.WebhookProvider{URL: "http://0.0.0.0:9/hook"},
+			},
+		})).To(Succeed())
+		Expect(k8s.Create(ctx, &notifyv1.Recipient{
+			ObjectMeta: metav1.ObjectMeta{Name: "points-inside", Namespace: ns},
+			Spec:       notifyv1.RecipientSpec{WebhookURL: "http://0.0.0.0:9/hook"},
+		})).To(Succeed())
+
 		webhook := []notifyv1.Channel{notifyv1.ChannelWebhook}
 		hostile := func(name string, users []string, mutate func(*notifyv1.NotificationSpec)) *notifyv1.Notification {
 			n := &notifyv1.Notification{
@@ -82,6 +120,7 @@ var _ = Describe("a hostile tenant", func() {
 			hostile("to-forbidding-endpoint", []string{"forbids"}, nil),
 			hostile("to-parking-endpoint", []string{"parks"}, func(s *notifyv1.NotificationSpec) { s.ExpiresAt = &soon }),
 			hostile("to-odd-user-names", []string{"kim@example.com", "Kim", "kim_x"}, nil),
+			hostile("to-inside", []string{"points-inside"}, nil),
 			hostile("x", []string{"webhook-y"}, nil),
 			hostile("x-webhook", []string{"y"}, nil),
 		}
@@ -158,6 +197,28 @@ var _ = Describe("a hostile tenant", func() {
 				n, err := phase(name)
 				g.Expect(err).NotTo(HaveOccurred())
 				g.Expect(n.Status.Phase).To(Equal(notifyv1.NotificationDelivered), name)
+			}).Should(Succeed())
+		}
+
+		Eventually(func(g Gomega) {
+			n, err := phase("to-inside")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(n.Status.Phase).To(Equal(notifyv1.NotificationFailed))
+			d := deliveryOf(g, "to-inside")
+			g.Expect(d.Status.LastErrorReason).To(Equal(notifyv1.ReasonDestinationNotAllowed), d.Status.Message)
+		}).Should(Succeed())
+		for name, reason := range map[string]string{
+			"borrows-secret": notifyv1.ReasonSecretNotAllowed,
+			"borrows-token":  notifyv1.ReasonSecretNotAllowed,
+			"inside":         string(notifyv1.ReasonDestinationNotAllowed),
+		} {
+			Eventually(func(g Gomega) {
+				var p notifyv1.NotificationProvider
+				g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &p)).To(Succeed())
+				c := meta.FindStatusCondition(p.Status.Conditions, notifyv1.ConditionReady)
+				g.Expect(c).NotTo(BeNil(), name)
+				g.Expect(c.Status).To(Equal(metav1.ConditionFalse), name)
+				g.Expect(c.Reason).To(Equal(reason), "%s: %s", name, c.Message)
 			}).Should(Succeed())
 		}
 
