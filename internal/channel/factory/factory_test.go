@@ -172,7 +172,7 @@ func TestBuild(t *testing.T) {
 		{name: "whatsapp waha without credentials", sender: &whatsapp.WAHASender{},
 			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA, BaseURL: "http://waha:3000"})},
 		{name: "whatsapp waha with api key", sender: &whatsapp.WAHASender{}, versions: []string{rv["waha"]},
-			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA, BaseURL: "http://waha:3000", CredentialsSecretRef: &notifyv1.SecretReference{Name: "waha"}})},
+			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA, BaseURL: "https://waha:3000", CredentialsSecretRef: &notifyv1.SecretReference{Name: "waha"}})},
 		{name: "whatsapp waha credentials secret may be empty", sender: &whatsapp.WAHASender{}, versions: []string{rv["empty"]},
 			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA, BaseURL: "http://waha:3000", CredentialsSecretRef: &notifyv1.SecretReference{Name: "empty"}})},
 		{name: "whatsapp unknown api", reason: ReasonInvalidConfig, errText: `unknown whatsapp api "signal"`,
@@ -380,5 +380,100 @@ func TestSecretOptIn(t *testing.T) {
 	})
 	if _, err := (&Factory{Secrets: c}).Build(t.Context(), p); err != nil {
 		t.Errorf("labelled Secret: %v", err)
+	}
+}
+
+// TestCredentialsNeedTLS: a provider whose requests carry credentials is
+// built only when they travel over TLS, or when the egress allowlist names
+// the destination host (by name, or an address by address or CIDR).
+func TestCredentialsNeedTLS(t *testing.T) {
+	c := fake.NewClientBuilder().WithObjects(
+		secret("smtp-auth", map[string]string{"username": "u", "password": "p"}),
+		secret("cloud", map[string]string{"token": "EAAx"}),
+		secret("twilio", map[string]string{"authToken": "tok"}),
+		secret("waha", map[string]string{"apiKey": "k"}),
+		secret("empty", nil),
+		secret("signing", map[string]string{"key": "k"}),
+	).Build()
+	ref := func(n string) *notifyv1.SecretReference { return &notifyv1.SecretReference{Name: n} }
+	auth := func(host string, tls notifyv1.SMTPTLSMode) *notifyv1.NotificationProvider {
+		return smtp(func(s *notifyv1.SMTPProvider) { s.Host, s.TLS, s.AuthSecretRef = host, tls, ref("smtp-auth") })
+	}
+	cloud := func(base string) *notifyv1.NotificationProvider {
+		return wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppCloud, BaseURL: base, PhoneNumberID: "106540352242922", CredentialsSecretRef: ref("cloud")})
+	}
+	twilio := func(base string) *notifyv1.NotificationProvider {
+		return wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppTwilio, BaseURL: base, AccountSID: twilioSID, From: "+14155238886", CredentialsSecretRef: ref("twilio")})
+	}
+	waha := func(base, secret string) *notifyv1.NotificationProvider {
+		return wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA, BaseURL: base, Session: "default", CredentialsSecretRef: ref(secret)})
+	}
+	allow := egress.MustNew([]string{"127.0.0.0/8", "::1", "relay.internal.example", "10.20.0.0/16"}, nil)
+	cases := []struct {
+		name    string
+		p       *notifyv1.NotificationProvider
+		policy  *egress.Policy
+		refused string // text of the InsecureCredentials message; empty when built
+	}{
+		{name: "smtp auth, tls none", p: auth("smtp.example.com", notifyv1.SMTPTLSNone), refused: "SMTP AUTH username and password would be sent to smtp.example.com without TLS; set spec.smtp.tls to StartTLS or ImplicitTLS"},
+		{name: "smtp auth, starttls", p: auth("smtp.example.com", notifyv1.SMTPStartTLS)},
+		{name: "smtp auth, default tls", p: auth("smtp.example.com", "")},
+		{name: "smtp auth, implicit tls", p: auth("smtp.example.com", notifyv1.SMTPImplicitTLS)},
+		{name: "smtp without auth, tls none", p: smtp(func(s *notifyv1.SMTPProvider) { s.TLS = notifyv1.SMTPTLSNone })},
+		{name: "smtp auth, tls none, host named", p: auth("relay.internal.example", notifyv1.SMTPTLSNone), policy: allow},
+		{name: "smtp auth, tls none, address in allowed CIDR", p: auth("10.20.1.2", notifyv1.SMTPTLSNone), policy: allow},
+		{name: "smtp auth, tls none, other host", p: auth("smtp.example.com", notifyv1.SMTPTLSNone), policy: allow, refused: "--egress-allow"},
+
+		{name: "cloud default base URL", p: cloud("")},
+		{name: "cloud https", p: cloud("https://graph.example.com")},
+		{name: "cloud http", p: cloud("http://graph.example.com"), refused: "Cloud API access token (Authorization: Bearer) would be sent to graph.example.com without TLS; use an https spec.whatsapp.baseURL"},
+		{name: "cloud http, loopback allowed by CIDR", p: cloud("http://127.0.0.1:8080"), policy: allow},
+		{name: "twilio default base URL", p: twilio("")},
+		{name: "twilio http", p: twilio("http://twilio.example.com"), refused: "Twilio credentials (HTTP basic auth)"},
+		{name: "twilio http, ::1 allowed", p: twilio("http://[::1]:8080"), policy: allow},
+		{name: "twilio http, localhost only by CIDR", p: twilio("http://localhost:8080"), policy: allow, refused: "would be sent to localhost"},
+		{name: "waha http with api key", p: waha("http://waha.example.com:3000", "waha"), refused: "WAHA API key (X-Api-Key)"},
+		{name: "waha https with api key", p: waha("https://waha.example.com", "waha")},
+		{name: "waha http without api key", p: waha("http://waha.example.com:3000", "empty")},
+		{name: "waha http with api key, host named", p: waha("http://relay.internal.example:3000", "waha"), policy: allow},
+
+		{name: "webhook signed over http (HMAC is no credential)", p: hook(func(w *notifyv1.WebhookProvider) {
+			w.URL = "http://hooks.example.com/x"
+			w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "signing", Key: "key"}
+		})},
+	}
+	for _, c2 := range cases {
+		t.Run(c2.name, func(t *testing.T) {
+			f := &Factory{Secrets: c, Settings: Settings{Egress: c2.policy}}
+			b, err := f.Build(t.Context(), c2.p)
+			if c2.refused == "" {
+				if err != nil {
+					t.Fatalf("Build: %v", err)
+				}
+				return
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Reason != ReasonInsecureCredentials || !strings.Contains(err.Error(), c2.refused) {
+				t.Fatalf("Build error = %v, want %s containing %q", err, ReasonInsecureCredentials, c2.refused)
+			}
+			if b.Sender != nil {
+				t.Errorf("refused build returned a sender")
+			}
+		})
+	}
+}
+
+// TestInsecureSkipVerifyNeedsTheFlag: an SMTP provider with
+// insecureSkipVerify is built only when the controller allows it.
+func TestInsecureSkipVerifyNeedsTheFlag(t *testing.T) {
+	c := fake.NewClientBuilder().Build()
+	p := smtp(func(s *notifyv1.SMTPProvider) { s.InsecureSkipVerify = true })
+	_, err := (&Factory{Secrets: c}).Build(t.Context(), p)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Reason != ReasonInsecureSkipVerifyNotAllowed || !strings.Contains(err.Error(), "--allow-insecure-skip-verify") {
+		t.Fatalf("Build error = %v, want %s naming the flag", err, ReasonInsecureSkipVerifyNotAllowed)
+	}
+	if _, err := (&Factory{Secrets: c, Settings: Settings{AllowInsecureSkipVerify: true}}).Build(t.Context(), p); err != nil {
+		t.Errorf("with the flag: %v", err)
 	}
 }
