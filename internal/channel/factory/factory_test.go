@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/channel/egress"
 	"github.com/herald-dev/herald/internal/channel/email"
 	"github.com/herald-dev/herald/internal/channel/webhook"
@@ -149,6 +151,30 @@ func TestBuild(t *testing.T) {
 		{name: "webhook signing secret missing", reason: ReasonSecretNotFound,
 			p: hook(func(w *notifyv1.WebhookProvider) {
 				w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "nope", Key: "key"}
+			})},
+		{name: "webhook headers from Secrets", sender: &webhook.Sender{}, versions: []string{rv["signing"], rv["cloud"], rv["waha"]},
+			p: hook(func(w *notifyv1.WebhookProvider) {
+				w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "signing", Key: "key"}
+				w.HeadersFrom = []notifyv1.WebhookHeaderFromSecret{
+					{Name: "Authorization", SecretKeyRef: notifyv1.SecretKeyReference{Name: "cloud", Key: "token"}},
+					{Name: "X-Api-Key", SecretKeyRef: notifyv1.SecretKeyReference{Name: "waha", Key: "apiKey"}},
+				}
+			})},
+		{name: "webhook header Secret key missing", reason: ReasonSecretKeyMissing, errText: `Secret "cloud" has no key "nope"`,
+			versions: []string{rv["cloud"]},
+			p: hook(func(w *notifyv1.WebhookProvider) {
+				w.HeadersFrom = []notifyv1.WebhookHeaderFromSecret{{Name: "Authorization", SecretKeyRef: notifyv1.SecretKeyReference{Name: "cloud", Key: "nope"}}}
+			})},
+		{name: "webhook header from Secret also in headers", reason: ReasonInvalidConfig, errText: "set both in headers and from a Secret",
+			versions: []string{rv["cloud"]},
+			p: hook(func(w *notifyv1.WebhookProvider) {
+				w.Headers = map[string]string{"authorization": "x"}
+				w.HeadersFrom = []notifyv1.WebhookHeaderFromSecret{{Name: "Authorization", SecretKeyRef: notifyv1.SecretKeyReference{Name: "cloud", Key: "token"}}}
+			})},
+		{name: "webhook headers from Secrets without url", reason: ReasonInvalidConfig, errText: "headersFrom needs spec.webhook.url",
+			p: hook(func(w *notifyv1.WebhookProvider) {
+				w.URL = ""
+				w.HeadersFrom = []notifyv1.WebhookHeaderFromSecret{{Name: "Authorization", SecretKeyRef: notifyv1.SecretKeyReference{Name: "cloud", Key: "token"}}}
 			})},
 		{name: "webhook reserved header", reason: ReasonInvalidConfig, errText: "set by the sender",
 			p: hook(func(w *notifyv1.WebhookProvider) { w.Headers = map[string]string{"Idempotency-Key": "x"} })},
@@ -300,6 +326,13 @@ func TestSecretNames(t *testing.T) {
 		{"webhook signed", hook(func(w *notifyv1.WebhookProvider) {
 			w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "s", Key: "k"}
 		}), []string{"s"}},
+		{"webhook signed with headers from Secrets", hook(func(w *notifyv1.WebhookProvider) {
+			w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "s", Key: "k"}
+			w.HeadersFrom = []notifyv1.WebhookHeaderFromSecret{
+				{Name: "Authorization", SecretKeyRef: notifyv1.SecretKeyReference{Name: "auth", Key: "a"}},
+				{Name: "X-Api-Key", SecretKeyRef: notifyv1.SecretKeyReference{Name: "key", Key: "k"}},
+			}
+		}), []string{"s", "auth", "key"}},
 		{"whatsapp", wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppTwilio, CredentialsSecretRef: creds}), []string{"creds"}},
 		{"whatsapp without credentials", wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA}), nil},
 		{"inApp", provider(notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelInApp}), nil},
@@ -408,6 +441,12 @@ func TestCredentialsNeedTLS(t *testing.T) {
 	waha := func(base, secret string) *notifyv1.NotificationProvider {
 		return wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA, BaseURL: base, Session: "default", CredentialsSecretRef: ref(secret)})
 	}
+	fromSecret := func(url string) *notifyv1.NotificationProvider {
+		return hook(func(w *notifyv1.WebhookProvider) {
+			w.URL = url
+			w.HeadersFrom = []notifyv1.WebhookHeaderFromSecret{{Name: "Authorization", SecretKeyRef: notifyv1.SecretKeyReference{Name: "cloud", Key: "token"}}}
+		})
+	}
 	allow := egress.MustNew([]string{"127.0.0.0/8", "::1", "relay.internal.example", "10.20.0.0/16"}, nil)
 	cases := []struct {
 		name    string
@@ -437,6 +476,14 @@ func TestCredentialsNeedTLS(t *testing.T) {
 		{name: "waha http without api key", p: waha("http://waha.example.com:3000", "empty")},
 		{name: "waha http with api key, host named", p: waha("http://relay.internal.example:3000", "waha"), policy: allow},
 
+		{name: "webhook headersFrom over http", p: fromSecret("http://hooks.example.com/x"), refused: "spec.webhook.headersFrom values would be sent to hooks.example.com without TLS; use an https spec.webhook.url"},
+		{name: "webhook headersFrom over https", p: fromSecret("https://hooks.example.com/x")},
+		{name: "webhook headersFrom over http, host named", p: fromSecret("http://relay.internal.example/x"), policy: allow},
+		{name: "webhook headersFrom over http, address in allowed CIDR", p: fromSecret("http://10.20.0.9:8080/x"), policy: allow},
+		{name: "webhook headers (not from a Secret) over http", p: hook(func(w *notifyv1.WebhookProvider) {
+			w.URL = "http://hooks.example.com/x"
+			w.Headers = map[string]string{"X-Team": "platform"}
+		})},
 		{name: "webhook signed over http (HMAC is no credential)", p: hook(func(w *notifyv1.WebhookProvider) {
 			w.URL = "http://hooks.example.com/x"
 			w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "signing", Key: "key"}
@@ -475,5 +522,32 @@ func TestInsecureSkipVerifyNeedsTheFlag(t *testing.T) {
 	}
 	if _, err := (&Factory{Secrets: c, Settings: Settings{AllowInsecureSkipVerify: true}}).Build(t.Context(), p); err != nil {
 		t.Errorf("with the flag: %v", err)
+	}
+}
+
+// TestWebhookHeadersFromSecretArrive: a webhook provider's headersFrom
+// values reach the endpoint; plain HTTP to loopback is allowed because the
+// policy allows 127.0.0.0/8, as in the test suites.
+func TestWebhookHeadersFromSecretArrive(t *testing.T) {
+	got := make(chan http.Header, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+	}))
+	t.Cleanup(srv.Close)
+	c := fake.NewClientBuilder().WithObjects(secret("hook-auth", map[string]string{"authorization": "Bearer t0ken"})).Build()
+	f := &Factory{Secrets: c, Settings: Settings{Egress: egress.MustNew([]string{"127.0.0.0/8", "::1"}, nil)}}
+	p := hook(func(w *notifyv1.WebhookProvider) {
+		w.URL = srv.URL + "/hook"
+		w.HeadersFrom = []notifyv1.WebhookHeaderFromSecret{{Name: "Authorization", SecretKeyRef: notifyv1.SecretKeyReference{Name: "hook-auth", Key: "authorization"}}}
+	})
+	b, err := f.Build(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sender.Send(t.Context(), &channel.Message{ID: "1", Namespace: ns, Delivery: "d", Title: "t", Body: "b"}); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if h := <-got; h.Get("Authorization") != "Bearer t0ken" {
+		t.Errorf("Authorization = %q, want the Secret's value", h.Get("Authorization"))
 	}
 }
