@@ -53,7 +53,11 @@ type Options struct {
 	// ServiceCIDRs is the cluster's service range, refused unless
 	// EgressAllow allows it. Empty when unknown.
 	ServiceCIDRs []string
-	Clock        clock.PassiveClock
+	// AllowInsecureSkipVerify lets SMTP providers set insecureSkipVerify;
+	// without it such a provider is not Ready
+	// (InsecureSkipVerifyNotAllowed). For test clusters only.
+	AllowInsecureSkipVerify bool
+	Clock                   clock.PassiveClock
 
 	Manager ManagerOptions
 
@@ -92,7 +96,9 @@ func DefaultOptions() Options {
 		// must not reach the cluster's own network.
 		EgressAllow:  nil,
 		ServiceCIDRs: nil,
-		Clock:        clock.RealClock{},
+		// Certificates are verified: a provider may not opt out alone.
+		AllowInsecureSkipVerify: false,
+		Clock:                   clock.RealClock{},
 		Manager: ManagerOptions{
 			MetricsAddr: ":8080",
 			ProbeAddr:   ":8081",
@@ -130,6 +136,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.DefaultTTLAfterFinished, "default-ttl-after-finished", o.DefaultTTLAfterFinished, "Delete finished Notifications (and their deliveries) this long after they finished unless they set spec.ttlSecondsAfterFinished; 0 keeps them.")
 	fs.StringSliceVar(&o.EgressAllow, "egress-allow", o.EgressAllow, "CIDRs and host names senders may connect to although they are refused by default (loopback, link-local, private, unique-local, multicast, unspecified, the service range), e.g. 10.20.0.0/16,smtp.internal.example. Credentials may go to these hosts without TLS.")
 	fs.StringSliceVar(&o.ServiceCIDRs, "egress-service-cidr", o.ServiceCIDRs, "The cluster's service IP range(s), refused as destinations unless --egress-allow names them.")
+	fs.BoolVar(&o.AllowInsecureSkipVerify, "allow-insecure-skip-verify", o.AllowInsecureSkipVerify, "Let SMTP providers set insecureSkipVerify (no certificate verification); without it such a provider is not Ready. For test clusters only.")
 	fs.BoolVar(&o.SuccessEvents, "success-events", o.SuccessEvents, "Emit a Normal Event for every delivered Notification (one more API write each); failures always get Warning Events.")
 }
 

@@ -134,6 +134,9 @@ func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Cache, error) {
 		Settings: factory.Settings{
 			Egress:     policy,
 			HTTPClient: channel.NewHTTPClient(policy),
+			// SMTP providers may skip certificate checks only if the
+			// cluster admin allows it.
+			AllowInsecureSkipVerify: opts.AllowInsecureSkipVerify,
 		},
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up provider controller: %w", err)

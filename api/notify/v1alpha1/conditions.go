@@ -100,6 +100,14 @@ const (
 	// ReasonSecretNotAllowed: a referenced Secret lacks the opt-in label
 	// LabelProviderSecret, or is a service-account token.
 	ReasonSecretNotAllowed = "SecretNotAllowed"
+	// ReasonInsecureCredentials: the provider would send credentials (a
+	// token, basic auth, an API key, SMTP AUTH, header values from a
+	// Secret) without TLS to a host the egress allowlist does not name.
+	ReasonInsecureCredentials = "InsecureCredentials"
+	// ReasonInsecureSkipVerifyNotAllowed: an SMTP provider sets
+	// insecureSkipVerify but the controller runs without
+	// --allow-insecure-skip-verify.
+	ReasonInsecureSkipVerifyNotAllowed = "InsecureSkipVerifyNotAllowed"
 	// ReasonProviderRejected is the Ready reason while a provider's
 	// circuit is open after it rejected a delivery for a provider reason.
 	ReasonProviderRejected = "DeliveriesRejected"

@@ -104,7 +104,21 @@ type WhatsAppProvider struct {
 	CredentialsSecretRef *SecretReference `json:"credentialsSecretRef,omitempty"`
 }
 
+// WebhookHeaderFromSecret is a request header whose value is a Secret's
+// key, for credentials such as an Authorization header.
+type WebhookHeaderFromSecret struct {
+	// name of the header.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[!#$%&'*+.^_|~0-9A-Za-z-]+$`
+	Name string `json:"name"`
+	// secretKeyRef names the Secret and key holding the value.
+	SecretKeyRef SecretKeyReference `json:"secretKeyRef"`
+}
+
 // WebhookProvider posts JSON to an HTTP endpoint.
+// +kubebuilder:validation:XValidation:rule="!has(self.headersFrom) || has(self.url)",message="headersFrom needs url: header values from a Secret are sent only to the provider's own url, never to recipients' webhookURLs"
+// +kubebuilder:validation:XValidation:rule="!has(self.headersFrom) || !has(self.headers) || self.headersFrom.all(h, self.headers.all(k, k.lowerAscii() != h.name.lowerAscii()))",message="a header may be set in headers or in headersFrom, not both"
 type WebhookProvider struct {
 	// url receives the POST. When empty, each recipient's webhookURL is
 	// used.
@@ -120,6 +134,17 @@ type WebhookProvider struct {
 	// +kubebuilder:validation:MaxProperties=32
 	// +optional
 	Headers map[string]string `json:"headers,omitempty"`
+	// headersFrom are added to every request with values read from
+	// Secrets (which must carry the label
+	// notify.herald.dev/provider-secret: "true"). They are credentials:
+	// they need url, and url must be https unless the controller's
+	// --egress-allow names its host.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(h, self.exists_one(o, o.name.lowerAscii() == h.name.lowerAscii()))",message="header names in headersFrom must be unique (case-insensitive)"
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	HeadersFrom []WebhookHeaderFromSecret `json:"headersFrom,omitempty"`
 }
 
 // RateLimit allows `requests` per `per`, with bursts up to `burst`.

@@ -169,6 +169,24 @@ var _ = Describe("admission", func() {
 			`Unsupported value: "telegram"`),
 		Entry("rate limit of zero", "NotificationProvider", "channel: webhook\nwebhook:\n  url: https://example.com\nrateLimit:\n  requests: 0\n",
 			`spec.rateLimit.requests in body should be greater than or equal to 1`),
+		Entry("webhook header both in headers and headersFrom", "NotificationProvider",
+			"channel: webhook\nwebhook:\n  url: https://example.com\n  headers:\n    authorization: x\n  headersFrom:\n  - name: Authorization\n    secretKeyRef: {name: s, key: k}\n",
+			`a header may be set in headers or in headersFrom, not both`),
+		Entry("webhook headersFrom without url", "NotificationProvider",
+			"channel: webhook\nwebhook:\n  headersFrom:\n  - name: Authorization\n    secretKeyRef: {name: s, key: k}\n",
+			`headersFrom needs url`),
+		Entry("webhook headersFrom with an invalid header name", "NotificationProvider",
+			"channel: webhook\nwebhook:\n  url: https://example.com\n  headersFrom:\n  - name: X Bad\n    secretKeyRef: {name: s, key: k}\n",
+			`spec.webhook.headersFrom[0].name in body should match`),
+		Entry("webhook headersFrom names twice, in other case", "NotificationProvider",
+			"channel: webhook\nwebhook:\n  url: https://example.com\n  headersFrom:\n  - name: X-Token\n    secretKeyRef: {name: s, key: k}\n  - name: x-token\n    secretKeyRef: {name: s, key: k2}\n",
+			`header names in headersFrom must be unique (case-insensitive)`),
+		Entry("webhook headersFrom without secretKeyRef key", "NotificationProvider",
+			"channel: webhook\nwebhook:\n  url: https://example.com\n  headersFrom:\n  - name: X-Token\n    secretKeyRef: {name: s}\n",
+			`spec.webhook.headersFrom[0].secretKeyRef.key: Required value`),
+		Entry("webhook headersFrom with 17 headers", "NotificationProvider",
+			"channel: webhook\nwebhook:\n  url: https://example.com\n  headersFrom:\n"+manyHeaders(17),
+			`spec.webhook.headersFrom: Too many: 17: must have at most 16 items`),
 		// NotificationSchedule.
 		Entry("schedule in words", "NotificationSchedule", "schedule: every monday\nnotification:\n  spec:\n"+indent(notificationBody, "    "),
 			`schedule must be five cron fields`),
@@ -204,3 +222,12 @@ var _ = Describe("admission", func() {
 		Expect(typ).To(Equal("informational"))
 	})
 })
+
+// manyHeaders lists n headersFrom entries of distinct names.
+func manyHeaders(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "  - name: X-H%d\n    secretKeyRef: {name: s, key: k}\n", i)
+	}
+	return b.String()
+}

@@ -1,6 +1,7 @@
 package factory
 
 import (
+	"errors"
 	"strings"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
@@ -14,6 +15,17 @@ import (
 func (f *Factory) buildEmail(r *secretReader, s *notifyv1.SMTPProvider) (channel.Sender, error) {
 	if err := f.checkHost("spec.smtp.host", strings.TrimSpace(s.Host)); err != nil {
 		return nil, err
+	}
+	if s.InsecureSkipVerify && !f.AllowInsecureSkipVerify {
+		return nil, &ConfigError{Reason: ReasonInsecureSkipVerifyNotAllowed, Err: errors.New(
+			"spec.smtp.insecureSkipVerify is set but the controller runs without --allow-insecure-skip-verify; " +
+				"put the server's CA in caSecretRef instead (or, for tests, start the controller with --allow-insecure-skip-verify)")}
+	}
+	if s.AuthSecretRef != nil {
+		if err := f.requireTLS(s.TLS != notifyv1.SMTPTLSNone, strings.TrimSpace(s.Host), "the SMTP AUTH username and password",
+			"set spec.smtp.tls to StartTLS or ImplicitTLS"); err != nil {
+			return nil, err
+		}
 	}
 	dialer := &egress.Dialer{Policy: f.policy()}
 	cfg := email.Config{

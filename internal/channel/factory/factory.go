@@ -35,6 +35,12 @@ const (
 	// ReasonDestinationNotAllowed: the provider's URL or host is refused
 	// by the egress policy.
 	ReasonDestinationNotAllowed = string(notifyv1.ReasonDestinationNotAllowed)
+	// ReasonInsecureCredentials: credentials would travel without TLS to
+	// a host the egress allowlist does not name.
+	ReasonInsecureCredentials = notifyv1.ReasonInsecureCredentials
+	// ReasonInsecureSkipVerifyNotAllowed: insecureSkipVerify without
+	// Settings.AllowInsecureSkipVerify.
+	ReasonInsecureSkipVerifyNotAllowed = notifyv1.ReasonInsecureSkipVerifyNotAllowed
 )
 
 // ConfigError is a problem with a provider's settings or Secrets that only
@@ -72,6 +78,10 @@ type Settings struct {
 	// HTTPClient is the client of the HTTP senders. It must dial under
 	// Egress (channel.NewHTTPClient); nil means one is made for the build.
 	HTTPClient *http.Client
+	// AllowInsecureSkipVerify lets SMTP providers set insecureSkipVerify
+	// (--allow-insecure-skip-verify); without it such a provider is not
+	// built.
+	AllowInsecureSkipVerify bool
 }
 
 func (f *Factory) policy() *egress.Policy {
@@ -105,6 +115,30 @@ func (f *Factory) checkURL(field, raw string) error {
 		return nil
 	}
 	return f.checkHost(field, u.Hostname())
+}
+
+// requireTLS refuses credentials sent without TLS (secure false) to host,
+// unless the egress allowlist names the host: by name, or, for a literal
+// address, by an address or CIDR entry (egress.Policy.HostAllowed). A host
+// name such as localhost counts only when it is listed itself. what says
+// which credentials, fix how to mend the provider.
+func (f *Factory) requireTLS(secure bool, host, what, fix string) error {
+	if secure || f.policy().HostAllowed(host) {
+		return nil
+	}
+	return &ConfigError{Reason: ReasonInsecureCredentials, Err: fmt.Errorf(
+		"%s would be sent to %s without TLS; %s, or name the host in the controller's --egress-allow if the network to it is trusted",
+		what, host, fix)}
+}
+
+// requireHTTPS is requireTLS for a URL: only https is secure. A URL that
+// does not parse is left to the channel package's validation.
+func (f *Factory) requireHTTPS(field, raw, what string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return nil
+	}
+	return f.requireTLS(strings.EqualFold(u.Scheme, "https"), u.Hostname(), what, "use an https "+field)
 }
 
 // Built is a sender and what it was built from.

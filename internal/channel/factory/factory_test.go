@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/channel/egress"
 	"github.com/herald-dev/herald/internal/channel/email"
 	"github.com/herald-dev/herald/internal/channel/webhook"
@@ -150,6 +152,30 @@ func TestBuild(t *testing.T) {
 			p: hook(func(w *notifyv1.WebhookProvider) {
 				w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "nope", Key: "key"}
 			})},
+		{name: "webhook headers from Secrets", sender: &webhook.Sender{}, versions: []string{rv["signing"], rv["cloud"], rv["waha"]},
+			p: hook(func(w *notifyv1.WebhookProvider) {
+				w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "signing", Key: "key"}
+				w.HeadersFrom = []notifyv1.WebhookHeaderFromSecret{
+					{Name: "Authorization", SecretKeyRef: notifyv1.SecretKeyReference{Name: "cloud", Key: "token"}},
+					{Name: "X-Api-Key", SecretKeyRef: notifyv1.SecretKeyReference{Name: "waha", Key: "apiKey"}},
+				}
+			})},
+		{name: "webhook header Secret key missing", reason: ReasonSecretKeyMissing, errText: `Secret "cloud" has no key "nope"`,
+			versions: []string{rv["cloud"]},
+			p: hook(func(w *notifyv1.WebhookProvider) {
+				w.HeadersFrom = []notifyv1.WebhookHeaderFromSecret{{Name: "Authorization", SecretKeyRef: notifyv1.SecretKeyReference{Name: "cloud", Key: "nope"}}}
+			})},
+		{name: "webhook header from Secret also in headers", reason: ReasonInvalidConfig, errText: "set both in headers and from a Secret",
+			versions: []string{rv["cloud"]},
+			p: hook(func(w *notifyv1.WebhookProvider) {
+				w.Headers = map[string]string{"authorization": "x"}
+				w.HeadersFrom = []notifyv1.WebhookHeaderFromSecret{{Name: "Authorization", SecretKeyRef: notifyv1.SecretKeyReference{Name: "cloud", Key: "token"}}}
+			})},
+		{name: "webhook headers from Secrets without url", reason: ReasonInvalidConfig, errText: "headersFrom needs spec.webhook.url",
+			p: hook(func(w *notifyv1.WebhookProvider) {
+				w.URL = ""
+				w.HeadersFrom = []notifyv1.WebhookHeaderFromSecret{{Name: "Authorization", SecretKeyRef: notifyv1.SecretKeyReference{Name: "cloud", Key: "token"}}}
+			})},
 		{name: "webhook reserved header", reason: ReasonInvalidConfig, errText: "set by the sender",
 			p: hook(func(w *notifyv1.WebhookProvider) { w.Headers = map[string]string{"Idempotency-Key": "x"} })},
 		{name: "webhook without settings", reason: ReasonInvalidConfig, errText: "spec.webhook is required",
@@ -172,7 +198,7 @@ func TestBuild(t *testing.T) {
 		{name: "whatsapp waha without credentials", sender: &whatsapp.WAHASender{},
 			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA, BaseURL: "http://waha:3000"})},
 		{name: "whatsapp waha with api key", sender: &whatsapp.WAHASender{}, versions: []string{rv["waha"]},
-			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA, BaseURL: "http://waha:3000", CredentialsSecretRef: &notifyv1.SecretReference{Name: "waha"}})},
+			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA, BaseURL: "https://waha:3000", CredentialsSecretRef: &notifyv1.SecretReference{Name: "waha"}})},
 		{name: "whatsapp waha credentials secret may be empty", sender: &whatsapp.WAHASender{}, versions: []string{rv["empty"]},
 			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA, BaseURL: "http://waha:3000", CredentialsSecretRef: &notifyv1.SecretReference{Name: "empty"}})},
 		{name: "whatsapp unknown api", reason: ReasonInvalidConfig, errText: `unknown whatsapp api "signal"`,
@@ -300,6 +326,13 @@ func TestSecretNames(t *testing.T) {
 		{"webhook signed", hook(func(w *notifyv1.WebhookProvider) {
 			w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "s", Key: "k"}
 		}), []string{"s"}},
+		{"webhook signed with headers from Secrets", hook(func(w *notifyv1.WebhookProvider) {
+			w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "s", Key: "k"}
+			w.HeadersFrom = []notifyv1.WebhookHeaderFromSecret{
+				{Name: "Authorization", SecretKeyRef: notifyv1.SecretKeyReference{Name: "auth", Key: "a"}},
+				{Name: "X-Api-Key", SecretKeyRef: notifyv1.SecretKeyReference{Name: "key", Key: "k"}},
+			}
+		}), []string{"s", "auth", "key"}},
 		{"whatsapp", wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppTwilio, CredentialsSecretRef: creds}), []string{"creds"}},
 		{"whatsapp without credentials", wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA}), nil},
 		{"inApp", provider(notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelInApp}), nil},
@@ -380,5 +413,141 @@ func TestSecretOptIn(t *testing.T) {
 	})
 	if _, err := (&Factory{Secrets: c}).Build(t.Context(), p); err != nil {
 		t.Errorf("labelled Secret: %v", err)
+	}
+}
+
+// TestCredentialsNeedTLS: a provider whose requests carry credentials is
+// built only when they travel over TLS, or when the egress allowlist names
+// the destination host (by name, or an address by address or CIDR).
+func TestCredentialsNeedTLS(t *testing.T) {
+	c := fake.NewClientBuilder().WithObjects(
+		secret("smtp-auth", map[string]string{"username": "u", "password": "p"}),
+		secret("cloud", map[string]string{"token": "EAAx"}),
+		secret("twilio", map[string]string{"authToken": "tok"}),
+		secret("waha", map[string]string{"apiKey": "k"}),
+		secret("empty", nil),
+		secret("signing", map[string]string{"key": "k"}),
+	).Build()
+	ref := func(n string) *notifyv1.SecretReference { return &notifyv1.SecretReference{Name: n} }
+	auth := func(host string, tls notifyv1.SMTPTLSMode) *notifyv1.NotificationProvider {
+		return smtp(func(s *notifyv1.SMTPProvider) { s.Host, s.TLS, s.AuthSecretRef = host, tls, ref("smtp-auth") })
+	}
+	cloud := func(base string) *notifyv1.NotificationProvider {
+		return wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppCloud, BaseURL: base, PhoneNumberID: "106540352242922", CredentialsSecretRef: ref("cloud")})
+	}
+	twilio := func(base string) *notifyv1.NotificationProvider {
+		return wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppTwilio, BaseURL: base, AccountSID: twilioSID, From: "+14155238886", CredentialsSecretRef: ref("twilio")})
+	}
+	waha := func(base, secret string) *notifyv1.NotificationProvider {
+		return wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA, BaseURL: base, Session: "default", CredentialsSecretRef: ref(secret)})
+	}
+	fromSecret := func(url string) *notifyv1.NotificationProvider {
+		return hook(func(w *notifyv1.WebhookProvider) {
+			w.URL = url
+			w.HeadersFrom = []notifyv1.WebhookHeaderFromSecret{{Name: "Authorization", SecretKeyRef: notifyv1.SecretKeyReference{Name: "cloud", Key: "token"}}}
+		})
+	}
+	allow := egress.MustNew([]string{"127.0.0.0/8", "::1", "relay.internal.example", "10.20.0.0/16"}, nil)
+	cases := []struct {
+		name    string
+		p       *notifyv1.NotificationProvider
+		policy  *egress.Policy
+		refused string // text of the InsecureCredentials message; empty when built
+	}{
+		{name: "smtp auth, tls none", p: auth("smtp.example.com", notifyv1.SMTPTLSNone), refused: "SMTP AUTH username and password would be sent to smtp.example.com without TLS; set spec.smtp.tls to StartTLS or ImplicitTLS"},
+		{name: "smtp auth, starttls", p: auth("smtp.example.com", notifyv1.SMTPStartTLS)},
+		{name: "smtp auth, default tls", p: auth("smtp.example.com", "")},
+		{name: "smtp auth, implicit tls", p: auth("smtp.example.com", notifyv1.SMTPImplicitTLS)},
+		{name: "smtp without auth, tls none", p: smtp(func(s *notifyv1.SMTPProvider) { s.TLS = notifyv1.SMTPTLSNone })},
+		{name: "smtp auth, tls none, host named", p: auth("relay.internal.example", notifyv1.SMTPTLSNone), policy: allow},
+		{name: "smtp auth, tls none, address in allowed CIDR", p: auth("10.20.1.2", notifyv1.SMTPTLSNone), policy: allow},
+		{name: "smtp auth, tls none, other host", p: auth("smtp.example.com", notifyv1.SMTPTLSNone), policy: allow, refused: "--egress-allow"},
+
+		{name: "cloud default base URL", p: cloud("")},
+		{name: "cloud https", p: cloud("https://graph.example.com")},
+		{name: "cloud http", p: cloud("http://graph.example.com"), refused: "Cloud API access token (Authorization: Bearer) would be sent to graph.example.com without TLS; use an https spec.whatsapp.baseURL"},
+		{name: "cloud http, loopback allowed by CIDR", p: cloud("http://127.0.0.1:8080"), policy: allow},
+		{name: "twilio default base URL", p: twilio("")},
+		{name: "twilio http", p: twilio("http://twilio.example.com"), refused: "Twilio credentials (HTTP basic auth)"},
+		{name: "twilio http, ::1 allowed", p: twilio("http://[::1]:8080"), policy: allow},
+		{name: "twilio http, localhost only by CIDR", p: twilio("http://localhost:8080"), policy: allow, refused: "would be sent to localhost"},
+		{name: "waha http with api key", p: waha("http://waha.example.com:3000", "waha"), refused: "WAHA API key (X-Api-Key)"},
+		{name: "waha https with api key", p: waha("https://waha.example.com", "waha")},
+		{name: "waha http without api key", p: waha("http://waha.example.com:3000", "empty")},
+		{name: "waha http with api key, host named", p: waha("http://relay.internal.example:3000", "waha"), policy: allow},
+
+		{name: "webhook headersFrom over http", p: fromSecret("http://hooks.example.com/x"), refused: "spec.webhook.headersFrom values would be sent to hooks.example.com without TLS; use an https spec.webhook.url"},
+		{name: "webhook headersFrom over https", p: fromSecret("https://hooks.example.com/x")},
+		{name: "webhook headersFrom over http, host named", p: fromSecret("http://relay.internal.example/x"), policy: allow},
+		{name: "webhook headersFrom over http, address in allowed CIDR", p: fromSecret("http://10.20.0.9:8080/x"), policy: allow},
+		{name: "webhook headers (not from a Secret) over http", p: hook(func(w *notifyv1.WebhookProvider) {
+			w.URL = "http://hooks.example.com/x"
+			w.Headers = map[string]string{"X-Team": "platform"}
+		})},
+		{name: "webhook signed over http (HMAC is no credential)", p: hook(func(w *notifyv1.WebhookProvider) {
+			w.URL = "http://hooks.example.com/x"
+			w.SigningSecretRef = &notifyv1.SecretKeyReference{Name: "signing", Key: "key"}
+		})},
+	}
+	for _, c2 := range cases {
+		t.Run(c2.name, func(t *testing.T) {
+			f := &Factory{Secrets: c, Settings: Settings{Egress: c2.policy}}
+			b, err := f.Build(t.Context(), c2.p)
+			if c2.refused == "" {
+				if err != nil {
+					t.Fatalf("Build: %v", err)
+				}
+				return
+			}
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Reason != ReasonInsecureCredentials || !strings.Contains(err.Error(), c2.refused) {
+				t.Fatalf("Build error = %v, want %s containing %q", err, ReasonInsecureCredentials, c2.refused)
+			}
+			if b.Sender != nil {
+				t.Errorf("refused build returned a sender")
+			}
+		})
+	}
+}
+
+// TestInsecureSkipVerifyNeedsTheFlag: an SMTP provider with
+// insecureSkipVerify is built only when the controller allows it.
+func TestInsecureSkipVerifyNeedsTheFlag(t *testing.T) {
+	c := fake.NewClientBuilder().Build()
+	p := smtp(func(s *notifyv1.SMTPProvider) { s.InsecureSkipVerify = true })
+	_, err := (&Factory{Secrets: c}).Build(t.Context(), p)
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.Reason != ReasonInsecureSkipVerifyNotAllowed || !strings.Contains(err.Error(), "--allow-insecure-skip-verify") {
+		t.Fatalf("Build error = %v, want %s naming the flag", err, ReasonInsecureSkipVerifyNotAllowed)
+	}
+	if _, err := (&Factory{Secrets: c, Settings: Settings{AllowInsecureSkipVerify: true}}).Build(t.Context(), p); err != nil {
+		t.Errorf("with the flag: %v", err)
+	}
+}
+
+// TestWebhookHeadersFromSecretArrive: a webhook provider's headersFrom
+// values reach the endpoint; plain HTTP to loopback is allowed because the
+// policy allows 127.0.0.0/8, as in the test suites.
+func TestWebhookHeadersFromSecretArrive(t *testing.T) {
+	got := make(chan http.Header, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+	}))
+	t.Cleanup(srv.Close)
+	c := fake.NewClientBuilder().WithObjects(secret("hook-auth", map[string]string{"authorization": "Bearer t0ken"})).Build()
+	f := &Factory{Secrets: c, Settings: Settings{Egress: egress.MustNew([]string{"127.0.0.0/8", "::1"}, nil)}}
+	p := hook(func(w *notifyv1.WebhookProvider) {
+		w.URL = srv.URL + "/hook"
+		w.HeadersFrom = []notifyv1.WebhookHeaderFromSecret{{Name: "Authorization", SecretKeyRef: notifyv1.SecretKeyReference{Name: "hook-auth", Key: "authorization"}}}
+	})
+	b, err := f.Build(t.Context(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Sender.Send(t.Context(), &channel.Message{ID: "1", Namespace: ns, Delivery: "d", Title: "t", Body: "b"}); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	if h := <-got; h.Get("Authorization") != "Bearer t0ken" {
+		t.Errorf("Authorization = %q, want the Secret's value", h.Get("Authorization"))
 	}
 }

@@ -2,6 +2,7 @@ package factory
 
 import (
 	"fmt"
+	"strings"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
@@ -41,6 +42,9 @@ func (f *Factory) buildWhatsApp(r *secretReader, w *notifyv1.WhatsAppProvider) (
 	} else if key != "" {
 		return nil, invalid(fmt.Errorf("the %s api needs credentialsSecretRef with key %q", w.API, key))
 	}
+	if err := f.whatsAppTLS(w, creds); err != nil {
+		return nil, err
+	}
 	switch w.API {
 	case notifyv1.WhatsAppCloud:
 		return build(whatsapp.NewCloud(whatsapp.CloudConfig{
@@ -59,6 +63,31 @@ func (f *Factory) buildWhatsApp(r *secretReader, w *notifyv1.WhatsAppProvider) (
 		}))
 	}
 	return nil, invalid(fmt.Errorf("unknown whatsapp api %q", w.API))
+}
+
+// whatsAppTLS refuses a provider that would send its credentials over
+// plain HTTP: the Cloud API's Bearer token and Twilio's basic auth always
+// travel with each request, WAHA's X-Api-Key when the Secret holds one. An
+// empty baseURL is the API's own https endpoint.
+func (f *Factory) whatsAppTLS(w *notifyv1.WhatsAppProvider, creds map[string][]byte) error {
+	if w.BaseURL == "" {
+		return nil
+	}
+	var what string
+	switch w.API {
+	case notifyv1.WhatsAppCloud:
+		what = "the Cloud API access token (Authorization: Bearer)"
+	case notifyv1.WhatsAppTwilio:
+		what = "the Twilio credentials (HTTP basic auth)"
+	case notifyv1.WhatsAppWAHA:
+		if len(creds["apiKey"]) == 0 {
+			return nil
+		}
+		what = "the WAHA API key (X-Api-Key)"
+	default:
+		return nil
+	}
+	return f.requireHTTPS("spec.whatsapp.baseURL", strings.TrimSpace(w.BaseURL), what)
 }
 
 // whatsAppSecrets lists the Secrets buildWhatsApp reads.

@@ -77,6 +77,11 @@ type Config struct {
 	// token. They may set Content-Type and User-Agent but not the headers
 	// the Sender owns (see reservedHeaders).
 	Headers map[string]string
+	// SecretHeaders are added like Headers, but hold credentials (values
+	// read from Secrets): they need URL, are sent only to it, never to a
+	// recipient's WebhookURL, and their values never appear in errors. A
+	// name may not be in both Headers and SecretHeaders.
+	SecretHeaders map[string]string
 	// Client sends the requests. Nil means channel.HTTPClient(), shared by
 	// every HTTP channel, which does not follow redirects and has bounded
 	// dial and TLS handshake times.
@@ -101,19 +106,36 @@ func New(cfg Config) (*Sender, error) {
 			return nil, fmt.Errorf("webhook: url: %w", err)
 		}
 	}
-	headers := make(http.Header, len(cfg.Headers))
-	for name, value := range cfg.Headers {
+	if len(cfg.SecretHeaders) > 0 && cfg.URL == "" {
+		return nil, errors.New("webhook: header values from Secrets need the provider's url; they are never sent to recipients' webhook URLs")
+	}
+	headers := make(http.Header, len(cfg.Headers)+len(cfg.SecretHeaders))
+	add := func(name, value string) error {
 		if !validHeaderName(name) {
-			return nil, fmt.Errorf("webhook: header name %q is not a valid HTTP token", name)
+			return fmt.Errorf("webhook: header name %q is not a valid HTTP token", name)
 		}
 		canon := http.CanonicalHeaderKey(name)
 		if reservedHeaders[canon] {
-			return nil, fmt.Errorf("webhook: header %q is set by the sender and cannot be configured", canon)
+			return fmt.Errorf("webhook: header %q is set by the sender and cannot be configured", canon)
 		}
 		if strings.ContainsAny(value, "\r\n\x00") {
-			return nil, fmt.Errorf("webhook: header %q value contains a line break or NUL", canon)
+			return fmt.Errorf("webhook: header %q value contains a line break or NUL", canon)
+		}
+		if _, dup := headers[canon]; dup {
+			return fmt.Errorf("webhook: header %q is set both in headers and from a Secret", canon)
 		}
 		headers.Set(canon, value)
+		return nil
+	}
+	for name, value := range cfg.Headers {
+		if err := add(name, value); err != nil {
+			return nil, err
+		}
+	}
+	for name, value := range cfg.SecretHeaders {
+		if err := add(name, value); err != nil {
+			return nil, err
+		}
 	}
 	client := cfg.Client
 	if client == nil {

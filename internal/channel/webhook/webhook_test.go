@@ -489,6 +489,23 @@ func TestHeaderOverrides(t *testing.T) {
 	}
 }
 
+// TestSecretHeadersArrive: header values from Secrets are sent with each
+// request to the provider's URL.
+func TestSecretHeadersArrive(t *testing.T) {
+	srv, reqs := recorder(t, nil)
+	s := mustNew(t, Config{URL: srv.URL, Headers: map[string]string{"X-Team": "platform"},
+		SecretHeaders: map[string]string{"authorization": "Bearer t0ken", "X-Api-Key": "k3y"}})
+	if _, err := s.Send(t.Context(), testMessage()); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	got := <-reqs
+	for name, want := range map[string]string{"Authorization": "Bearer t0ken", "X-Api-Key": "k3y", "X-Team": "platform"} {
+		if v := got.header.Get(name); v != want {
+			t.Errorf("%s = %q, want %q", name, v, want)
+		}
+	}
+}
+
 func TestNewValidation(t *testing.T) {
 	cases := []struct {
 		name string
@@ -510,6 +527,12 @@ func TestNewValidation(t *testing.T) {
 		{"reserved idempotency", Config{Headers: map[string]string{"idempotency-key": "v"}}, `"Idempotency-Key" is set by the sender`},
 		{"reserved signature", Config{Headers: map[string]string{"X-Herald-Signature": "v"}}, "set by the sender"},
 		{"reserved host", Config{Headers: map[string]string{"Host": "v"}}, "set by the sender"},
+		{"secret headers", Config{URL: "https://hooks.example.com/x", SecretHeaders: map[string]string{"Authorization": "Bearer SECRET"}}, ""},
+		{"secret headers without url", Config{SecretHeaders: map[string]string{"Authorization": "Bearer SECRET"}}, "need the provider's url"},
+		{"secret header also in headers", Config{URL: "https://hooks.example.com/x", Headers: map[string]string{"authorization": "x"},
+			SecretHeaders: map[string]string{"Authorization": "Bearer SECRET"}}, `"Authorization" is set both in headers and from a Secret`},
+		{"secret header reserved", Config{URL: "https://hooks.example.com/x", SecretHeaders: map[string]string{"X-Herald-Signature": "SECRET"}}, "set by the sender"},
+		{"secret header injection hides value", Config{URL: "https://hooks.example.com/x", SecretHeaders: map[string]string{"X-Token": "SECRET\r\nX-Evil: 1"}}, "line break"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
