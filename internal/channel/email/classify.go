@@ -32,6 +32,21 @@ const (
 	stageOther                 // RSET and other housekeeping
 )
 
+// String names the stage for people reading status.
+func (s stage) String() string {
+	switch s {
+	case stageSession:
+		return "the session (greeting, EHLO, STARTTLS or AUTH)"
+	case stageMailFrom:
+		return "the sender (MAIL FROM)"
+	case stageRcptTo:
+		return "the recipient (RCPT TO)"
+	case stageData:
+		return "the message (DATA)"
+	}
+	return "a command"
+}
+
 // classify turns a failed attempt into a *channel.Error.
 //
 //   - The context ended: Timeout for a deadline (whatever I/O error that
@@ -114,11 +129,14 @@ func classify(ctx context.Context, err error) *channel.Error {
 // The Scope says whose fault a reply is (see replyScope): the provider's
 // set-up (only these open its circuit), this recipient's address, or this
 // message.
-func classifyReply(st stage, code int, enhanced string, err error) *channel.Error {
+func classifyReply(st stage, code int, enhanced string, _ error) *channel.Error {
 	label := fmt.Sprintf("smtp %d", code)
 	if enhanced != "" {
 		label += " " + enhanced
 	}
+	// The reply's text is the receiving server's words: it stays out of
+	// status and Events, where only the codes (in label) say what happened.
+	err := fmt.Errorf("the SMTP server refused %s", st)
 	switch {
 	case code >= 400 && code < 500:
 		ce := channel.NewTransient(label, err)

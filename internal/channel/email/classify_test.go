@@ -193,3 +193,16 @@ func TestNewValidates(t *testing.T) {
 		t.Errorf("IPv6 host: %v", err)
 	}
 }
+
+// A server's reply text is the receiver's own words and never reaches
+// status or Events: only the reply code, the enhanced code and the stage.
+func TestReplyTextStaysOut(t *testing.T) {
+	const text = "mailbox jdoe lives on backend-7.internal, ticket 4711"
+	ce := classify(context.Background(), fmt.Errorf("rcpt: %w", &textproto.Error{Code: 550, Msg: "5.1.1 " + text}))
+	if strings.Contains(ce.Error(), "backend-7") || strings.Contains(ce.Error(), "4711") {
+		t.Errorf("the reply's text reached the error: %v", ce)
+	}
+	if ce.Code != "smtp 550 5.1.1" {
+		t.Errorf("code %q, want smtp 550 5.1.1", ce.Code)
+	}
+}
