@@ -95,6 +95,20 @@ var _ = Describe("a hostile tenant", func() {
 				Webhook: &notifyv1.WebhookProvider{URL: "http://0.0.0.0:9/hook"},
 			},
 		})).To(Succeed())
+		// An SMTP provider that skips certificate checks, which this
+		// controller does not allow (--allow-insecure-skip-verify).
+		Expect(k8s.Create(ctx, &notifyv1.NotificationProvider{
+			ObjectMeta: metav1.ObjectMeta{Name: "skips-verify", Namespace: ns},
+			Spec: notifyv1.NotificationProviderSpec{
+				Channel: notifyv1.ChannelEmail,
+				SMTP:    &notifyv1.SMTPProvider{Host: "127.0.0.1", Port: 9, From: "herald@example.com", InsecureSkipVerify: true},
+			},
+		})).To(Succeed())
+		// One person holding two Recipients, to meet a quorum of two alone.
+		createAll([]*notifyv1.Recipient{
+			{ObjectMeta: metav1.ObjectMeta{Name: "mallory-1", Namespace: ns}, Spec: notifyv1.RecipientSpec{Username: "mallory"}},
+			{ObjectMeta: metav1.ObjectMeta{Name: "mallory-2", Namespace: ns}, Spec: notifyv1.RecipientSpec{Username: "mallory"}},
+		})
 		Expect(k8s.Create(ctx, &notifyv1.Recipient{
 			ObjectMeta: metav1.ObjectMeta{Name: "points-inside", Namespace: ns},
 			Spec:       notifyv1.RecipientSpec{WebhookURL: "http://0.0.0.0:9/hook"},
@@ -121,6 +135,14 @@ var _ = Describe("a hostile tenant", func() {
 			hostile("to-parking-endpoint", []string{"parks"}, func(s *notifyv1.NotificationSpec) { s.ExpiresAt = &soon }),
 			hostile("to-odd-user-names", []string{"kim@example.com", "Kim", "kim_x"}, nil),
 			hostile("to-inside", []string{"points-inside"}, nil),
+			hostile("two-votes", []string{"mallory-1", "mallory-2"}, func(s *notifyv1.NotificationSpec) {
+				two := int32(2)
+				s.Type, s.Quorum, s.Channels = notifyv1.TypeApproval, &two, []notifyv1.Channel{notifyv1.ChannelInApp}
+				s.Actions = []notifyv1.Action{
+					{ID: "approve", Label: "Approve", Outcome: notifyv1.OutcomeApprove},
+					{ID: "reject", Label: "Reject", Outcome: notifyv1.OutcomeReject},
+				}
+			}),
 			hostile("x", []string{"webhook-y"}, nil),
 			hostile("x-webhook", []string{"y"}, nil),
 		}
@@ -207,7 +229,37 @@ var _ = Describe("a hostile tenant", func() {
 			d := deliveryOf(g, "to-inside")
 			g.Expect(d.Status.LastErrorReason).To(Equal(notifyv1.ReasonDestinationNotAllowed), d.Status.Message)
 		}).Should(Succeed())
+		// mallory answers through both Recipients, as the inbox records an
+		// answer (the fault tests run no inbox server): one person is one
+		// vote, so a quorum of two is not met.
+		var answered int
+		Eventually(func(g Gomega) {
+			var list notifyv1.ChannelDeliveryList
+			g.Expect(k8s.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{notifyv1.LabelNotification: "two-votes"})).To(Succeed())
+			g.Expect(list.Items).To(HaveLen(2))
+			for i := range list.Items {
+				d := &list.Items[i]
+				if d.Status.Response != nil {
+					continue
+				}
+				g.Expect(d.Status.Phase).To(Equal(notifyv1.DeliverySucceeded))
+				before := d.DeepCopy()
+				d.Status.Response = &notifyv1.InboxResponse{Action: "approve", Username: "mallory", Time: metav1.Now()}
+				g.Expect(k8s.Status().Patch(ctx, d, client.MergeFrom(before))).To(Succeed())
+				answered++
+			}
+		}).Should(Succeed())
+		Expect(answered).To(Equal(2))
+		Eventually(func(g Gomega) {
+			n, err := phase("two-votes")
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(n.Status.Responses).To(HaveLen(2))
+			c := meta.FindStatusCondition(n.Status.Conditions, notifyv1.ConditionApproved)
+			g.Expect(c).NotTo(BeNil())
+			g.Expect(c.Status).To(Equal(metav1.ConditionUnknown), c.Message)
+		}).Should(Succeed())
 		for name, reason := range map[string]string{
+			"skips-verify":   notifyv1.ReasonInsecureSkipVerifyNotAllowed,
 			"borrows-secret": notifyv1.ReasonSecretNotAllowed,
 			"borrows-token":  notifyv1.ReasonSecretNotAllowed,
 			"inside":         string(notifyv1.ReasonDestinationNotAllowed),
