@@ -14,11 +14,7 @@ import (
 
 var _ = Describe("credentials over the network", func() {
 	var ns string
-	BeforeEach(func() {
-		ns = newNamespace()
-		stop := startManager(testOptions())
-		DeferCleanup(func() { stop() })
-	})
+	BeforeEach(func() { ns = newNamespaceWithManager() })
 
 	notReady := func(name, reason, message string) {
 		GinkgoHelper()

@@ -78,11 +78,7 @@ var _ = Describe("the egress policy", func() {
 
 var _ = Describe("provider Secrets", func() {
 	var ns string
-	BeforeEach(func() {
-		ns = newNamespace()
-		stop := startManager(testOptions())
-		DeferCleanup(func() { stop() })
-	})
+	BeforeEach(func() { ns = newNamespaceWithManager() })
 
 	It("refuse a Secret without the opt-in label until it is labelled, and a service-account token always", func() {
 		Expect(k8sClient.Create(suiteCtx, &corev1.Secret{

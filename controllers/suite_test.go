@@ -119,6 +119,15 @@ func newNamespace() string {
 	return name
 }
 
+// newNamespaceWithManager creates a namespace for one spec and runs
+// Herald's controllers with testOptions() until the spec ends.
+func newNamespaceWithManager() string {
+	ns := newNamespace()
+	stop := startManager(testOptions())
+	DeferCleanup(func() { stop() })
+	return ns
+}
+
 func createRecipient(ns, name string, mutate func(*notifyv1.RecipientSpec)) *notifyv1.Recipient {
 	r := &notifyv1.Recipient{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},

@@ -20,11 +20,7 @@ const hostileTemplate = "{{range 1000000000}}{{range 1000000000}}{{end}}{{end}}"
 var _ = Describe("a hostile NotificationTemplate", func() {
 	var ns string
 
-	BeforeEach(func() {
-		ns = newNamespace()
-		stop := startManager(testOptions())
-		DeferCleanup(func() { stop() })
-	})
+	BeforeEach(func() { ns = newNamespaceWithManager() })
 
 	It("is rejected at check time and holds up no other Notification", func() {
 		createRecipient(ns, "alice", nil)

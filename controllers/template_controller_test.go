@@ -74,11 +74,7 @@ func expectHeld(ns, name, reason string, parts ...string) {
 var _ = Describe("NotificationTemplates", func() {
 	var ns string
 
-	BeforeEach(func() {
-		ns = newNamespace()
-		stop := startManager(testOptions())
-		DeferCleanup(func() { stop() })
-	})
+	BeforeEach(func() { ns = newNamespaceWithManager() })
 
 	It("report parse errors with field and line, and recover when fixed", func() {
 		t := deployTemplate(ns)
