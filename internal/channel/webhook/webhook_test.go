@@ -179,17 +179,23 @@ func TestPayloadOmitsEmptyFields(t *testing.T) {
 	}
 }
 
-func TestSignature(t *testing.T) {
+// sendSigned sends the test message with a signing secret at a fixed
+// time and returns the request as the receiver got it.
+func sendSigned(t *testing.T) (got captured, secret []byte, signedAt time.Time) {
+	t.Helper()
 	srv, reqs := recorder(t, nil)
-	secret := []byte("s3cr3t")
+	secret = []byte("s3cr3t")
 	s := mustNew(t, Config{URL: srv.URL, Secret: secret})
-	signedAt := time.Unix(1_800_000_000, 0)
+	signedAt = time.Unix(1_800_000_000, 0)
 	s.now = func() time.Time { return signedAt }
-
 	if _, err := s.Send(t.Context(), testMessage()); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	got := <-reqs
+	return <-reqs, secret, signedAt
+}
+
+func TestSignature(t *testing.T) {
+	got, secret, signedAt := sendSigned(t)
 	ts, sig := got.header.Get(TimestampHeader), got.header.Get(SignatureHeader)
 	if ts != "1800000000" {
 		t.Errorf("%s = %q, want 1800000000", TimestampHeader, ts)
@@ -608,15 +614,7 @@ func verifyRequest(secret []byte, h http.Header, body []byte, now time.Time) err
 // attempt (so that a receiver deduplicating by key processes it again)
 // must not verify: the signature covers those headers.
 func TestSignatureCoversReplayHeaders(t *testing.T) {
-	srv, reqs := recorder(t, nil)
-	secret := []byte("s3cr3t")
-	s := mustNew(t, Config{URL: srv.URL, Secret: secret})
-	signedAt := time.Unix(1_800_000_000, 0)
-	s.now = func() time.Time { return signedAt }
-	if _, err := s.Send(t.Context(), testMessage()); err != nil {
-		t.Fatalf("Send: %v", err)
-	}
-	got := <-reqs
+	got, secret, signedAt := sendSigned(t)
 	if err := verifyRequest(secret, got.header, got.body, signedAt); err != nil {
 		t.Fatalf("the request as sent does not verify: %v", err)
 	}
