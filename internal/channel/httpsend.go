@@ -9,11 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel/egress"
@@ -30,10 +27,6 @@ const (
 	// Provider answers are small JSON documents; a larger body is nothing a
 	// sender needs to parse.
 	MaxResponseBody = 1 << 20
-	// SnippetLimit bounds how many bytes of a response body Snippet keeps:
-	// enough to show the receiver's complaint in ChannelDelivery status,
-	// small enough not to bloat objects or leak whole pages.
-	SnippetLimit = 256
 	// drainLimit bounds how much of an unread body is discarded so the
 	// connection can be reused; beyond it closing is cheaper than reading.
 	drainLimit = 64 << 10
@@ -210,29 +203,4 @@ func ClassifyHTTPStatus(status int, header http.Header, now time.Time, code stri
 		return e
 	}
 	return NewPermanent(code, err)
-}
-
-// Snippet returns the start of a response body as one line of printable
-// text for an error message: invalid UTF-8 is dropped, control characters
-// and runs of white space become single spaces, and the result is cut to
-// at most SnippetLimit bytes at a rune boundary.
-func Snippet(body []byte) string {
-	// Only the start can end up in the snippet; a generous cut keeps long
-	// bodies cheap even when they are mostly white space. A rune split by
-	// it is dropped as invalid UTF-8.
-	if len(body) > 16*SnippetLimit {
-		body = body[:16*SnippetLimit]
-	}
-	s := strings.ToValidUTF8(string(body), "")
-	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool {
-		return unicode.IsSpace(r) || unicode.IsControl(r)
-	}), " ")
-	if len(s) <= SnippetLimit {
-		return s
-	}
-	cut := SnippetLimit
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
 }

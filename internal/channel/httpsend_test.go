@@ -87,26 +87,6 @@ func TestClassifyHTTPStatus(t *testing.T) {
 	}
 }
 
-func TestSnippet(t *testing.T) {
-	cases := []struct{ name, body, want string }{
-		{"empty", "", ""},
-		{"short", "upstream down", "upstream down"},
-		{"multi-line flattened", "line one\r\n\tline two\n", "line one line two"},
-		{"control characters", "a\x00b\x1bc\x7fd", "a b c d"},
-		{"invalid UTF-8 dropped", "ok\xff\xfebinary", "okbinary"},
-		{"long cut", strings.Repeat("x", 1000), strings.Repeat("x", SnippetLimit)},
-		// 255 ASCII bytes then a 2-byte rune: the limit would cut the
-		// rune in half, so it is left out whole.
-		{"rune at the limit", strings.Repeat("a", SnippetLimit-1) + "é" + "tail", strings.Repeat("a", SnippetLimit-1)},
-		{"leading white space", strings.Repeat(" ", 2000) + "text", "text"},
-	}
-	for _, c := range cases {
-		if got := Snippet([]byte(c.body)); got != c.want {
-			t.Errorf("%s: Snippet = %q (len %d), want %q", c.name, got, len(got), c.want)
-		}
-	}
-}
-
 func TestPostHTTP(t *testing.T) {
 	type seen struct {
 		method string

@@ -301,7 +301,7 @@ func TestStatusClassification(t *testing.T) {
 		{"403", 403, "", "", notifyv1.ReasonPermanent, "http 403", 0, true, ""},
 		{"redirect not followed", 302, "", "", notifyv1.ReasonPermanent, "http 302", 0, false, ""},
 		{"multi-line body flattened", 500, "", "line one\r\n\tline two\n", notifyv1.ReasonTransient, "http 500", 0, false, `"line one line two"`},
-		{"long body truncated", 500, "", long, notifyv1.ReasonTransient, "http 500", 0, false, strconv.Quote(long[:channel.SnippetLimit])},
+		{"long body truncated", 500, "", long, notifyv1.ReasonTransient, "http 500", 0, false, strconv.Quote(long[:256])},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
