@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -447,8 +446,8 @@ func (r *Reconciler) notificationFor(rule *notifyv1.EventRule, tmpl *notifyv1.No
 		if spec.Message == "" {
 			return nil, errors.New("the message renders empty")
 		}
-		spec.Title = truncateRunes(spec.Title, 256)
-		spec.Message = truncateRunes(spec.Message, 16384)
+		spec.Title = notifyv1.FitText(spec.Title, 256)
+		spec.Message = notifyv1.FitText(spec.Message, 16384)
 	}
 	spec.Params = nil
 	if len(params) > 0 {
@@ -506,16 +505,6 @@ func merge(base, over map[string]string) map[string]string {
 		out[k] = v
 	}
 	return out
-}
-
-// truncateRunes shortens s to at most n characters (the API's MaxLength counts
-// characters), marking the cut.
-func truncateRunes(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:n-1]) + "…"
 }
 
 func (r *Reconciler) ledger(rule *notifyv1.EventRule) *ruleLedger {

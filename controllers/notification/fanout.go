@@ -277,7 +277,7 @@ func (r *Reconciler) createAll(ctx context.Context, n *notifyv1.Notification, de
 		mu.Lock()
 		defer mu.Unlock()
 		out.rejected = append(out.rejected, notifyv1.RejectedDelivery{
-			Channel: d.Spec.Channel, Recipient: truncate(d.Spec.Recipient.Name, 253), Reason: reason, Message: truncate(msg, 1000)})
+			Channel: d.Spec.Channel, Recipient: notifyv1.FitText(d.Spec.Recipient.Name, 253), Reason: reason, Message: notifyv1.FitText(msg, 1000)})
 	}
 	held := func(d *notifyv1.ChannelDelivery, holder *notifyv1.ChannelDelivery) {
 		if stale := staleDelivery(holder, n); stale && now.Before(n.CreationTimestamp.Add(oldDeliveriesWait)) {
@@ -373,11 +373,4 @@ func controllerOf(d *notifyv1.ChannelDelivery) string {
 func permanentCreateError(err error) bool {
 	return apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsRequestEntityTooLargeError(err) ||
 		apierrors.IsForbidden(err) || strings.Contains(err.Error(), "request is too large")
-}
-
-func truncate(s string, n int) string {
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
 }

@@ -29,3 +29,20 @@ func TestLabelValueOfAnyName(t *testing.T) {
 		}
 	}
 }
+
+func TestFitText(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly", 7, "exactly"},
+		{"too long", 5, "too …"},
+		{"äöüßé", 3, "äö…"}, // characters, not bytes
+	} {
+		if got := FitText(c.in, c.n); got != c.want {
+			t.Errorf("FitText(%q, %d) = %q, want %q", c.in, c.n, got, c.want)
+		}
+	}
+}
