@@ -17,7 +17,7 @@ import (
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	notificationctl "github.com/herald-dev/herald/controllers/notification"
 	"github.com/herald-dev/herald/internal/dev/mailpit"
-	"github.com/herald-dev/herald/internal/dev/whatsappfake"
+	"github.com/herald-dev/herald/internal/dev/providerfake"
 )
 
 // providerSecretLabels opts a Secret in to provider use.
@@ -226,16 +226,16 @@ func getDeliveryName(notification string, ch notifyv1.Channel, recipient string)
 var _ = Describe("WhatsApp", func() {
 	var (
 		ns     string
-		meta_  *whatsappfake.Meta
-		twilio *whatsappfake.Twilio
-		waha   *whatsappfake.WAHA
+		meta_  *providerfake.Meta
+		twilio *providerfake.Twilio
+		waha   *providerfake.WAHA
 	)
 
 	BeforeEach(func() {
 		ns = newNamespace()
-		meta_ = whatsappfake.NewMeta()
-		twilio = whatsappfake.NewTwilio()
-		waha = whatsappfake.NewWAHA()
+		meta_ = providerfake.NewMeta()
+		twilio = providerfake.NewTwilio()
+		waha = providerfake.NewWAHA()
 		DeferCleanup(meta_.Close)
 		DeferCleanup(twilio.Close)
 		DeferCleanup(waha.Close)
@@ -296,7 +296,7 @@ var _ = Describe("WhatsApp", func() {
 		for _, n := range []string{"via-cloud", "via-twilio", "via-waha"} {
 			waitPhase(ns, n, notifyv1.NotificationDelivered)
 		}
-		for _, fake := range []*whatsappfake.Server{meta_.Server, twilio.Server, waha.Server} {
+		for _, fake := range []*providerfake.Server{meta_.Server, twilio.Server, waha.Server} {
 			msgs := fake.Messages()
 			Expect(msgs).To(HaveLen(1))
 			Expect(msgs[0].To).To(Equal("+4915112345678"))
@@ -308,7 +308,7 @@ var _ = Describe("WhatsApp", func() {
 	})
 
 	It("waits out Meta's throttling and then delivers", func() {
-		meta_.FailNext(1, whatsappfake.ErrorSpec{Code: 130429, RetryAfter: "1"})
+		meta_.FailNext(1, providerfake.ErrorSpec{Code: 130429, RetryAfter: "1"})
 		whatsappTo("throttled", "", nil)
 		waitPhase(ns, "throttled", notifyv1.NotificationDelivered)
 		d := getDelivery(ns, "throttled", notifyv1.ChannelWhatsApp, "jo")
@@ -318,7 +318,7 @@ var _ = Describe("WhatsApp", func() {
 	})
 
 	It("fails outside the 24-hour window and says to use a template", func() {
-		meta_.FailNext(1, whatsappfake.ErrorSpec{Code: 131047})
+		meta_.FailNext(1, providerfake.ErrorSpec{Code: 131047})
 		whatsappTo("window", "", nil)
 		waitPhase(ns, "window", notifyv1.NotificationFailed)
 		d := getDelivery(ns, "window", notifyv1.ChannelWhatsApp, "jo")
@@ -328,7 +328,7 @@ var _ = Describe("WhatsApp", func() {
 	})
 
 	It("falls back to the next provider when credentials are rejected, and marks the first not Ready", func() {
-		meta_.FailNext(1, whatsappfake.ErrorSpec{HTTPStatus: 401, Code: 190, Message: "Invalid OAuth access token."})
+		meta_.FailNext(1, providerfake.ErrorSpec{HTTPStatus: 401, Code: 190, Message: "Invalid OAuth access token."})
 		whatsappTo("fallback", "", nil)
 		waitPhase(ns, "fallback", notifyv1.NotificationDelivered)
 		d := getDelivery(ns, "fallback", notifyv1.ChannelWhatsApp, "jo")
@@ -413,7 +413,7 @@ var _ = Describe("all channels together", func() {
 		mp, err := mailpit.Start(mailpit.Options{})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(func() { _ = mp.Close() })
-		fake := whatsappfake.NewMeta()
+		fake := providerfake.NewMeta()
 		DeferCleanup(fake.Close)
 		stop := startManager(testOptions())
 		DeferCleanup(func() { stop() })

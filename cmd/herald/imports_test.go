@@ -214,8 +214,8 @@ func TestDevOnlyChains(t *testing.T) {
 	add("cmd", false, module+"/controllers", "fmt")
 	add("fmt", true)
 	add(module+"/controllers", false, module+"/internal/channel", "k8s.io/client-go/kubernetes/fake", "k8s.io/client-go/tools/clientcmd/api/latest")
-	add(module+"/internal/channel", false, module+"/internal/dev/whatsappfake", "net/http/httptest", "github.com/onsi/gomega")
-	add(module+"/internal/dev/whatsappfake", false, "net/http/httptest")
+	add(module+"/internal/channel", false, module+"/internal/dev/providerfake", "net/http/httptest", "github.com/onsi/gomega")
+	add(module+"/internal/dev/providerfake", false, "net/http/httptest")
 	add("net/http/httptest", true)
 	add("github.com/onsi/gomega", false)
 	add("k8s.io/client-go/kubernetes/fake", false)
@@ -223,7 +223,7 @@ func TestDevOnlyChains(t *testing.T) {
 
 	got := devOnlyChains(graph, "cmd")
 	want := []string{
-		module + "/internal/dev/whatsappfake is dev-only (internal/dev):\n\tcmd\n\t  imports " + module + "/controllers\n\t  imports " + module + "/internal/channel\n\t  imports " + module + "/internal/dev/whatsappfake",
+		module + "/internal/dev/providerfake is dev-only (internal/dev):\n\tcmd\n\t  imports " + module + "/controllers\n\t  imports " + module + "/internal/channel\n\t  imports " + module + "/internal/dev/providerfake",
 		"github.com/onsi/gomega is a test framework (Ginkgo, Gomega):\n\tcmd\n\t  imports " + module + "/controllers\n\t  imports " + module + "/internal/channel\n\t  imports github.com/onsi/gomega",
 		"net/http/httptest is the standard library's test support:\n\tcmd\n\t  imports " + module + "/controllers\n\t  imports " + module + "/internal/channel\n\t  imports net/http/httptest",
 	}

@@ -12,7 +12,7 @@
 // start with the same directory resumes with the same data and addresses.
 //
 // Everything under internal/dev is dev-only: this package, the fake sinks
-// (whatsappfake), the Mailpit starter (mailpit), throw-away certificates
+// (providerfake), the Mailpit starter (mailpit), throw-away certificates
 // (pki) and the test helpers (testutil/...). The production code paths,
 // `herald controller` and `herald apiserver` (cmd/herald/internal/...),
 // never import any of it; in the binary only cmd/herald/dev.go does, and a
@@ -44,7 +44,7 @@ import (
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/controllers"
-	"github.com/herald-dev/herald/internal/dev/whatsappfake"
+	"github.com/herald-dev/herald/internal/dev/providerfake"
 )
 
 const loopback = "127.0.0.1"
@@ -127,7 +127,7 @@ type Env struct {
 	// types.
 	Client client.Client
 	// WhatsApp is the WhatsApp sink (a WAHA fake).
-	WhatsApp *whatsappfake.WAHA
+	WhatsApp *providerfake.WAHA
 	// InboxErr is why the inbox API is not available, nil when it is.
 	InboxErr error
 	// StartupTime is how long Start took, Phases how long each part took.

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/herald-dev/herald/internal/dev/whatsappfake"
+	"github.com/herald-dev/herald/internal/dev/providerfake"
 )
 
 // SinkMessage is one message a local sink received, as the inbox page
@@ -53,7 +53,7 @@ func listen(port int) (net.Listener, error) {
 	return net.Listen("tcp", net.JoinHostPort(loopback, strconv.Itoa(port)))
 }
 
-// startSinks runs the WhatsApp sink (the WAHA fake from whatsappfake,
+// startSinks runs the WhatsApp sink (the WAHA fake from providerfake,
 // which checks requests the way WAHA does) and the webhook sink (accepts
 // any POST), both on their fixed ports, and logs what they receive.
 func (e *Env) startSinks() error {
@@ -61,7 +61,7 @@ func (e *Env) startSinks() error {
 	if err != nil {
 		return fmt.Errorf("WhatsApp sink: %w", err)
 	}
-	e.WhatsApp = whatsappfake.NewWAHA(whatsappfake.WithListener(l))
+	e.WhatsApp = providerfake.NewWAHA(providerfake.WithListener(l))
 	// A WAHA started without WAHA_API_KEY: the demo provider needs no
 	// Secret. Set before any request can arrive.
 	e.WhatsApp.APIKey = ""

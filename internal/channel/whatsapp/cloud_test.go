@@ -9,12 +9,12 @@ import (
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/channel/whatsapp"
-	"github.com/herald-dev/herald/internal/dev/whatsappfake"
+	"github.com/herald-dev/herald/internal/dev/providerfake"
 )
 
-func newMeta(t *testing.T) *whatsappfake.Meta { return newFake(t, whatsappfake.NewMeta) }
+func newMeta(t *testing.T) *providerfake.Meta { return newFake(t, providerfake.NewMeta) }
 
-func cloudSender(t *testing.T, m *whatsappfake.Meta, edit ...func(*whatsapp.CloudConfig)) *whatsapp.CloudSender {
+func cloudSender(t *testing.T, m *providerfake.Meta, edit ...func(*whatsapp.CloudConfig)) *whatsapp.CloudSender {
 	t.Helper()
 	return buildSender(t, whatsapp.NewCloud, whatsapp.CloudConfig{
 		BaseURL:       m.URL,
@@ -25,7 +25,7 @@ func cloudSender(t *testing.T, m *whatsappfake.Meta, edit ...func(*whatsapp.Clou
 }
 
 // startCloud returns a Cloud sender and the fake it sends to.
-func startCloud(t *testing.T) (channel.Sender, *whatsappfake.Server) {
+func startCloud(t *testing.T) (channel.Sender, *providerfake.Server) {
 	m := newMeta(t)
 	return cloudSender(t, m), m.Server
 }
@@ -112,35 +112,35 @@ func TestCloudSendTemplateDefaults(t *testing.T) {
 
 func TestCloudErrors(t *testing.T) {
 	checkErrors(t, startCloud, []string{"fbtrace_id"}, []errorCase{
-		{name: "throughput rate limit with Retry-After", spec: whatsappfake.ErrorSpec{Code: 130429, RetryAfter: "7"},
+		{name: "throughput rate limit with Retry-After", spec: providerfake.ErrorSpec{Code: 130429, RetryAfter: "7"},
 			reason: notifyv1.ReasonRateLimited, code: "meta 130429", retryAfter: 7 * time.Second},
-		{name: "pair rate limit", spec: whatsappfake.ErrorSpec{Code: 131056},
+		{name: "pair rate limit", spec: providerfake.ErrorSpec{Code: 131056},
 			reason: notifyv1.ReasonRateLimited, code: "meta 131056"},
-		{name: "app rate limit", spec: whatsappfake.ErrorSpec{Code: 4},
+		{name: "app rate limit", spec: providerfake.ErrorSpec{Code: 4},
 			reason: notifyv1.ReasonRateLimited, code: "meta 4"},
-		{name: "WABA rate limit", spec: whatsappfake.ErrorSpec{Code: 80007},
+		{name: "WABA rate limit", spec: providerfake.ErrorSpec{Code: 80007},
 			reason: notifyv1.ReasonRateLimited, code: "meta 80007"},
-		{name: "outside the 24h window", spec: whatsappfake.ErrorSpec{Code: 131047},
+		{name: "outside the 24h window", spec: providerfake.ErrorSpec{Code: 131047},
 			reason: notifyv1.ReasonPermanent, code: "meta 131047", recipient: true, mention: []string{"24 hours", "approved template"}},
-		{name: "expired token", spec: whatsappfake.ErrorSpec{Code: 190},
+		{name: "expired token", spec: providerfake.ErrorSpec{Code: 190},
 			reason: notifyv1.ReasonPermanent, code: "meta 190", fault: true, mention: []string{"access token"}},
-		{name: "auth exception", spec: whatsappfake.ErrorSpec{Code: 0},
+		{name: "auth exception", spec: providerfake.ErrorSpec{Code: 0},
 			reason: notifyv1.ReasonPermanent, code: "meta 0", fault: true},
-		{name: "permission denied", spec: whatsappfake.ErrorSpec{Code: 10},
+		{name: "permission denied", spec: providerfake.ErrorSpec{Code: 10},
 			reason: notifyv1.ReasonPermanent, code: "meta 10", fault: true},
-		{name: "API permission", spec: whatsappfake.ErrorSpec{Code: 200},
+		{name: "API permission", spec: providerfake.ErrorSpec{Code: 200},
 			reason: notifyv1.ReasonPermanent, code: "meta 200", fault: true},
-		{name: "undeliverable", spec: whatsappfake.ErrorSpec{Code: 131026},
+		{name: "undeliverable", spec: providerfake.ErrorSpec{Code: 131026},
 			reason: notifyv1.ReasonPermanent, code: "meta 131026", recipient: true},
-		{name: "not in allowed list", spec: whatsappfake.ErrorSpec{Code: 131030},
+		{name: "not in allowed list", spec: providerfake.ErrorSpec{Code: 131030},
 			reason: notifyv1.ReasonPermanent, code: "meta 131030", recipient: true, mention: []string{"allowed list"}},
-		{name: "something went wrong", spec: whatsappfake.ErrorSpec{Code: 131000},
+		{name: "something went wrong", spec: providerfake.ErrorSpec{Code: 131000},
 			reason: notifyv1.ReasonTransient, code: "meta 131000"},
-		{name: "service unavailable with Retry-After", spec: whatsappfake.ErrorSpec{Code: 131016, RetryAfter: "3"},
+		{name: "service unavailable with Retry-After", spec: providerfake.ErrorSpec{Code: 131016, RetryAfter: "3"},
 			reason: notifyv1.ReasonTransient, code: "meta 131016", retryAfter: 3 * time.Second},
-		{name: "unknown code on 5xx", spec: whatsappfake.ErrorSpec{HTTPStatus: http.StatusBadGateway, Code: 999999},
+		{name: "unknown code on 5xx", spec: providerfake.ErrorSpec{HTTPStatus: http.StatusBadGateway, Code: 999999},
 			reason: notifyv1.ReasonTransient, code: "meta 999999"},
-		{name: "unknown code on 400", spec: whatsappfake.ErrorSpec{Code: 999999},
+		{name: "unknown code on 400", spec: providerfake.ErrorSpec{Code: 999999},
 			reason: notifyv1.ReasonPermanent, code: "meta 999999"},
 	})
 }
@@ -167,7 +167,7 @@ func TestCloudWrongPhoneNumberID(t *testing.T) {
 
 func TestCloudTransientThenSuccess(t *testing.T) {
 	m := newMeta(t)
-	m.FailNext(1, whatsappfake.ErrorSpec{Code: 131000})
+	m.FailNext(1, providerfake.ErrorSpec{Code: 131000})
 	s := cloudSender(t, m)
 	_, err := s.Send(t.Context(), textMessage())
 	if !classified(t, err, notifyv1.ReasonTransient).Retryable() {

@@ -14,7 +14,7 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
-	"github.com/herald-dev/herald/internal/dev/whatsappfake"
+	"github.com/herald-dev/herald/internal/dev/providerfake"
 )
 
 // alicePhone is a valid German mobile number; aliceE164 its E.164 form.
@@ -60,7 +60,7 @@ func waitCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-func noRejections(t *testing.T, s *whatsappfake.Server) {
+func noRejections(t *testing.T, s *providerfake.Server) {
 	t.Helper()
 	if r := s.Rejections(); len(r) > 0 {
 		t.Fatalf("fake rejected requests as malformed: %q", r)
@@ -68,7 +68,7 @@ func noRejections(t *testing.T, s *whatsappfake.Server) {
 }
 
 // onlyMessage waits for the single message a fake should have accepted.
-func onlyMessage(t *testing.T, s *whatsappfake.Server) whatsappfake.Message {
+func onlyMessage(t *testing.T, s *providerfake.Server) providerfake.Message {
 	t.Helper()
 	msgs, err := s.WaitForMessages(waitCtx(t), 1)
 	if err != nil {
@@ -138,8 +138,8 @@ func closedURL(t *testing.T) string {
 }
 
 // newFake starts a provider fake that logs to the test and closes with it.
-func newFake[F interface{ Close() }](t *testing.T, start func(...whatsappfake.Option) F) F {
-	f := start(whatsappfake.WithLogf(t.Logf))
+func newFake[F interface{ Close() }](t *testing.T, start func(...providerfake.Option) F) F {
+	f := start(providerfake.WithLogf(t.Logf))
 	t.Cleanup(f.Close)
 	return f
 }
@@ -161,7 +161,7 @@ func buildSender[C, S any](t *testing.T, build func(C) (S, error), cfg C, edits 
 // sendOne sends msg through s and checks that srv accepted it, well-formed,
 // as its only message under the ID s returns. It returns s's result and the
 // fake's record of the message.
-func sendOne(t *testing.T, s channel.Sender, srv *whatsappfake.Server, msg *channel.Message) (channel.Result, whatsappfake.Message) {
+func sendOne(t *testing.T, s channel.Sender, srv *providerfake.Server, msg *channel.Message) (channel.Result, providerfake.Message) {
 	t.Helper()
 	res, err := s.Send(t.Context(), msg)
 	if err != nil {
@@ -177,7 +177,7 @@ func sendOne(t *testing.T, s channel.Sender, srv *whatsappfake.Server, msg *chan
 
 // sendRefused sends msg through s and checks that it fails with reason and
 // mentions each of mention, without a request reaching srv.
-func sendRefused(t *testing.T, s channel.Sender, srv *whatsappfake.Server, msg *channel.Message, reason notifyv1.FailureReason, mention ...string) {
+func sendRefused(t *testing.T, s channel.Sender, srv *providerfake.Server, msg *channel.Message, reason notifyv1.FailureReason, mention ...string) {
 	t.Helper()
 	_, err := s.Send(t.Context(), msg)
 	classified(t, err, reason)
@@ -203,7 +203,7 @@ func providerFault(t *testing.T, s channel.Sender, code string, mention ...strin
 
 // timedOut sends a text message through s with a 200ms deadline while srv
 // stalls, and checks that it fails as a Timeout. It returns the error.
-func timedOut(t *testing.T, s channel.Sender, srv *whatsappfake.Server) error {
+func timedOut(t *testing.T, s channel.Sender, srv *providerfake.Server) error {
 	t.Helper()
 	srv.StallNext(1)
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
@@ -217,7 +217,7 @@ func timedOut(t *testing.T, s channel.Sender, srv *whatsappfake.Server) error {
 // must make of it.
 type errorCase struct {
 	name       string
-	spec       whatsappfake.ErrorSpec
+	spec       providerfake.ErrorSpec
 	reason     notifyv1.FailureReason
 	code       string
 	retryAfter time.Duration
@@ -232,7 +232,7 @@ type errorCase struct {
 // checkErrors sends a text message for each case through a sender that
 // start returns, whose fake answers with the case's error. Besides the
 // case's own mentions, every error must mention each of always.
-func checkErrors(t *testing.T, start func(*testing.T) (channel.Sender, *whatsappfake.Server), always []string, cases []errorCase) {
+func checkErrors(t *testing.T, start func(*testing.T) (channel.Sender, *providerfake.Server), always []string, cases []errorCase) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s, srv := start(t)

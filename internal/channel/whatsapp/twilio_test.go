@@ -11,12 +11,12 @@ import (
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/channel/whatsapp"
-	"github.com/herald-dev/herald/internal/dev/whatsappfake"
+	"github.com/herald-dev/herald/internal/dev/providerfake"
 )
 
-func newTwilio(t *testing.T) *whatsappfake.Twilio { return newFake(t, whatsappfake.NewTwilio) }
+func newTwilio(t *testing.T) *providerfake.Twilio { return newFake(t, providerfake.NewTwilio) }
 
-func twilioSender(t *testing.T, f *whatsappfake.Twilio, edit ...func(*whatsapp.TwilioConfig)) *whatsapp.TwilioSender {
+func twilioSender(t *testing.T, f *providerfake.Twilio, edit ...func(*whatsapp.TwilioConfig)) *whatsapp.TwilioSender {
 	t.Helper()
 	return buildSender(t, whatsapp.NewTwilio, whatsapp.TwilioConfig{
 		BaseURL:    f.URL,
@@ -27,7 +27,7 @@ func twilioSender(t *testing.T, f *whatsappfake.Twilio, edit ...func(*whatsapp.T
 }
 
 // startTwilio returns a Twilio sender and the fake it sends to.
-func startTwilio(t *testing.T) (channel.Sender, *whatsappfake.Server) {
+func startTwilio(t *testing.T) (channel.Sender, *providerfake.Server) {
 	f := newTwilio(t)
 	return twilioSender(t, f), f.Server
 }
@@ -117,29 +117,29 @@ func TestTwilioTemplateNameWithoutContentSIDSendsText(t *testing.T) {
 
 func TestTwilioErrors(t *testing.T) {
 	checkErrors(t, startTwilio, []string{"twilio.com/docs/errors"}, []errorCase{
-		{name: "too many requests with Retry-After", spec: whatsappfake.ErrorSpec{Code: 20429, RetryAfter: "30"},
+		{name: "too many requests with Retry-After", spec: providerfake.ErrorSpec{Code: 20429, RetryAfter: "30"},
 			reason: notifyv1.ReasonRateLimited, code: "twilio 20429", retryAfter: 30 * time.Second},
-		{name: "outside the 24h window", spec: whatsappfake.ErrorSpec{Code: 63016},
+		{name: "outside the 24h window", spec: providerfake.ErrorSpec{Code: 63016},
 			reason: notifyv1.ReasonPermanent, code: "twilio 63016", recipient: true, mention: []string{"24 hours", "content template"}},
-		{name: "invalid To", spec: whatsappfake.ErrorSpec{Code: 21211},
+		{name: "invalid To", spec: providerfake.ErrorSpec{Code: 21211},
 			reason: notifyv1.ReasonInvalidAddress, code: "twilio 21211", recipient: true},
-		{name: "authenticate", spec: whatsappfake.ErrorSpec{Code: 20003},
+		{name: "authenticate", spec: providerfake.ErrorSpec{Code: 20003},
 			reason: notifyv1.ReasonPermanent, code: "twilio 20003", fault: true},
-		{name: "From not capable", spec: whatsappfake.ErrorSpec{Code: 21606},
+		{name: "From not capable", spec: providerfake.ErrorSpec{Code: 21606},
 			reason: notifyv1.ReasonPermanent, code: "twilio 21606", fault: true, mention: []string{"From number"}},
-		{name: "trial unverified", spec: whatsappfake.ErrorSpec{Code: 21608},
+		{name: "trial unverified", spec: providerfake.ErrorSpec{Code: 21608},
 			reason: notifyv1.ReasonPermanent, code: "twilio 21608", recipient: true, mention: []string{"verified"}},
-		{name: "unsubscribed", spec: whatsappfake.ErrorSpec{Code: 21610},
+		{name: "unsubscribed", spec: providerfake.ErrorSpec{Code: 21610},
 			reason: notifyv1.ReasonPermanent, code: "twilio 21610", recipient: true},
-		{name: "not on WhatsApp", spec: whatsappfake.ErrorSpec{Code: 63003},
+		{name: "not on WhatsApp", spec: providerfake.ErrorSpec{Code: 63003},
 			reason: notifyv1.ReasonInvalidAddress, code: "twilio 63003", recipient: true},
-		{name: "no channel for From", spec: whatsappfake.ErrorSpec{Code: 63007},
+		{name: "no channel for From", spec: providerfake.ErrorSpec{Code: 63007},
 			reason: notifyv1.ReasonPermanent, code: "twilio 63007", fault: true},
-		{name: "internal error", spec: whatsappfake.ErrorSpec{Code: 20500},
+		{name: "internal error", spec: providerfake.ErrorSpec{Code: 20500},
 			reason: notifyv1.ReasonTransient, code: "twilio 20500"},
-		{name: "unavailable with Retry-After", spec: whatsappfake.ErrorSpec{Code: 20503, RetryAfter: "2"},
+		{name: "unavailable with Retry-After", spec: providerfake.ErrorSpec{Code: 20503, RetryAfter: "2"},
 			reason: notifyv1.ReasonTransient, code: "twilio 20503", retryAfter: 2 * time.Second},
-		{name: "unknown 4xx", spec: whatsappfake.ErrorSpec{Code: 21999},
+		{name: "unknown 4xx", spec: providerfake.ErrorSpec{Code: 21999},
 			reason: notifyv1.ReasonPermanent, code: "twilio 21999"},
 	})
 }

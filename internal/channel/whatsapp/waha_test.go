@@ -9,18 +9,18 @@ import (
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/channel/whatsapp"
-	"github.com/herald-dev/herald/internal/dev/whatsappfake"
+	"github.com/herald-dev/herald/internal/dev/providerfake"
 )
 
-func newWAHA(t *testing.T) *whatsappfake.WAHA { return newFake(t, whatsappfake.NewWAHA) }
+func newWAHA(t *testing.T) *providerfake.WAHA { return newFake(t, providerfake.NewWAHA) }
 
-func wahaSender(t *testing.T, f *whatsappfake.WAHA, edit ...func(*whatsapp.WAHAConfig)) *whatsapp.WAHASender {
+func wahaSender(t *testing.T, f *providerfake.WAHA, edit ...func(*whatsapp.WAHAConfig)) *whatsapp.WAHASender {
 	t.Helper()
 	return buildSender(t, whatsapp.NewWAHA, whatsapp.WAHAConfig{BaseURL: f.URL, APIKey: f.APIKey}, edit)
 }
 
 // startWAHA returns a WAHA sender and the fake it sends to.
-func startWAHA(t *testing.T) (channel.Sender, *whatsappfake.Server) {
+func startWAHA(t *testing.T) (channel.Sender, *providerfake.Server) {
 	f := newWAHA(t)
 	return wahaSender(t, f), f.Server
 }
@@ -28,11 +28,11 @@ func startWAHA(t *testing.T) (channel.Sender, *whatsappfake.Server) {
 func TestWAHASendText(t *testing.T) {
 	styles := []struct {
 		name  string
-		style whatsappfake.WAHAIDStyle
+		style providerfake.WAHAIDStyle
 	}{
-		{"id string", whatsappfake.WAHAIDString},
-		{"id object", whatsappfake.WAHAIDObject},
-		{"NOWEB key", whatsappfake.WAHAIDKey},
+		{"id string", providerfake.WAHAIDString},
+		{"id object", providerfake.WAHAIDObject},
+		{"NOWEB key", providerfake.WAHAIDKey},
 	}
 	for _, st := range styles {
 		t.Run(st.name, func(t *testing.T) {
@@ -83,21 +83,21 @@ func TestWAHATemplateWithoutTextFails(t *testing.T) {
 
 func TestWAHAErrors(t *testing.T) {
 	checkErrors(t, startWAHA, nil, []errorCase{
-		{name: "session starting", spec: whatsappfake.ErrorSpec{SessionStatus: "STARTING"},
+		{name: "session starting", spec: providerfake.ErrorSpec{SessionStatus: "STARTING"},
 			reason: notifyv1.ReasonTransient, code: "waha 422", mention: []string{"still starting"}},
-		{name: "session needs QR scan", spec: whatsappfake.ErrorSpec{SessionStatus: "SCAN_QR_CODE"},
+		{name: "session needs QR scan", spec: providerfake.ErrorSpec{SessionStatus: "SCAN_QR_CODE"},
 			reason: notifyv1.ReasonPermanent, code: "waha 422", fault: true, mention: []string{"SCAN_QR_CODE"}},
-		{name: "validation", spec: whatsappfake.ErrorSpec{HTTPStatus: http.StatusBadRequest, Message: "text should not be empty"},
+		{name: "validation", spec: providerfake.ErrorSpec{HTTPStatus: http.StatusBadRequest, Message: "text should not be empty"},
 			reason: notifyv1.ReasonPermanent, code: "waha 400", mention: []string{"text should not be empty"}},
-		{name: "unprocessable", spec: whatsappfake.ErrorSpec{HTTPStatus: http.StatusUnprocessableEntity, Message: "no"},
+		{name: "unprocessable", spec: providerfake.ErrorSpec{HTTPStatus: http.StatusUnprocessableEntity, Message: "no"},
 			reason: notifyv1.ReasonPermanent, code: "waha 422"},
-		{name: "forbidden", spec: whatsappfake.ErrorSpec{HTTPStatus: http.StatusForbidden},
+		{name: "forbidden", spec: providerfake.ErrorSpec{HTTPStatus: http.StatusForbidden},
 			reason: notifyv1.ReasonPermanent, code: "waha 403", fault: true},
-		{name: "too many requests", spec: whatsappfake.ErrorSpec{HTTPStatus: http.StatusTooManyRequests, RetryAfter: "5"},
+		{name: "too many requests", spec: providerfake.ErrorSpec{HTTPStatus: http.StatusTooManyRequests, RetryAfter: "5"},
 			reason: notifyv1.ReasonRateLimited, code: "waha 429", retryAfter: 5 * time.Second},
-		{name: "request timeout", spec: whatsappfake.ErrorSpec{HTTPStatus: http.StatusRequestTimeout, RetryAfter: "2"},
+		{name: "request timeout", spec: providerfake.ErrorSpec{HTTPStatus: http.StatusRequestTimeout, RetryAfter: "2"},
 			reason: notifyv1.ReasonTransient, code: "waha 408", retryAfter: 2 * time.Second},
-		{name: "engine error", spec: whatsappfake.ErrorSpec{HTTPStatus: http.StatusInternalServerError, Message: "Evaluation failed"},
+		{name: "engine error", spec: providerfake.ErrorSpec{HTTPStatus: http.StatusInternalServerError, Message: "Evaluation failed"},
 			reason: notifyv1.ReasonTransient, code: "waha 500", mention: []string{"Evaluation failed"}},
 	})
 }

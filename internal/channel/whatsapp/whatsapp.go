@@ -10,7 +10,7 @@
 // without a request reaching the provider, and every provider failure is
 // returned as a classified *channel.Error.
 //
-// The package internal/dev/whatsappfake holds fake servers that speak each provider's
+// The package internal/dev/providerfake holds fake servers that speak each provider's
 // wire format, for tests and for a local development sink.
 package whatsapp
 

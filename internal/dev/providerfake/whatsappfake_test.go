@@ -1,4 +1,4 @@
-package whatsappfake_test
+package providerfake_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/channel/whatsapp"
-	"github.com/herald-dev/herald/internal/dev/whatsappfake"
+	"github.com/herald-dev/herald/internal/dev/providerfake"
 )
 
 type rawReq struct {
@@ -58,7 +58,7 @@ func do(t *testing.T, base string, r rawReq) (int, map[string]any) {
 }
 
 func TestMetaRejectsMalformedRequests(t *testing.T) {
-	m := whatsappfake.NewMeta()
+	m := providerfake.NewMeta()
 	defer m.Close()
 	path := "/" + m.APIVersion + "/" + m.PhoneNumberID + "/messages"
 	auth := map[string]string{"Authorization": "Bearer " + m.AccessToken}
@@ -112,7 +112,7 @@ func TestMetaRejectsMalformedRequests(t *testing.T) {
 }
 
 func TestTwilioRejectsMalformedRequests(t *testing.T) {
-	f := whatsappfake.NewTwilio()
+	f := providerfake.NewTwilio()
 	defer f.Close()
 	form := url.Values{"To": {"whatsapp:+4915112345678"}, "From": {"whatsapp:" + f.From}, "Body": {"hi"}}
 	with := func(k, v string) string {
@@ -165,7 +165,7 @@ func TestTwilioRejectsMalformedRequests(t *testing.T) {
 }
 
 func TestWAHARejectsMalformedRequests(t *testing.T) {
-	f := whatsappfake.NewWAHA()
+	f := providerfake.NewWAHA()
 	defer f.Close()
 	key := map[string]string{"X-Api-Key": f.APIKey}
 	tests := []struct {
@@ -201,14 +201,14 @@ func TestWAHARejectsMalformedRequests(t *testing.T) {
 // FailNext answers exactly k requests with the scripted error, in order
 // with StallNext, and then accepts again.
 func TestFailNextIsConsumedInOrder(t *testing.T) {
-	m := whatsappfake.NewMeta()
+	m := providerfake.NewMeta()
 	defer m.Close()
 	s, err := whatsapp.NewCloud(whatsapp.CloudConfig{BaseURL: m.URL, PhoneNumberID: m.PhoneNumberID, AccessToken: m.AccessToken})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.FailNext(2, whatsappfake.ErrorSpec{Code: 130429})
-	m.FailNext(1, whatsappfake.ErrorSpec{Code: 131047})
+	m.FailNext(2, providerfake.ErrorSpec{Code: 130429})
+	m.FailNext(1, providerfake.ErrorSpec{Code: 131047})
 	msg := &channel.Message{Body: "hi", Recipient: channel.Recipient{Phone: "+4915112345678"}}
 
 	var reasons []notifyv1.FailureReason
@@ -229,7 +229,7 @@ func TestFailNextIsConsumedInOrder(t *testing.T) {
 }
 
 func TestWaitForMessagesConcurrent(t *testing.T) {
-	w := whatsappfake.NewWAHA()
+	w := providerfake.NewWAHA()
 	defer w.Close()
 	s, err := whatsapp.NewWAHA(whatsapp.WAHAConfig{BaseURL: w.URL, APIKey: w.APIKey})
 	if err != nil {
@@ -267,7 +267,7 @@ func TestWaitForMessagesConcurrent(t *testing.T) {
 }
 
 func TestWaitForMessagesHonoursContext(t *testing.T) {
-	w := whatsappfake.NewWAHA()
+	w := providerfake.NewWAHA()
 	defer w.Close()
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
@@ -279,7 +279,7 @@ func TestWaitForMessagesHonoursContext(t *testing.T) {
 
 // Close must not hang on a stalled request.
 func TestCloseReleasesStalledRequests(t *testing.T) {
-	tw := whatsappfake.NewTwilio()
+	tw := providerfake.NewTwilio()
 	tw.StallNext(1)
 	s, err := whatsapp.NewTwilio(whatsapp.TwilioConfig{BaseURL: tw.URL, AccountSID: tw.AccountSID, AuthToken: tw.AuthToken, From: tw.From})
 	if err != nil {

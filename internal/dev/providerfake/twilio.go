@@ -1,4 +1,4 @@
-package whatsappfake
+package providerfake
 
 import (
 	"encoding/json"

@@ -1,5 +1,6 @@
-// Package whatsappfake provides fake WhatsApp provider servers (Meta Cloud
-// API, Twilio, WAHA) built on httptest.Server.
+// Package providerfake provides contract servers for the providers Herald
+// sends to, built on httptest.Server: today WhatsApp (Meta Cloud API, Twilio,
+// WAHA).
 //
 // Each fake checks requests the way the real provider documents them:
 // method, path, credentials, content type and body fields. A malformed request
@@ -15,7 +16,7 @@
 // until the client gives up, for timeout tests. The servers are safe for
 // concurrent use and can also back a local development sink through
 // WithListener and WithLogf.
-package whatsappfake
+package providerfake
 
 import (
 	"context"
@@ -273,7 +274,7 @@ func (s *Server) record(r *http.Request, m Message) {
 
 func (s *Server) log(format string, args ...any) {
 	if s.logf != nil {
-		s.logf("whatsappfake: "+format, args...)
+		s.logf("providerfake: "+format, args...)
 	}
 }
 
