@@ -652,4 +652,3 @@ func (l *namespaceLimits) allow(namespace string, n int, now time.Time) bool {
 	}
 	return b.AllowN(now, min(n, l.burst))
 }
-
