@@ -85,6 +85,7 @@ var _ = Describe("Delivery receipts", func() {
 					VerifyTokenRef: &notifyv1.SecretKeyReference{Name: "meta-webhook", Key: "verifyToken"},
 				},
 			},
+			Fallback: []string{"twilio"},
 		})
 		createSecret(ns, "twilio", map[string]string{"authToken": twilio.AuthToken})
 		createProvider(ns, "twilio", notifyv1.NotificationProviderSpec{
@@ -293,6 +294,30 @@ var _ = Describe("Delivery receipts", func() {
 		res, err = twilio.SendStatus(suiteCtx, twilioURL, undelivered)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(res.Status).To(Equal(http.StatusConflict))
+	})
+
+	It("opens the provider's circuit on a provider fault reported later, so new messages go through its fallback", func() {
+		d := sent("account-locked", "cloud")
+		res := answered(func() (providerfake.CallbackResult, error) {
+			return meta_.SendStatus(suiteCtx, metaURL, providerfake.MetaStatus{MessageID: d.Status.ProviderMessageID, Status: "failed", ErrorCode: 131031})
+		})
+		Expect(res.Status).To(Equal(http.StatusOK), res.Body)
+		now := reread(d)
+		Expect(now.Status.Phase).To(Equal(notifyv1.DeliveryFailed))
+		Expect(now.Status.Reason).To(Equal(notifyv1.ReasonPermanentFailure))
+		Eventually(func(g Gomega) {
+			c := providerReady(g, ns, "cloud")
+			g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(c.Message).To(ContainSubstring("131031"))
+		}).Should(Succeed())
+
+		// The failed message is not sent again; the next one goes
+		// through the fallback without touching Meta.
+		before := meta_.Requests()
+		next := sent("after-lock", "cloud")
+		Expect(next.Status.Provider).To(Equal("twilio"))
+		Expect(meta_.Requests()).To(Equal(before))
+		Expect(meta_.Messages()).To(HaveLen(1))
 	})
 
 	It("takes no callback for a provider that did not opt in, or through the other API's URL", func() {

@@ -8,12 +8,15 @@ package receipt
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel"
+	"github.com/herald-dev/herald/internal/channel/whatsapp"
 )
 
 // Status is one provider report about one message, in the provider's
@@ -152,4 +155,26 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n-3] + "..."
+}
+
+// ClassifyCode classifies a receipt's recorded code ("meta 131031",
+// "twilio 63016") as its status callback was classified, so that the
+// controller can act on a failure the receiver recorded (a provider fault
+// opens the provider's circuit). It returns nil for a code it cannot read.
+func ClassifyCode(code string) *channel.Error {
+	api, num, ok := strings.Cut(code, " ")
+	if !ok {
+		return nil
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 {
+		return nil
+	}
+	switch api {
+	case "meta":
+		return whatsapp.CloudReceiptError(n)
+	case "twilio":
+		return whatsapp.TwilioReceiptError(n)
+	}
+	return nil
 }

@@ -115,3 +115,26 @@ func TestRecord(t *testing.T) {
 		})
 	}
 }
+
+func TestClassifyCode(t *testing.T) {
+	for _, tc := range []struct {
+		code     string
+		provider bool
+		nilWant  bool
+	}{
+		{"meta 131031", true, false},
+		{"meta 190", true, false},
+		{"meta 131047", false, false},
+		{"twilio 63007", true, false},
+		{"twilio 63016", false, false},
+		{"", false, true},
+		{"meta", false, true},
+		{"meta x", false, true},
+		{"waha 1", false, true},
+	} {
+		ce := ClassifyCode(tc.code)
+		if (ce == nil) != tc.nilWant || (ce != nil && ce.ProviderFault() != tc.provider) {
+			t.Errorf("ClassifyCode(%q) = %v, want provider fault %v (nil %v)", tc.code, ce, tc.provider, tc.nilWant)
+		}
+	}
+}
