@@ -164,7 +164,8 @@ func (m *Meta) Subscribe(ctx context.Context, callbackURL, verifyToken string) (
 	challenge := strconv.Itoa(1_000_000_000 + m.nextSeq())
 	q := url.Values{"hub.mode": {"subscribe"}, "hub.verify_token": {verifyToken}, "hub.challenge": {challenge}}
 	res, err := post(ctx, http.MethodGet, callbackURL+"?"+q.Encode(), "", nil, nil)
-	return res, err == nil && res.Status == http.StatusOK && strings.TrimSpace(res.Body) == challenge, err
+	// Meta compares the body with the challenge exactly.
+	return res, err == nil && res.Status == http.StatusOK && res.Body == challenge, err
 }
 
 // TwilioStatus is one Twilio status callback.
