@@ -15,6 +15,7 @@ package receiver
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"io"
@@ -373,19 +374,53 @@ func (s *Server) metaCallback(w http.ResponseWriter, r *http.Request, t target) 
 		answer(w, apiCloud, http.StatusBadRequest, outcomeInvalid, "%v", err)
 		return
 	}
-	statuses := make([]receipt.Status, 0, len(parsed))
+	// One Meta app has one callback URL for all its phone numbers, so a
+	// webhook may carry statuses of other numbers: they belong to another
+	// provider of this namespace with that phoneNumberID and the same app
+	// secret (the signature proved it), or to no one here.
+	owners := map[string]*notifyv1.NotificationProvider{p.Spec.WhatsApp.PhoneNumberID: p}
+	statuses := make([]ownedStatus, 0, len(parsed))
 	var foreign int
 	for _, ms := range parsed {
-		// A Meta app may serve several phone numbers: a status about
-		// another number's message is no delivery of this provider's.
-		if ms.PhoneNumberID != "" && ms.PhoneNumberID != p.Spec.WhatsApp.PhoneNumberID {
+		owner := p
+		if ms.PhoneNumberID != "" {
+			var known bool
+			if owner, known = owners[ms.PhoneNumberID]; !known {
+				owner = s.sameApp(ctx, p, appSecret, ms.PhoneNumberID)
+				owners[ms.PhoneNumberID] = owner
+			}
+		}
+		if owner == nil {
 			foreign++
 			metrics.Receipts.WithLabelValues(apiCloud, stateLabel(ms.State), resultUnknown).Inc()
 			continue
 		}
-		statuses = append(statuses, ms.Status)
+		statuses = append(statuses, ownedStatus{provider: owner, Status: ms.Status})
 	}
-	s.record(w, r, p, apiCloud, statuses, foreign, whatsapp.CloudReceiptError)
+	s.record(w, r, p.Namespace, apiCloud, statuses, foreign, whatsapp.CloudReceiptError)
+}
+
+// sameApp returns the cloud provider of p's namespace that sends from
+// phoneNumberID, takes receipts and verifies them with the same app secret
+// as p, or nil.
+func (s *Server) sameApp(ctx context.Context, p *notifyv1.NotificationProvider, appSecret []byte, phoneNumberID string) *notifyv1.NotificationProvider {
+	var list notifyv1.NotificationProviderList
+	if err := s.Client.List(ctx, &list, client.InNamespace(p.Namespace)); err != nil {
+		return nil
+	}
+	for i := range list.Items {
+		q := &list.Items[i]
+		w := q.Spec.WhatsApp
+		if q.Spec.Channel != notifyv1.ChannelWhatsApp || w == nil || w.API != notifyv1.WhatsAppCloud || w.PhoneNumberID != phoneNumberID ||
+			w.Receipts == nil || w.Receipts.AppSecretRef == nil {
+			continue
+		}
+		secret, err := s.secret(ctx, q.Namespace, w.Receipts.AppSecretRef.Name, w.Receipts.AppSecretRef.Key)
+		if err == nil && hmac.Equal(secret, appSecret) {
+			return q
+		}
+	}
+	return nil
 }
 
 func (s *Server) twilioCallback(w http.ResponseWriter, r *http.Request, t target) {
@@ -430,10 +465,10 @@ func (s *Server) twilioCallback(w http.ResponseWriter, r *http.Request, t target
 	}
 	if ts.AccountSID != "" && ts.AccountSID != p.Spec.WhatsApp.AccountSID {
 		metrics.Receipts.WithLabelValues(apiTwilio, stateLabel(ts.State), resultUnknown).Inc()
-		s.record(w, r, p, apiTwilio, nil, 1, whatsapp.TwilioReceiptError)
+		s.record(w, r, p.Namespace, apiTwilio, nil, 1, whatsapp.TwilioReceiptError)
 		return
 	}
-	s.record(w, r, p, apiTwilio, []receipt.Status{ts.Status}, 0, whatsapp.TwilioReceiptError)
+	s.record(w, r, p.Namespace, apiTwilio, []ownedStatus{{provider: p, Status: ts.Status}}, 0, whatsapp.TwilioReceiptError)
 }
 
 // requestURL is the URL the provider called, as it signed it.
@@ -446,6 +481,13 @@ func (s *Server) requestURL(r *http.Request) string {
 		scheme = "https"
 	}
 	return scheme + "://" + r.Host + r.URL.RequestURI()
+}
+
+// ownedStatus is a verified status with the provider whose deliveries it
+// may concern.
+type ownedStatus struct {
+	provider *notifyv1.NotificationProvider
+	receipt.Status
 }
 
 // Results of one status, the label of herald_receipts_total.
@@ -476,8 +518,8 @@ func stateLabel(s notifyv1.ReceiptState) string {
 //	    the time window;
 //	404 when no status matched a delivery of this provider;
 //	429 when the namespace is over its rate.
-func (s *Server) record(w http.ResponseWriter, r *http.Request, p *notifyv1.NotificationProvider, api string,
-	statuses []receipt.Status, foreign int, classify func(int) *channel.Error) {
+func (s *Server) record(w http.ResponseWriter, r *http.Request, namespace, api string,
+	statuses []ownedStatus, foreign int, classify func(int) *channel.Error) {
 	ctx := r.Context()
 	now := s.Clock.Now()
 	var cost int
@@ -486,16 +528,16 @@ func (s *Server) record(w http.ResponseWriter, r *http.Request, p *notifyv1.Noti
 			cost++
 		}
 	}
-	if cost > 0 && !s.limits.allow(p.Namespace, cost, now) {
+	if cost > 0 && !s.limits.allow(namespace, cost, now) {
 		w.Header().Set("Retry-After", "1")
-		answer(w, api, http.StatusTooManyRequests, outcomeRateLimited, "namespace %s is over its receipt rate; retry", p.Namespace)
+		answer(w, api, http.StatusTooManyRequests, outcomeRateLimited, "namespace %s is over its receipt rate; retry", namespace)
 		return
 	}
 	counts := map[string]int{resultUnknown: foreign}
 	for _, st := range statuses {
 		res := resultIgnored
 		if st.State != "" {
-			res = s.apply(ctx, p, api, st, classify, now)
+			res = s.apply(ctx, st.provider, api, st.Status, classify, now)
 		}
 		counts[res]++
 		metrics.Receipts.WithLabelValues(api, stateLabel(st.State), res).Inc()

@@ -218,3 +218,45 @@ func TestTwilioCallback(t *testing.T) {
 		t.Fatalf("after 63016: %+v", d.Status)
 	}
 }
+
+// One Meta app calls one URL for all its phone numbers: a status of
+// another number goes to the provider of this namespace that sends from it
+// with the same app secret, and to no one else.
+func TestMetaStatusOfAnotherNumberOfTheSameApp(t *testing.T) {
+	label := map[string]string{notifyv1.LabelProviderSecret: "true"}
+	cloud := func(name, phone, secret string) client.Object {
+		return &notifyv1.NotificationProvider{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNS}, Spec: notifyv1.NotificationProviderSpec{
+			Channel: notifyv1.ChannelWhatsApp, WhatsApp: &notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppCloud, PhoneNumberID: phone,
+				Receipts: &notifyv1.WhatsAppReceipts{AppSecretRef: &notifyv1.SecretKeyReference{Name: secret, Key: "appSecret"},
+					VerifyTokenRef: &notifyv1.SecretKeyReference{Name: secret, Key: "verifyToken"}}}}}
+	}
+	sentBy := func(name, provider, id string) client.Object {
+		return &notifyv1.ChannelDelivery{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: testNS},
+			Spec:       notifyv1.ChannelDeliverySpec{Notification: "n", Channel: notifyv1.ChannelWhatsApp},
+			Status:     notifyv1.ChannelDeliveryStatus{Phase: notifyv1.DeliverySucceeded, Provider: provider, ProviderMessageID: id},
+		}
+	}
+	s, c := newTestServer(t, DefaultOptions(),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "other-app", Namespace: testNS, Labels: label}, Data: map[string][]byte{"appSecret": []byte("other")}},
+		cloud("cloud-2", "2", "meta"), cloud("cloud-3", "3", "other-app"),
+		sentBy("d-2", "cloud-2", "wamid.two"), sentBy("d-3", "cloud-3", "wamid.three"))
+	h := s.Handler()
+	body := func(phone, id string) []byte {
+		return []byte(`{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"` +
+			phone + `"},"statuses":[{"id":"` + id + `","status":"read"}]}}]}]}`)
+	}
+	if w := postMeta(h, "/receipts/meta/"+testNS+"/cloud", body("2", "wamid.two"), receipt.SignMeta(body("2", "wamid.two"), []byte(appSecret))); w.Code != http.StatusOK {
+		t.Fatalf("same app: %d %s", w.Code, w.Body)
+	}
+	if w := postMeta(h, "/receipts/meta/"+testNS+"/cloud", body("3", "wamid.three"), receipt.SignMeta(body("3", "wamid.three"), []byte(appSecret))); w.Code != http.StatusNotFound {
+		t.Fatalf("another app's number: %d %s, want 404", w.Code, w.Body)
+	}
+	for name, want := range map[string]bool{"d-2": true, "d-3": false} {
+		var d notifyv1.ChannelDelivery
+		_ = c.Get(t.Context(), client.ObjectKey{Namespace: testNS, Name: name}, &d)
+		if (d.Status.Receipt != nil) != want {
+			t.Errorf("%s: receipt %+v, want one: %v", name, d.Status.Receipt, want)
+		}
+	}
+}
