@@ -158,7 +158,9 @@ func (s *Server) Start(ctx context.Context) error {
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       90 * time.Second,
 		MaxHeaderBytes:    16 << 10,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Requests are not cancelled with ctx: Shutdown lets the ones in
+		// flight finish their writes.
+		BaseContext: func(net.Listener) context.Context { return log.IntoContext(context.Background(), log.FromContext(ctx)) },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
