@@ -60,3 +60,18 @@ func TestReceiptTrips(t *testing.T) {
 		})
 	}
 }
+
+// A delivery sent again (reset for another attempt after its message
+// failed) drops the receipt of the earlier message when the new one is
+// accepted, so that the new message's receipts apply.
+func TestNewSendDropsAnEarlierReceipt(t *testing.T) {
+	f := newWaitFixture(t, func(d *notifyv1.ChannelDelivery) {
+		d.Status.ProviderMessageID = "old"
+		d.Status.Receipt = &notifyv1.DeliveryReceipt{State: notifyv1.ReceiptFailed, Code: "meta 131047"}
+	})
+	f.reconcile()
+	d := f.get()
+	if d.Status.Phase != notifyv1.DeliverySucceeded || d.Status.Receipt != nil {
+		t.Fatalf("after a new send: phase %s, receipt %+v; want Succeeded and no receipt", d.Status.Phase, d.Status.Receipt)
+	}
+}
