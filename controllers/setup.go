@@ -124,6 +124,12 @@ func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Cache, error) {
 			return nil, fmt.Errorf("setting up %s delivery controller: %w", ch, err)
 		}
 	}
+	// A provider fault that `herald receiver` records from a delivery
+	// receipt opens the provider's circuit, as one met at send time does.
+	if err := (&delivery.ReceiptTrips{Client: mgr.GetClient(), Registry: senders, TripFor: opts.ProviderTripDuration,
+		OnTrip: onTrip, Clock: opts.Clock}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the delivery receipts controller: %w", err)
+	}
 	if err := (&provider.Reconciler{
 		Client:       mgr.GetClient(),
 		SecretReader: mgr.GetAPIReader(),

@@ -64,6 +64,9 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.api != 'cloud' || has(self.phoneNumberID)",message="the cloud api needs phoneNumberID"
 // +kubebuilder:validation:XValidation:rule="self.api != 'twilio' || (has(self.accountSID) && has(self.from))",message="the twilio api needs accountSID and from"
 // +kubebuilder:validation:XValidation:rule="self.api != 'waha' || has(self.baseURL)",message="the waha api needs baseURL"
+// +kubebuilder:validation:XValidation:rule="!has(self.receipts) || self.api != 'waha'",message="receipts are not available for the waha api: WAHA has no signed status callbacks"
+// +kubebuilder:validation:XValidation:rule="!has(self.receipts) || self.api != 'cloud' || (has(self.receipts.appSecretRef) && has(self.receipts.verifyTokenRef))",message="receipts for the cloud api need appSecretRef and verifyTokenRef"
+// +kubebuilder:validation:XValidation:rule="!has(self.receipts) || self.api != 'twilio' || (!has(self.receipts.appSecretRef) && !has(self.receipts.verifyTokenRef) && has(self.credentialsSecretRef))",message="receipts for the twilio api are verified with the auth token of credentialsSecretRef; appSecretRef and verifyTokenRef are Meta's"
 type WhatsAppProvider struct {
 	// api is cloud (Meta WhatsApp Cloud API), twilio or waha.
 	API WhatsAppAPI `json:"api"`
@@ -102,6 +105,30 @@ type WhatsAppProvider struct {
 	// "token" (cloud), "authToken" (twilio) or "apiKey" (waha, optional).
 	// +optional
 	CredentialsSecretRef *SecretReference `json:"credentialsSecretRef,omitempty"`
+	// receipts opts this provider in to delivery receipts: the provider's
+	// status callbacks, sent to `herald receiver` at
+	// /receipts/meta/<namespace>/<provider> (cloud) or
+	// /receipts/twilio/<namespace>/<provider> (twilio), record on each
+	// delivery whether the message was delivered, read or failed. Without
+	// it the receiver refuses this provider's callbacks.
+	// +optional
+	Receipts *WhatsAppReceipts `json:"receipts,omitempty"`
+}
+
+// WhatsAppReceipts holds the secrets that prove a status callback came from
+// the provider. Twilio signs its callbacks with the account's auth token,
+// key "authToken" of credentialsSecretRef, so a twilio provider sets none
+// of these fields (receipts: {}).
+type WhatsAppReceipts struct {
+	// appSecretRef names the Secret key holding the Meta app secret, which
+	// signs every webhook POST (X-Hub-Signature-256). Cloud API only.
+	// +optional
+	AppSecretRef *SecretKeyReference `json:"appSecretRef,omitempty"`
+	// verifyTokenRef names the Secret key holding the verify token typed
+	// into the app dashboard's webhook settings, which Meta echoes when it
+	// subscribes the callback URL (hub.verify_token). Cloud API only.
+	// +optional
+	VerifyTokenRef *SecretKeyReference `json:"verifyTokenRef,omitempty"`
 }
 
 // WebhookHeaderFromSecret is a request header whose value is a Secret's
