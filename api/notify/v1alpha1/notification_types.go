@@ -50,7 +50,7 @@ type NotificationSpec struct {
 
 	// channels to deliver on.
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=4
+	// +kubebuilder:validation:MaxItems=7
 	// +listType=set
 	Channels []Channel `json:"channels"`
 
