@@ -235,7 +235,7 @@ type WhatsAppContent struct {
 // SlackContent is the Slack rendering of a notification: mrkdwn text,
 // Block Kit blocks, or both (the text is then the notification's fallback,
 // shown in push notifications and by clients that cannot show blocks).
-// +kubebuilder:validation:XValidation:rule="!has(self.blocks) || self.blocks.matches('^\\s*\\[')",message="slack.blocks must be a JSON array of Block Kit blocks, e.g. [{\"type\": \"section\", \"text\": {\"type\": \"mrkdwn\", \"text\": \"...\"}}]"
+// +kubebuilder:validation:XValidation:rule="!has(self.blocks) || self.blocks.trim().startsWith('[')",message="slack.blocks must be a JSON array of Block Kit blocks, e.g. [{\"type\": \"section\", \"text\": {\"type\": \"mrkdwn\", \"text\": \"...\"}}]"
 type SlackContent struct {
 	// text is the message in Slack's mrkdwn, e.g. "*deploy* of `app` done".
 	// Slack truncates messages longer than 40000 characters.
@@ -250,7 +250,7 @@ type SlackContent struct {
 }
 
 // TeamsContent is the Microsoft Teams rendering of a notification.
-// +kubebuilder:validation:XValidation:rule="!has(self.card) || self.card.matches('^\\s*\\{')",message="teams.card must be one Adaptive Card as a JSON object, e.g. {\"type\": \"AdaptiveCard\", \"version\": \"1.5\", \"body\": [...]}"
+// +kubebuilder:validation:XValidation:rule="!has(self.card) || self.card.trim().startsWith('{')",message="teams.card must be one Adaptive Card as a JSON object, e.g. {\"type\": \"AdaptiveCard\", \"version\": \"1.5\", \"body\": [...]}"
 type TeamsContent struct {
 	// card is an Adaptive Card (a JSON object with "type": "AdaptiveCard").
 	// Without it Herald sends a card with the title and message. Teams
