@@ -181,6 +181,14 @@ func Card(msg *channel.Message, link string) (map[string]any, error) {
 		}
 	}
 	if link != "" {
+		if len(msg.Actions) > 0 {
+			labels := make([]string, len(msg.Actions))
+			for i, a := range msg.Actions {
+				labels[i] = a.Label
+			}
+			body, _ := card["body"].([]any)
+			card["body"] = append(body, map[string]any{"type": "TextBlock", "text": "Choices: " + strings.Join(labels, ", "), "wrap": true, "isSubtle": true})
+		}
 		actions, _ := card["actions"].([]any)
 		card["actions"] = append(actions, map[string]any{"type": "Action.OpenUrl", "title": "Answer in the Herald inbox", "url": link})
 	}

@@ -61,6 +61,7 @@ func TestSendTemplateCardWithApprovalLink(t *testing.T) {
 	msg := message()
 	msg.Recipient.TeamsWebhook = nil
 	msg.Type, msg.InboxItem = "approval", "deploy-inapp-ops-1"
+	msg.Actions = []channel.Action{{ID: "approve", Label: "Approve"}}
 	msg.Teams = &channel.TeamsContent{Card: `{"type":"AdaptiveCard","version":"1.5","body":[{"type":"TextBlock","text":"Deploy?"}]}`}
 	if _, err := s.Send(context.Background(), msg); err != nil {
 		t.Fatal(err)
@@ -77,7 +78,7 @@ func TestSendTemplateCardWithApprovalLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	acts := body.Attachments[0].Content.Actions
-	if m.To != "general" || m.Text != "Deploy?" || len(acts) != 1 || acts[0]["type"] != "Action.OpenUrl" ||
+	if m.To != "general" || m.Text != "Deploy?\nChoices: Approve" || len(acts) != 1 || acts[0]["type"] != "Action.OpenUrl" ||
 		acts[0]["url"] != "https://inbox.example.com?item=deploy-inapp-ops-1&namespace=team-a" {
 		t.Errorf("message to %q text %q actions %v", m.To, m.Text, acts)
 	}
