@@ -131,19 +131,42 @@ var _ = Describe("chat channels", func() {
 		Expect(string(telegram.Messages()[0].Body)).To(ContainSubstring(`"parse_mode":"HTML"`))
 	})
 
-	It("links approvals in Slack and Teams to the inbox item", func() {
-		chatTo("approve", "ops", []notifyv1.Channel{notifyv1.ChannelSlack, notifyv1.ChannelTeams}, func(s *notifyv1.NotificationSpec) {
-			s.Type = notifyv1.TypeApproval
-			s.Actions = []notifyv1.Action{{ID: "approve", Label: "Approve", Outcome: notifyv1.OutcomeApprove}}
+	It("links approvals in Slack and Teams to the inbox item, and requires inApp for them", func() {
+		createRecipient(ns, "alice", func(s *notifyv1.RecipientSpec) {
+			s.Slack = &notifyv1.SlackAddress{UserID: "U0ALICE001"}
 		})
+		createRecipient(ns, "room", func(s *notifyv1.RecipientSpec) {
+			s.Username = "" // a room: no one's inbox
+			s.Slack = &notifyv1.SlackAddress{ChannelID: "C0ROOM0001"}
+			s.Teams = &notifyv1.TeamsAddress{WebhookURLSecretRef: notifyv1.SecretKeyReference{Name: "ops-room", Key: "url"}}
+		})
+		approval := func(s *notifyv1.NotificationSpec) {
+			s.Type = notifyv1.TypeApproval
+			s.Audience = notifyv1.Audience{Users: []string{"alice", "room"}}
+			s.Actions = []notifyv1.Action{{ID: "approve", Label: "Approve", Outcome: notifyv1.OutcomeApprove}}
+		}
+		n := &notifyv1.Notification{ObjectMeta: metav1.ObjectMeta{Name: "no-inbox", Namespace: ns},
+			Spec: notifyv1.NotificationSpec{Message: "Ship it?", Audience: notifyv1.Audience{Users: []string{"alice"}},
+				Channels: []notifyv1.Channel{notifyv1.ChannelSlack}}}
+		approval(&n.Spec)
+		Expect(k8sClient.Create(suiteCtx, n)).To(MatchError(ContainSubstring("an approval sent to slack or teams also needs the inApp channel")))
+
+		chatTo("approve", "alice", []notifyv1.Channel{notifyv1.ChannelInApp, notifyv1.ChannelSlack, notifyv1.ChannelTeams}, approval)
 		Eventually(func(g Gomega) {
-			g.Expect(slack.Messages()).To(HaveLen(1))
-			g.Expect(teams.Messages()).To(HaveLen(1))
+			g.Expect(slack.Messages()).To(HaveLen(2))
+			g.Expect(teams.Messages()).To(HaveLen(1)) // the room's; alice has no Teams address
 		}).Should(Succeed())
-		item := getDeliveryName("approve", notifyv1.ChannelInApp, "ops")
-		link := "https://herald.example.com/inbox?item=" + item + "&namespace=" + ns
-		Expect(slack.Messages()[0].Text).To(ContainSubstring("<" + link + "|Answer in the Herald inbox>"))
-		Expect(strings.ReplaceAll(string(teams.Messages()[0].Body), `\u0026`, "&")).To(ContainSubstring(`"url":"` + link + `"`))
+		// alice has an inbox: her link names her item. The room has none:
+		// its link names the notification.
+		item := getDeliveryName("approve", notifyv1.ChannelInApp, "alice")
+		byTo := map[string]string{}
+		for _, m := range slack.Messages() {
+			byTo[m.To] = m.Text
+		}
+		base := "https://herald.example.com/inbox?"
+		Expect(byTo["U0ALICE001"]).To(ContainSubstring("<" + base + "item=" + item + "&namespace=" + ns + "&notification=approve|Answer in the Herald inbox>"))
+		Expect(byTo["C0ROOM0001"]).To(ContainSubstring("<" + base + "namespace=" + ns + "&notification=approve|Answer in the Herald inbox>"))
+		Expect(strings.ReplaceAll(string(teams.Messages()[0].Body), `\u0026`, "&")).To(ContainSubstring(`"url":"` + base + "namespace=" + ns + `&notification=approve"`))
 	})
 
 	It("fails a Slack channel that does not exist as the recipient's fault, and the provider stays Ready", func() {

@@ -248,9 +248,12 @@ func message(d *notifyv1.ChannelDelivery, attempt int) *channel.Message {
 	if tc := c.Telegram; tc != nil {
 		m.Telegram = &channel.TelegramContent{Text: tc.Text, ParseMode: string(tc.ParseMode)}
 	}
-	if c.Type == notifyv1.TypeApproval {
-		// Approvals are answered in the inbox: chat messages link to the
-		// recipient's in-app item of the same notification.
+	if c.Type == notifyv1.TypeApproval && rs.Username != "" {
+		// Approvals are answered in the inbox (admission requires inApp
+		// beside slack and teams): chat messages link to the recipient's
+		// in-app item of the same notification. A recipient without a
+		// username, such as a room, has none; its link names the
+		// notification only.
 		m.InboxItem = notification.DeliveryName(d.Spec.Notification, notifyv1.ChannelInApp, rs.Name)
 	}
 	return m

@@ -122,7 +122,8 @@ type Message struct {
 	WebhookPayload []byte
 	// InboxItem is the name of the recipient's inbox item for this
 	// notification, for chat messages that link to it (approvals are
-	// answered in the inbox).
+	// answered in the inbox); empty when the recipient has no inbox (no
+	// username, such as a room).
 	InboxItem string
 
 	CreatedAt time.Time

@@ -6,15 +6,15 @@ import (
 	"strings"
 )
 
-// InboxLink is the address of msg's item in the inbox web page at base,
-// for chat messages of approval notifications: they are answered in the
-// inbox (or with kubectl), and the link takes the reader there. It is
-// base with the query parameters namespace and item (the inbox item's
-// name). It is empty when base is empty or not a URL, when msg is no
-// approval, or when msg names no inbox item.
+// InboxLink is the address of msg's notification in the inbox web page at
+// base, for chat messages of approval notifications: they are answered in
+// the inbox (or with kubectl), and the link takes the reader there. It is
+// base with the query parameters namespace, notification and, when the
+// recipient has an inbox item of its own, item (its name). It is empty
+// when base is empty or not a URL, or when msg is no approval.
 func InboxLink(base string, msg *Message) string {
 	base = strings.TrimSpace(base)
-	if base == "" || msg.Type != "approval" || msg.InboxItem == "" {
+	if base == "" || msg.Type != "approval" {
 		return ""
 	}
 	u, err := url.Parse(base)
@@ -23,7 +23,10 @@ func InboxLink(base string, msg *Message) string {
 	}
 	q := u.Query()
 	q.Set("namespace", msg.Namespace)
-	q.Set("item", msg.InboxItem)
+	q.Set("notification", msg.Notification)
+	if msg.InboxItem != "" {
+		q.Set("item", msg.InboxItem)
+	}
 	u.RawQuery = q.Encode()
 	return u.String()
 }

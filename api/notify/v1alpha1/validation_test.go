@@ -216,6 +216,8 @@ var _ = Describe("admission", func() {
 			`teams.card must be one Adaptive Card as a JSON object`),
 		Entry("unknown telegram parse mode", "NotificationTemplate", "message: hi\ntelegram:\n  parseMode: Textile\n",
 			`Unsupported value: "Textile"`),
+		Entry("approval to slack without inApp", "Notification", strings.Replace(notificationBody, "[inApp]", "[slack]", 1)+"type: approval\nactions:\n- id: ok\n  label: OK\n",
+			`an approval sent to slack or teams also needs the inApp channel`),
 		Entry("eight channels", "Notification", strings.Replace(notificationBody, "[inApp]", "[inApp, email, whatsapp, webhook, slack, teams, telegram, sms]", 1),
 			`Unsupported value: "sms"`),
 		// NotificationSchedule.

@@ -30,7 +30,7 @@ func newSender(t *testing.T, fake *providerfake.Slack, mutate func(*slack.Config
 
 func message(to string) *channel.Message {
 	return &channel.Message{
-		ID: "uid-1", Namespace: "team-a", Delivery: "d1", Type: "informational",
+		ID: "uid-1", Namespace: "team-a", Delivery: "d1", Notification: "deploy", Type: "informational",
 		Title: "Disk <full>", Body: "/var is 95% full",
 		Recipient: channel.Recipient{Name: "ops", SlackChannelID: to},
 	}
@@ -77,7 +77,7 @@ func TestSendBlocksAndApprovalLink(t *testing.T) {
 	if m.To != "U024BE7LH" {
 		t.Errorf("to %q", m.To)
 	}
-	link := "https://inbox.example.com/?item=deploy-inapp-ops-1234&namespace=team-a"
+	link := "https://inbox.example.com/?item=deploy-inapp-ops-1234&namespace=team-a&notification=deploy"
 	if !strings.Contains(m.Text, "<"+link+"|Answer in the Herald inbox>") || !strings.Contains(m.Text, "Approve, Reject") {
 		t.Errorf("text %q lacks the inbox link", m.Text)
 	}

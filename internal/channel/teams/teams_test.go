@@ -30,7 +30,7 @@ func source(urls map[string]string) teams.WebhookSource {
 
 func message() *channel.Message {
 	return &channel.Message{
-		ID: "uid-1", Namespace: "team-a", Type: "informational", Title: "Disk full", Body: "/var is 95% full",
+		ID: "uid-1", Namespace: "team-a", Notification: "deploy", Type: "informational", Title: "Disk full", Body: "/var is 95% full",
 		Recipient: channel.Recipient{Name: "ops", TeamsWebhook: &channel.SecretKey{Name: "ops-room", Key: "url"}},
 	}
 }
@@ -79,7 +79,7 @@ func TestSendTemplateCardWithApprovalLink(t *testing.T) {
 	}
 	acts := body.Attachments[0].Content.Actions
 	if m.To != "general" || m.Text != "Deploy?\nChoices: Approve" || len(acts) != 1 || acts[0]["type"] != "Action.OpenUrl" ||
-		acts[0]["url"] != "https://inbox.example.com?item=deploy-inapp-ops-1&namespace=team-a" {
+		acts[0]["url"] != "https://inbox.example.com?item=deploy-inapp-ops-1&namespace=team-a&notification=deploy" {
 		t.Errorf("message to %q text %q actions %v", m.To, m.Text, acts)
 	}
 }
