@@ -108,7 +108,7 @@ func (f *Factory) checkTeamsURL(what, u string) error {
 	if err := f.checkURL(what, u); err != nil {
 		return err
 	}
-	return f.requireHTTPS(what, u, what+" (a credential)")
+	return f.requireHTTPS("Workflows webhook URL", u, what+" (a credential)")
 }
 
 // recipientConfigError classifies a problem with a recipient's own Secret
