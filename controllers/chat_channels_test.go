@@ -215,6 +215,59 @@ var _ = Describe("chat channels", func() {
 		}).Should(Succeed())
 	})
 
+	It("falls back past a rejected token to a rate-limited provider, and waits for its slots", func() {
+		createSecret(ns, "stale-bot", map[string]string{"token": "xoxb-stale"})
+		createProvider(ns, "slack-stale", notifyv1.NotificationProviderSpec{
+			Channel:  notifyv1.ChannelSlack,
+			Slack:    &notifyv1.SlackProvider{BotTokenSecretRef: notifyv1.SecretKeyReference{Name: "stale-bot", Key: "token"}, BaseURL: slack.BaseURL()},
+			Fallback: []string{"slack-paced"},
+		})
+		createProvider(ns, "slack-paced", notifyv1.NotificationProviderSpec{
+			Channel:   notifyv1.ChannelSlack,
+			Slack:     &notifyv1.SlackProvider{BotTokenSecretRef: notifyv1.SecretKeyReference{Name: "slack-backup-bot", Key: "token"}, BaseURL: slack2.BaseURL()},
+			RateLimit: &notifyv1.RateLimit{Requests: 1, Per: metav1.Duration{Duration: time.Second}, Burst: 1},
+		})
+		waitProviderReady(ns, "slack-stale")
+		waitProviderReady(ns, "slack-paced")
+		viaStale := func(name string) {
+			chatTo(name, "ops", []notifyv1.Channel{notifyv1.ChannelSlack}, func(s *notifyv1.NotificationSpec) {
+				s.Providers = &notifyv1.ChannelProviders{Slack: "slack-stale"}
+				s.Retry = fastRetry(10)
+			})
+		}
+		// The first delivery meets the rejected token and falls back; the
+		// provider's circuit opens.
+		viaStale("paced-0")
+		waitPhase(ns, "paced-0", notifyv1.NotificationDelivered)
+		Expect(getDelivery(ns, "paced-0", notifyv1.ChannelSlack, "ops").Status.Provider).To(Equal("slack-paced"))
+		Eventually(func(g Gomega) {
+			g.Expect(providerReady(g, ns, "slack-stale").Status).To(Equal(metav1.ConditionFalse))
+		}).Should(Succeed())
+		// The next go straight to the fallback, one a second, waiting for
+		// their slots without using attempts.
+		names := []string{"paced-1", "paced-2", "paced-3"}
+		for _, name := range names {
+			viaStale(name)
+		}
+		var first, last time.Time
+		for _, name := range names {
+			waitPhase(ns, name, notifyv1.NotificationDelivered)
+			d := getDelivery(ns, name, notifyv1.ChannelSlack, "ops")
+			Expect(d.Status.Provider).To(Equal("slack-paced"))
+			Expect(d.Status.Attempts).To(BeEquivalentTo(1))
+			start := d.Status.History[0].StartTime.Time
+			if first.IsZero() || start.Before(first) {
+				first = start
+			}
+			if start.After(last) {
+				last = start
+			}
+		}
+		Expect(slack2.Messages()).To(HaveLen(4))
+		Expect(last.Sub(first)).To(BeNumerically(">=", 1800*time.Millisecond))
+		waitProviderReady(ns, "slack-paced")
+	})
+
 	It("waits out Slack's rate limit for Retry-After on the same provider, using no fallback", func() {
 		slack.FailNext(1, providerfake.ErrorSpec{HTTPStatus: 429, RetryAfter: "1"})
 		chatTo("limited", "ops", []notifyv1.Channel{notifyv1.ChannelSlack}, nil)
