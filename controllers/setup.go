@@ -84,6 +84,9 @@ func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Cache, error) {
 		notifyv1.ChannelEmail:    viaProvider(notifyv1.ChannelEmail),
 		notifyv1.ChannelWhatsApp: viaProvider(notifyv1.ChannelWhatsApp),
 		notifyv1.ChannelWebhook:  viaProvider(notifyv1.ChannelWebhook),
+		notifyv1.ChannelSlack:    viaProvider(notifyv1.ChannelSlack),
+		notifyv1.ChannelTeams:    viaProvider(notifyv1.ChannelTeams),
+		notifyv1.ChannelTelegram: viaProvider(notifyv1.ChannelTelegram),
 	}
 	if err := handlers.Validate(); err != nil {
 		return nil, err
@@ -143,6 +146,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Cache, error) {
 			// SMTP providers may skip certificate checks only if the
 			// cluster admin allows it.
 			AllowInsecureSkipVerify: opts.AllowInsecureSkipVerify,
+			InboxURL:                opts.InboxURL,
 		},
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up provider controller: %w", err)

@@ -31,6 +31,13 @@ type RecipientSnapshot struct {
 	// +optional
 	WebhookURL string `json:"webhookURL,omitempty"`
 	// +optional
+	Slack *SlackAddress `json:"slack,omitempty"`
+	// teams holds the reference to the room's webhook URL, never the URL.
+	// +optional
+	Teams *TeamsAddress `json:"teams,omitempty"`
+	// +optional
+	Telegram *TelegramAddress `json:"telegram,omitempty"`
+	// +optional
 	Timezone string `json:"timezone,omitempty"`
 }
 
@@ -50,6 +57,12 @@ type RenderedContent struct {
 	Email *EmailContent `json:"email,omitempty"`
 	// +optional
 	WhatsApp *WhatsAppContent `json:"whatsapp,omitempty"`
+	// +optional
+	Slack *SlackContent `json:"slack,omitempty"`
+	// +optional
+	Teams *TeamsContent `json:"teams,omitempty"`
+	// +optional
+	Telegram *TelegramContent `json:"telegram,omitempty"`
 	// webhookPayload replaces the default webhook JSON body.
 	// +optional
 	WebhookPayload string `json:"webhookPayload,omitempty"`
