@@ -75,11 +75,30 @@ test-unit: ## Run only the tests that need no control plane.
 build: ## Build the herald binary into bin/ (with `herald dev`).
 	$(GO) build -o $(LOCALBIN)/herald ./cmd/herald
 
-# -tags nodev leaves `herald dev` and everything under internal/dev out of
-# the binary, as the Dockerfile does; cmd/herald/imports_test.go checks it.
+# The production build: static (CGO_ENABLED=0), and -tags nodev leaves
+# `herald dev` and everything under internal/dev out of the binary;
+# cmd/herald/imports_test.go checks it. The image is built from it.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+PROD_BUILD = CGO_ENABLED=0 $(GO) build -tags nodev -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 .PHONY: build-prod
 build-prod: ## Build the production herald binary (controller and apiserver only, no dev code) into bin/herald-prod.
-	CGO_ENABLED=0 $(GO) build -tags nodev -trimpath -o $(LOCALBIN)/herald-prod ./cmd/herald
+	$(PROD_BUILD) -o $(LOCALBIN)/herald-prod ./cmd/herald
+
+# The image is FROM scratch and holds only the binary built here, so it
+# needs no registry. The engine is podman or docker, whichever works here.
+IMAGE ?= herald:$(VERSION)
+IMAGE_CONTEXT ?= .image
+CONTAINER_TOOL ?= $(shell for t in podman docker; do command -v $$t >/dev/null && $$t info >/dev/null 2>&1 && { echo $$t; break; }; done)
+.PHONY: image
+image: ## Build the container image $(IMAGE) (FROM scratch, the static nodev binary) with podman or docker.
+	@test -n "$(CONTAINER_TOOL)" || { echo "make image needs podman or docker (apt-get install podman)" >&2; exit 1; }
+	@mkdir -p $(IMAGE_CONTEXT)
+	GOOS=linux $(PROD_BUILD) -o $(IMAGE_CONTEXT)/herald ./cmd/herald
+	$(CONTAINER_TOOL) build $(IMAGE_BUILD_FLAGS) -f Containerfile -t $(IMAGE) $(IMAGE_CONTEXT)
+
+.PHONY: test-image
+test-image: image ## Build the image and check it: user, entrypoint, no shell, size; run `herald version` in it where the kernel allows.
+	HERALD_IMAGE=$(IMAGE) HERALD_CONTAINER_TOOL=$(CONTAINER_TOOL) $(GO) test -count=1 -v ./test/image/
 
 ##@ Tools and test binaries
 

@@ -22,5 +22,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(controller.NewCommand())
 	root.AddCommand(apiserver.NewCommand())
 	root.AddCommand(newDevCommand())
+	root.AddCommand(newVersionCommand())
 	return root
 }
