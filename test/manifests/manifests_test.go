@@ -214,10 +214,11 @@ var clusterScoped = map[string]bool{
 	"ClusterRoleBinding": true, "APIService": true,
 }
 
-// TestDefaultDryRun applies config/default to a real kube-apiserver with a
-// server-side dry run (what `kubectl apply -k config/default
-// --server-side --dry-run=server` does).
-func TestDefaultDryRun(t *testing.T) {
+// TestInstallDryRun applies every install path to a real kube-apiserver
+// with a server-side dry run (what `kubectl apply -k config/default
+// --server-side --dry-run=server` does): config/default, the cert-manager
+// overlay, and the Helm chart with each of its value sets.
+func TestInstallDryRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a control plane")
 	}
@@ -229,6 +230,9 @@ func TestDefaultDryRun(t *testing.T) {
 	var objs []*unstructured.Unstructured
 	for _, dir := range []string{"default", "overlays/cert-manager"} {
 		objs = append(objs, render(t, filepath.Join(root, "config", dir))...)
+	}
+	for _, set := range chartValueSets {
+		objs = append(objs, renderChart(t, set)...)
 	}
 	dryRun(t, objs)
 }
@@ -268,12 +272,18 @@ func dryRun(t *testing.T, objs []*unstructured.Unstructured) {
 	defer cancel()
 
 	// A dry run cannot create objects in a namespace that does not exist:
-	// the namespaces are created for real, everything else is dry run.
+	// the namespaces are created for real (the chart's too, which Helm
+	// creates with --create-namespace), everything else is dry run.
 	for _, o := range objs {
+		name := o.GetNamespace()
 		if o.GetKind() == "Namespace" {
-			if err := c.Create(ctx, o.DeepCopy()); err != nil && !apierrors.IsAlreadyExists(err) {
-				t.Fatalf("creating namespace %s: %v", o.GetName(), err)
-			}
+			name = o.GetName()
+		}
+		if name == "" {
+			continue
+		}
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("creating namespace %s: %v", name, err)
 		}
 	}
 	for _, o := range objs {
