@@ -23,10 +23,9 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
+	"github.com/herald-dev/herald/internal/dev/testutil/kustomize"
 )
 
 const namespace = "herald-system"
@@ -34,24 +33,9 @@ const namespace = "herald-system"
 // render builds a kustomization directory as `kubectl kustomize` does.
 func render(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	resMap, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	objs, err := kustomize.Render(dir)
 	if err != nil {
-		t.Fatalf("kustomize build %s: %v", dir, err)
-	}
-	var objs []*unstructured.Unstructured
-	for _, r := range resMap.Resources() {
-		// Through JSON: kustomize's own maps hold Go ints, which
-		// unstructured objects may not.
-		b, err := r.MarshalJSON()
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(b); err != nil {
-			t.Fatal(err)
-		}
-		objs = append(objs, u)
+		t.Fatal(err)
 	}
 	return objs
 }
