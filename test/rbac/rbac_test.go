@@ -445,9 +445,35 @@ func (s *suite) waitCreatedBy(t *testing.T, label string) string {
 	return name
 }
 
+// eventually waits for f to succeed. A refused request of Herald's
+// ServiceAccounts usually means f never will: the wait then ends at once,
+// and the deferred audit check names the requests.
 func (s *suite) eventually(t *testing.T, limit time.Duration, f func() error) {
 	t.Helper()
-	NewWithT(t).Eventually(f).WithContext(s.ctx).WithTimeout(limit).WithPolling(200 * time.Millisecond).Should(Succeed())
+	var checked time.Time
+	NewWithT(t).Eventually(func() error {
+		if time.Since(checked) > 2*time.Second {
+			checked = time.Now()
+			if refused := s.refused(); len(refused) > 0 {
+				return StopTrying(fmt.Sprintf("kube-apiserver refused %d requests of Herald's ServiceAccounts", len(refused)))
+			}
+		}
+		return f()
+	}).WithContext(s.ctx).WithTimeout(limit).WithPolling(200 * time.Millisecond).Should(Succeed())
+}
+
+// refused returns the requests of Herald's ServiceAccounts that
+// kube-apiserver refused so far.
+func (s *suite) refused() []string {
+	data, err := os.ReadFile(s.auditLog)
+	if err != nil {
+		s.t.Fatalf("reading the audit log: %v", err)
+	}
+	refused, err := forbidden(bytes.NewReader(data), []string{serviceAccountUser(controllerSA), serviceAccountUser(inboxSA)})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return refused
 }
 
 func (s *suite) create(o client.Object) {
@@ -477,14 +503,7 @@ func (s *suite) userClient(name string) client.Client {
 // expectNothingForbidden fails the test with every request of Herald's
 // ServiceAccounts that kube-apiserver refused.
 func (s *suite) expectNothingForbidden() {
-	data, err := os.ReadFile(s.auditLog)
-	if err != nil {
-		s.t.Fatalf("reading the audit log: %v", err)
-	}
-	refused, err := forbidden(bytes.NewReader(data), []string{serviceAccountUser(controllerSA), serviceAccountUser(inboxSA)})
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	refused := s.refused()
 	for _, r := range refused {
 		s.t.Errorf("forbidden: %s", r)
 	}
@@ -493,6 +512,10 @@ func (s *suite) expectNothingForbidden() {
 	}
 	// The log must hold the ServiceAccounts' requests, or the check
 	// above proved nothing.
+	data, err := os.ReadFile(s.auditLog)
+	if err != nil {
+		s.t.Fatal(err)
+	}
 	for _, sa := range []string{controllerSA, inboxSA} {
 		if !bytes.Contains(data, []byte(`"impersonatedUser":{"username":"`+serviceAccountUser(sa)+`"`)) {
 			s.t.Errorf("the audit log has no request of %s", sa)
