@@ -156,3 +156,24 @@ func TestRotatorFillsSecretAndCABundle(t *testing.T) {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// FuzzSecretKey checks that --cert-rotation-secret is either refused or
+// names exactly one namespace and name that give the flag back.
+func FuzzSecretKey(f *testing.F) {
+	for _, seed := range []string{"herald-system/herald-inbox-serving-cert", "a/b", "/b", "a/", "a/b/c", "", "/"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, flag string) {
+		o := Options{Secret: flag}
+		key, err := o.secretKey()
+		if err != nil {
+			return
+		}
+		if key.Namespace == "" || key.Name == "" || strings.Contains(key.Namespace, "/") || strings.Contains(key.Name, "/") {
+			t.Fatalf("%q parsed into %+v", flag, key)
+		}
+		if key.Namespace+"/"+key.Name != flag {
+			t.Fatalf("%q parsed into %+v, which does not give it back", flag, key)
+		}
+	})
+}
