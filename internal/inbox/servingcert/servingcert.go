@@ -50,6 +50,10 @@ type Options struct {
 	// serving certificate; Lookahead is how long before expiry a
 	// certificate is renewed.
 	CADuration, CertDuration, Lookahead time.Duration
+
+	// controllerName tells rotators in one process apart (tests);
+	// controller-runtime refuses two controllers of one name.
+	controllerName string
 }
 
 // DefaultOptions are the rotation settings of config/default and the Helm
@@ -148,6 +152,7 @@ func (o *Options) Start(ctx context.Context, cfg *rest.Config, certFile, keyFile
 	isReady := make(chan struct{})
 	if err := rotator.AddRotator(mgr, &rotator.CertRotator{
 		SecretKey:              key,
+		ControllerName:         o.controllerName,
 		CertDir:                filepath.Dir(certFile),
 		CertName:               filepath.Base(certFile),
 		KeyName:                filepath.Base(keyFile),

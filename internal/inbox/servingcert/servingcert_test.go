@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -152,6 +153,52 @@ func TestRotatorFillsSecretAndCABundle(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "ca.key")); err != nil {
 		t.Error("the mirror did not write every key of the Secret")
+	}
+
+	// Renewal: a rotator that finds the serving certificate within its
+	// lookahead of expiry issues a new one from the same CA, and the
+	// mounted files follow. (A lookahead longer than the certificate's
+	// remaining life stands in for a year passing.)
+	renew := DefaultOptions()
+	renew.Secret = o.Secret
+	renew.CertDuration = 800 * 24 * time.Hour
+	renew.Lookahead = 400 * 24 * time.Hour
+	renew.controllerName = "renewal"
+	renewCtx, stopRenewal := context.WithCancel(ctx)
+	defer stopRenewal()
+	ready, errc, err = renew.Start(renewCtx, cfg, filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ready:
+	case err := <-errc:
+		t.Fatalf("renewal failed: %v", err)
+	case <-ctx.Done():
+		t.Fatal("the renewal was not ready within 2 minutes")
+	}
+	// cert-controller numbers every certificate 1: tell them apart by
+	// their bytes.
+	var renewed *x509.Certificate
+	NewWithT(t).Eventually(func() bool {
+		p, err := tls.LoadX509KeyPair(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+		if err != nil {
+			return false
+		}
+		renewed, err = x509.ParseCertificate(p.Certificate[0])
+		return err == nil && !renewed.Equal(leaf)
+	}).WithTimeout(time.Minute).Should(BeTrue(), "the mounted serving certificate was not renewed")
+	if _, err := renewed.Verify(x509.VerifyOptions{DNSName: "herald-inbox.herald-system.svc", Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		t.Errorf("the renewed certificate does not verify against the CA in the APIService: %v", err)
+	}
+	if life := time.Until(renewed.NotAfter); life < 700*24*time.Hour {
+		t.Errorf("the renewed certificate expires in %s, want the renewal's 800 days", life)
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(apiService), apiService); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := unstructured.NestedString(apiService.Object, "spec", "caBundle"); got != caBundle {
+		t.Error("renewing the serving certificate changed the CA in the APIService")
 	}
 }
 
