@@ -166,6 +166,19 @@ func TestServiceAccountsSuffice(t *testing.T) {
 		Spec:       notifyv1.RecipientSpec{Username: user, Email: user + "@example.com", Phone: "+4915112345678"},
 	})
 
+	// The schedule fires at the next full minute: create it first, so
+	// that the wait overlaps with the channels'.
+	s.create(&notifyv1.NotificationSchedule{
+		ObjectMeta: metav1.ObjectMeta{Name: "every-minute", Namespace: tenant},
+		Spec: notifyv1.NotificationScheduleSpec{
+			Schedule: "* * * * *",
+			Notification: notifyv1.NotificationTemplateSpec{Spec: notifyv1.NotificationSpec{
+				Title: "Scheduled", Message: "from a schedule",
+				Audience: notifyv1.Audience{Users: []string{user}}, Channels: []notifyv1.Channel{notifyv1.ChannelInApp},
+			}},
+		},
+	})
+
 	// Every channel delivers
 	t.Log("every channel delivers")
 	{
@@ -185,16 +198,6 @@ func TestServiceAccountsSuffice(t *testing.T) {
 	// A schedule and an event rule create notifications
 	t.Log("a schedule and an event rule create notifications")
 	{
-		s.create(&notifyv1.NotificationSchedule{
-			ObjectMeta: metav1.ObjectMeta{Name: "every-minute", Namespace: tenant},
-			Spec: notifyv1.NotificationScheduleSpec{
-				Schedule: "* * * * *",
-				Notification: notifyv1.NotificationTemplateSpec{Spec: notifyv1.NotificationSpec{
-					Title: "Scheduled", Message: "from a schedule",
-					Audience: notifyv1.Audience{Users: []string{user}}, Channels: []notifyv1.Channel{notifyv1.ChannelInApp},
-				}},
-			},
-		})
 		s.create(&notifyv1.EventRule{
 			ObjectMeta: metav1.ObjectMeta{Name: "crashloop", Namespace: tenant},
 			Spec: notifyv1.EventRuleSpec{
