@@ -73,7 +73,7 @@ test: envtest-bins vet verify-generated test-chart ## Vet, check generated files
 
 # The chart's value combinations that change what it renders; test/manifests
 # renders them again and dry-runs them against kube-apiserver.
-CHART_VALUE_SETS = "" "certManager.enabled=true,metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true" "inbox.enabled=false,crd.enable=false"
+CHART_VALUE_SETS = "" "certManager.enabled=true,metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true,receiver.ingress.enabled=true,receiver.ingress.host=hooks.example.com,receiver.ingress.tlsSecretName=hooks-tls" "inbox.enabled=false,crd.enable=false,receiver.enabled=false"
 .PHONY: test-chart
 test-chart: $(HELM) ## Lint the Helm chart (dist/chart) and render it with each value set.
 	@for set in $(CHART_VALUE_SETS); do \

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -25,8 +26,8 @@ import (
 // as the Makefile's test-chart lints them.
 var chartValueSets = []string{
 	"",
-	"certManager.enabled=true,metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true",
-	"inbox.enabled=false,crd.enable=false",
+	"certManager.enabled=true,metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true,receiver.ingress.enabled=true,receiver.ingress.host=hooks.example.com,receiver.ingress.tlsSecretName=hooks-tls",
+	"inbox.enabled=false,crd.enable=false,receiver.enabled=false",
 }
 
 // helm returns the helm binary: $HERALD_HELM (the Makefile sets it), else
@@ -133,7 +134,7 @@ func TestChartMatchesDefault(t *testing.T) {
 			}
 		}
 	}
-	for _, name := range []string{"herald-controller", "herald-inbox"} {
+	for _, name := range []string{"herald-controller", "herald-inbox", "herald-receiver"} {
 		var dd, cd appsv1.Deployment
 		mustConvert(t, find(def, "Deployment", name), &dd)
 		mustConvert(t, find(chart, "Deployment", name), &cd)
@@ -179,12 +180,29 @@ func TestChartValues(t *testing.T) {
 	if args := deploymentArgs(objs, "herald-inbox"); !strings.Contains(args, "-v=4") || !strings.Contains(args, "--cert-rotation-secret=herald-system/herald-inbox-serving-cert") {
 		t.Errorf("inbox args %q", args)
 	}
-	for _, kind := range []string{"ServiceMonitor", "PrometheusRule", "Certificate", "Issuer"} {
+	for _, kind := range []string{"ServiceMonitor", "PrometheusRule", "Certificate", "Issuer", "Ingress"} {
 		for _, o := range objs {
 			if o.GetKind() == kind {
 				t.Errorf("%s rendered although not asked for", kind)
 			}
 		}
+	}
+
+	recv := renderChart(t, "receiver.replicas=4,receiver.publicURL=https://hooks.corp.example/herald,receiver.maxBodyBytes=1048576,receiver.maxInFlight=16,receiver.namespaceRate=0.5,receiver.namespaceBurst=10,receiver.maxAge=24h,receiver.extraArgs={--kube-api-qps=80},receiver.service.type=LoadBalancer,receiver.service.loadBalancerSourceRanges={192.0.2.0/24}")
+	mustConvert(t, find(recv, "Deployment", "herald-receiver"), &d)
+	if *d.Spec.Replicas != 4 {
+		t.Errorf("receiver replicas %d", *d.Spec.Replicas)
+	}
+	args = deploymentArgs(recv, "herald-receiver")
+	for _, want := range []string{"--public-url=https://hooks.corp.example/herald", "--max-body-bytes=1048576", "--max-in-flight=16", "--namespace-rate=0.5", "--namespace-burst=10", "--max-age=24h", "--kube-api-qps=80"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("receiver args %q lack %s", args, want)
+		}
+	}
+	var svc corev1.Service
+	mustConvert(t, find(recv, "Service", "herald-receiver"), &svc)
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || !slices.Equal(svc.Spec.LoadBalancerSourceRanges, []string{"192.0.2.0/24"}) {
+		t.Errorf("receiver Service %+v", svc.Spec)
 	}
 
 	cm := renderChart(t, chartValueSets[1])
@@ -210,10 +228,23 @@ func TestChartValues(t *testing.T) {
 		t.Error("with an issuerRef the chart still makes its own Issuer")
 	}
 
+	if ing := find(cm, "Ingress", "herald-receiver"); ing == nil {
+		t.Error("receiver.ingress.enabled renders no Ingress")
+	} else if tls, _, _ := unstructured.NestedSlice(ing.Object, "spec", "tls"); len(tls) != 1 {
+		t.Errorf("the receiver's Ingress has no TLS: %v", ing.Object["spec"])
+	}
+	if args := deploymentArgs(cm, "herald-receiver"); !strings.Contains(args, "--public-url=https://hooks.example.com") {
+		t.Errorf("with the Ingress the receiver's public URL is not its host: %q", args)
+	}
+
 	bare := renderChart(t, chartValueSets[2])
 	for _, o := range bare {
-		if o.GetKind() == "CustomResourceDefinition" || o.GetLabels()["app.kubernetes.io/component"] == "inbox" {
-			t.Errorf("inbox.enabled=false,crd.enable=false still renders %s %s", o.GetKind(), o.GetName())
+		switch o.GetLabels()["app.kubernetes.io/component"] {
+		case "inbox", "receiver":
+			t.Errorf("%s still renders %s %s", chartValueSets[2], o.GetKind(), o.GetName())
+		}
+		if o.GetKind() == "CustomResourceDefinition" {
+			t.Errorf("%s still renders %s %s", chartValueSets[2], o.GetKind(), o.GetName())
 		}
 	}
 	if find(bare, "Deployment", "herald-controller") == nil {
