@@ -1,8 +1,8 @@
 // Package rbac proves the RBAC Herald ships: it applies config/default's
 // ServiceAccounts, roles and bindings to a real kube-apiserver, runs the
-// production binary's `herald controller` and `herald apiserver` as those
-// ServiceAccounts (impersonated: the processes hold no other rights), and
-// drives every feature through them. kube-apiserver's audit log records
+// production binary's `herald controller`, `herald apiserver` and
+// `herald receiver` as those ServiceAccounts (impersonated: the processes
+// hold no other rights), and drives every feature through them. kube-apiserver's audit log records
 // every request; any request of theirs that was refused fails the suite,
 // named by verb, resource, namespace and name.
 package rbac

@@ -45,6 +45,7 @@ const (
 	system         = "herald-system"
 	controllerSA   = "herald-controller"
 	inboxSA        = "herald-inbox"
+	receiverSA     = "herald-receiver"
 	servingSecret  = "herald-inbox-serving-cert"
 	apiServiceName = "v1alpha1.inbox.herald.dev"
 	tenant         = "tenant"
@@ -53,8 +54,12 @@ const (
 
 func serviceAccountUser(name string) string { return "system:serviceaccount:" + system + ":" + name }
 
+// heraldServiceAccounts are the identities of Herald's processes: a
+// request of any of them that kube-apiserver refuses fails the suite.
+var heraldServiceAccounts = []string{controllerSA, inboxSA, receiverSA}
+
 // suite is the running install: a control plane with config/default's
-// RBAC, and Herald's two processes as their ServiceAccounts.
+// RBAC, and Herald's three processes as their ServiceAccounts.
 type suite struct {
 	t          *testing.T
 	g          *WithT
@@ -65,12 +70,16 @@ type suite struct {
 	kubeconfig map[string]string // ServiceAccount name -> impersonating kubeconfig
 	auditLog   string
 	installed  []*unstructured.Unstructured
+	// meta is the WhatsApp case's provider fake, which also calls the
+	// receiver back.
+	meta *providerfake.Meta
 }
 
 // A channelCase is one channel of the suite: setup makes what the channel
 // needs in the tenant's namespace (providers, Secrets, a receiver) and
 // returns a check that the message reached the receiver. Adding a channel
-// to Herald adds one entry here.
+// to Herald adds one entry here (and the recipient's address for it in
+// TestServiceAccountsSuffice).
 type channelCase struct {
 	channel notifyv1.Channel
 	setup   func(s *suite) (arrived func() error)
@@ -125,15 +134,18 @@ var channelCases = []channelCase{
 	{notifyv1.ChannelWhatsApp, func(s *suite) func() error {
 		meta := providerfake.NewMeta()
 		s.t.Cleanup(meta.Close)
-		s.create(&corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: "meta", Namespace: tenant, Labels: map[string]string{notifyv1.LabelProviderSecret: "true"}},
-			StringData: map[string]string{"token": meta.AccessToken},
-		})
+		s.meta = meta
+		s.providerSecret("meta", map[string]string{"token": meta.AccessToken, "appSecret": meta.AppSecret, "verifyToken": "rbac-suite"})
+		// Opted in to receipts: the receiver step below calls back.
 		s.create(&notifyv1.NotificationProvider{
 			ObjectMeta: metav1.ObjectMeta{Name: "cloud", Namespace: tenant},
 			Spec: notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelWhatsApp, Default: true,
 				WhatsApp: &notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppCloud, BaseURL: meta.URL, APIVersion: meta.APIVersion,
-					PhoneNumberID: meta.PhoneNumberID, CredentialsSecretRef: &notifyv1.SecretReference{Name: "meta"}}},
+					PhoneNumberID: meta.PhoneNumberID, CredentialsSecretRef: &notifyv1.SecretReference{Name: "meta"},
+					Receipts: &notifyv1.WhatsAppReceipts{
+						AppSecretRef:   &notifyv1.SecretKeyReference{Name: "meta", Key: "appSecret"},
+						VerifyTokenRef: &notifyv1.SecretKeyReference{Name: "meta", Key: "verifyToken"},
+					}}},
 		})
 		return func() error {
 			if len(meta.Messages()) == 0 {
@@ -142,6 +154,53 @@ var channelCases = []channelCase{
 			return nil
 		}
 	}},
+	{notifyv1.ChannelSlack, func(s *suite) func() error {
+		slack := providerfake.NewSlack()
+		s.t.Cleanup(slack.Close)
+		s.providerSecret("slack-bot", map[string]string{"token": slack.Token})
+		s.create(&notifyv1.NotificationProvider{
+			ObjectMeta: metav1.ObjectMeta{Name: "slack", Namespace: tenant},
+			Spec: notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelSlack, Default: true,
+				Slack: &notifyv1.SlackProvider{BotTokenSecretRef: notifyv1.SecretKeyReference{Name: "slack-bot", Key: "token"}, BaseURL: slack.BaseURL()}},
+		})
+		return fakeGotMessage("Slack", slack.Server)
+	}},
+	{notifyv1.ChannelTeams, func(s *suite) func() error {
+		teams := providerfake.NewTeams()
+		s.t.Cleanup(teams.Close)
+		// The room's webhook URL is a credential: the recipient names
+		// this opted-in Secret.
+		s.providerSecret(teamsRoomSecret, map[string]string{"url": teams.WebhookURL("ops")})
+		s.create(&notifyv1.NotificationProvider{
+			ObjectMeta: metav1.ObjectMeta{Name: "teams", Namespace: tenant},
+			Spec:       notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelTeams, Default: true, Teams: &notifyv1.TeamsProvider{}},
+		})
+		return fakeGotMessage("Teams", teams.Server)
+	}},
+	{notifyv1.ChannelTelegram, func(s *suite) func() error {
+		telegram := providerfake.NewTelegram()
+		s.t.Cleanup(telegram.Close)
+		s.providerSecret("telegram-bot", map[string]string{"token": telegram.Token})
+		s.create(&notifyv1.NotificationProvider{
+			ObjectMeta: metav1.ObjectMeta{Name: "telegram", Namespace: tenant},
+			Spec: notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelTelegram, Default: true,
+				Telegram: &notifyv1.TelegramProvider{BotTokenSecretRef: notifyv1.SecretKeyReference{Name: "telegram-bot", Key: "token"}, BaseURL: telegram.BaseURL()}},
+		})
+		return fakeGotMessage("Telegram", telegram.Server)
+	}},
+}
+
+// teamsRoomSecret holds the recipient's Teams webhook URL.
+const teamsRoomSecret = "teams-room"
+
+// fakeGotMessage checks that a chat provider fake recorded a message.
+func fakeGotMessage(name string, fake *providerfake.Server) func() error {
+	return func() error {
+		if len(fake.Messages()) == 0 {
+			return fmt.Errorf("no message at the %s fake (rejections: %v)", name, fake.Rejections())
+		}
+		return nil
+	}
 }
 
 // TestServiceAccountsSuffice runs the whole of Herald as its
@@ -159,11 +218,15 @@ func TestServiceAccountsSuffice(t *testing.T) {
 	defer s.expectNothingForbidden()
 
 	s.startInbox()
+	receiverURL := s.startReceiver()
 	controller := s.startController()
 
 	s.create(&notifyv1.Recipient{
 		ObjectMeta: metav1.ObjectMeta{Name: user, Namespace: tenant},
-		Spec:       notifyv1.RecipientSpec{Username: user, Email: user + "@example.com", Phone: "+4915112345678"},
+		Spec: notifyv1.RecipientSpec{Username: user, Email: user + "@example.com", Phone: "+4915112345678",
+			Slack:    &notifyv1.SlackAddress{ChannelID: "C024BE91L"},
+			Teams:    &notifyv1.TeamsAddress{WebhookURLSecretRef: notifyv1.SecretKeyReference{Name: teamsRoomSecret, Key: "url"}},
+			Telegram: &notifyv1.TelegramAddress{ChatID: "-1001234567890"}},
 	})
 
 	// The schedule fires at the next full minute: create it first, so
@@ -193,6 +256,12 @@ func TestServiceAccountsSuffice(t *testing.T) {
 				t.Errorf("%s: %v", c.channel, err)
 			}
 		}
+	}
+
+	// The receiver records a receipt from a signed status callback
+	t.Log("the receiver records a receipt from a signed Meta status callback")
+	{
+		s.receiptThroughReceiver(t, receiverURL)
 	}
 
 	// A schedule and an event rule create notifications
@@ -338,7 +407,7 @@ func start(t *testing.T) *suite {
 	g.Expect(err).NotTo(HaveOccurred())
 	base, err := user.KubeConfig()
 	g.Expect(err).NotTo(HaveOccurred())
-	for _, sa := range []string{controllerSA, inboxSA} {
+	for _, sa := range heraldServiceAccounts {
 		kc, err := clientcmd.Load(base)
 		g.Expect(err).NotTo(HaveOccurred())
 		for _, ai := range kc.AuthInfos {
@@ -397,6 +466,76 @@ func (s *suite) startInbox() {
 	apiService.SetName(apiServiceName)
 	s.g.Expect(unstructured.SetNestedField(apiService.Object, int64(port), "spec", "service", "port")).To(Succeed())
 	s.g.Expect(s.admin.Patch(s.ctx, apiService, client.Apply, client.FieldOwner("herald-rbac-test"), client.ForceOwnership)).To(Succeed())
+}
+
+// startReceiver runs `herald receiver` as its ServiceAccount on a loopback
+// port (the Service and Ingress in front of it are not needed to prove its
+// RBAC) and returns its base URL.
+func (s *suite) startReceiver() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	s.g.Expect(err).NotTo(HaveOccurred())
+	addr := l.Addr().String()
+	s.g.Expect(l.Close()).To(Succeed())
+	p, err := controllerproc.StartBinary(s.bin, s.kubeconfig[receiverSA], "receiver",
+		"--bind-address="+addr, "--public-url=http://"+addr,
+		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=error")
+	s.g.Expect(err).NotTo(HaveOccurred())
+	s.t.Cleanup(p.Kill)
+	return "http://" + addr
+}
+
+// receiptThroughReceiver has the Meta fake call the receiver back, signed,
+// for the message the WhatsApp case sent, until the receiver answers 200
+// (before its caches hold the delivery it answers 404, and before it
+// listens the call fails), and checks that the receipt reached the
+// delivery's status, which the receiver writes as its ServiceAccount.
+func (s *suite) receiptThroughReceiver(t *testing.T, receiverURL string) {
+	t.Helper()
+	var delivery notifyv1.ChannelDelivery
+	s.eventually(t, time.Minute, func() error {
+		var list notifyv1.ChannelDeliveryList
+		if err := s.admin.List(s.ctx, &list, client.InNamespace(tenant)); err != nil {
+			return err
+		}
+		for _, d := range list.Items {
+			if d.Spec.Channel == notifyv1.ChannelWhatsApp && d.Status.ProviderMessageID != "" {
+				delivery = d
+				return nil
+			}
+		}
+		return fmt.Errorf("no WhatsApp delivery with a provider message ID")
+	})
+	callback := receiverURL + "/receipts/meta/" + tenant + "/cloud"
+	status := providerfake.MetaStatus{MessageID: delivery.Status.ProviderMessageID, Status: "delivered"}
+	s.eventually(t, time.Minute, func() error {
+		res, err := s.meta.SendStatus(s.ctx, callback, status)
+		if err != nil {
+			return err
+		}
+		if res.Status != http.StatusOK {
+			return fmt.Errorf("the receiver answered %d: %s", res.Status, res.Body)
+		}
+		return nil
+	})
+	s.eventually(t, time.Minute, func() error {
+		var got notifyv1.ChannelDelivery
+		if err := s.admin.Get(s.ctx, client.ObjectKeyFromObject(&delivery), &got); err != nil {
+			return err
+		}
+		if got.Status.Receipt == nil || got.Status.Receipt.State != notifyv1.ReceiptDelivered {
+			return fmt.Errorf("receipt %+v, want delivered", got.Status.Receipt)
+		}
+		return nil
+	})
+}
+
+// providerSecret creates a Secret in the tenant's namespace that opted in
+// to provider use.
+func (s *suite) providerSecret(name string, data map[string]string) {
+	s.create(&corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: tenant, Labels: map[string]string{notifyv1.LabelProviderSecret: "true"}},
+		StringData: data,
+	})
 }
 
 func (s *suite) notification(name string, ch notifyv1.Channel, mutate func(*notifyv1.NotificationSpec)) {
@@ -472,7 +611,11 @@ func (s *suite) refused() []string {
 	if err != nil {
 		s.t.Fatalf("reading the audit log: %v", err)
 	}
-	refused, err := forbidden(bytes.NewReader(data), []string{serviceAccountUser(controllerSA), serviceAccountUser(inboxSA)})
+	var users []string
+	for _, sa := range heraldServiceAccounts {
+		users = append(users, serviceAccountUser(sa))
+	}
+	refused, err := forbidden(bytes.NewReader(data), users)
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -511,7 +654,7 @@ func (s *suite) expectNothingForbidden() {
 		s.t.Errorf("forbidden: %s", r)
 	}
 	if len(refused) > 0 {
-		s.t.Errorf("config/rbac or config/apiserver lacks a rule: %d requests of Herald's ServiceAccounts were refused", len(refused))
+		s.t.Errorf("config/rbac, config/apiserver or config/receiver lacks a rule: %d requests of Herald's ServiceAccounts were refused", len(refused))
 	}
 	// The log must hold the ServiceAccounts' requests, or the check
 	// above proved nothing.
@@ -519,7 +662,7 @@ func (s *suite) expectNothingForbidden() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	for _, sa := range []string{controllerSA, inboxSA} {
+	for _, sa := range heraldServiceAccounts {
 		if !bytes.Contains(data, []byte(`"impersonatedUser":{"username":"`+serviceAccountUser(sa)+`"`)) {
 			s.t.Errorf("the audit log has no request of %s", sa)
 		}
