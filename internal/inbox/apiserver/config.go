@@ -20,6 +20,7 @@ import (
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/inbox/hub"
+	"github.com/herald-dev/herald/internal/inbox/registry/inboxcounts"
 	"github.com/herald-dev/herald/internal/inbox/registry/inboxitem"
 	"github.com/herald-dev/herald/internal/inbox/stream"
 )
@@ -114,6 +115,8 @@ func (c CompletedConfig) New() (*Server, error) {
 	group.VersionedResourcesStorageMap[inboxv1.GroupVersion.Version] = map[string]rest.Storage{
 		"inboxitems":        items,
 		"inboxitems/status": status,
+		"inboxcounts":       inboxcounts.NewREST(h),
+		"bulkactions":       inboxitem.NewBulkREST(items),
 	}
 	if err := generic.InstallAPIGroup(&group); err != nil {
 		return nil, err
