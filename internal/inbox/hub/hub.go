@@ -143,7 +143,7 @@ type Hub struct {
 	shown      map[string]*shownItem
 	snoozed    map[string]*snoozedItem // live items hidden until a time
 	tallies    map[string]*tally       // counts, by user
-	ring       []*Event // circular, ringLen events from ringStart
+	ring       []*Event                // circular, ringLen events from ringStart
 	ringStart  int
 	ringLen    int
 	floor      uint64 // the oldest cursor the ring can resume from
