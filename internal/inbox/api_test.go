@@ -297,12 +297,16 @@ var _ = Describe("inboxitems", func() {
 				Expect(r.Namespaced).To(BeFalse())
 				Expect(r.Verbs).To(ConsistOf("get"))
 			}
+			if r.Name == "preferences" {
+				Expect(r.Namespaced).To(BeTrue())
+				Expect(r.Verbs).To(ConsistOf("get", "update", "patch"))
+			}
 			if r.Name == "bulkactions" {
 				Expect(r.Namespaced).To(BeFalse())
 				Expect(r.Verbs).To(ConsistOf("create"))
 			}
 		}
-		Expect(names).To(ConsistOf("inboxitems", "inboxitems/status", "inboxcounts", "bulkactions"))
+		Expect(names).To(ConsistOf("inboxitems", "inboxitems/status", "inboxcounts", "bulkactions", "preferences"))
 
 		// What `kubectl explain inboxitems` reads.
 		code, body = get("/openapi/v3/apis/inbox.herald.dev/v1alpha1", "application/json")

@@ -47,6 +47,11 @@ func (in InboxAction) OpenAPIModelName() string {
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in InboxCategoryPreference) OpenAPIModelName() string {
+	return "dev.herald.inbox.v1alpha1.InboxCategoryPreference"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in InboxCountSummary) OpenAPIModelName() string {
 	return "dev.herald.inbox.v1alpha1.InboxCountSummary"
 }
@@ -79,6 +84,26 @@ func (in InboxItemSpec) OpenAPIModelName() string {
 // OpenAPIModelName returns the OpenAPI model name for this type.
 func (in InboxItemStatus) OpenAPIModelName() string {
 	return "dev.herald.inbox.v1alpha1.InboxItemStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in InboxPreferences) OpenAPIModelName() string {
+	return "dev.herald.inbox.v1alpha1.InboxPreferences"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in InboxPreferencesSpec) OpenAPIModelName() string {
+	return "dev.herald.inbox.v1alpha1.InboxPreferencesSpec"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in InboxPreferencesStatus) OpenAPIModelName() string {
+	return "dev.herald.inbox.v1alpha1.InboxPreferencesStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in InboxQuietHours) OpenAPIModelName() string {
+	return "dev.herald.inbox.v1alpha1.InboxQuietHours"
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
