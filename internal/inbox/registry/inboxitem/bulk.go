@@ -11,10 +11,12 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apiserver/pkg/registry/rest"
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/inbox/hub"
 )
 
@@ -72,6 +74,7 @@ func (b *BulkREST) Create(ctx context.Context, obj runtime.Object, _ rest.Valida
 	now := b.items.clock.Now()
 	dryRun := opts != nil && len(opts.DryRun) > 0
 	match := matcher(sel)
+	zones := map[string]string{} // recipient timezones, read once a request
 	var last uint64
 	for _, it := range items {
 		if !match(it) {
@@ -86,7 +89,7 @@ func (b *BulkREST) Create(ctx context.Context, obj runtime.Object, _ rest.Valida
 			act.Status.Remaining++
 			continue
 		}
-		change, err := b.change(act, it, user, now)
+		change, err := b.change(ctx, act, it, user, now, zones)
 		if err != nil {
 			return nil, err
 		}
@@ -161,14 +164,10 @@ func needsChange(op inboxv1.BulkOperation, it *inboxv1.InboxItem) bool {
 }
 
 // change returns the update that applies act to it.
-func (b *BulkREST) change(act *inboxv1.BulkAction, it *inboxv1.InboxItem, user string, now time.Time) (rest.UpdatedObjectInfo, error) {
+func (b *BulkREST) change(ctx context.Context, act *inboxv1.BulkAction, it *inboxv1.InboxItem, user string, now time.Time, zones map[string]string) (rest.UpdatedObjectInfo, error) {
 	var until *metav1.Time
 	if act.Spec.Operation == inboxv1.BulkSnooze {
-		var tz string
-		if d := b.items.hub.Delivery(user, it.Namespace, it.Name); d != nil {
-			tz = d.Spec.Recipient.Timezone
-		}
-		t, err := ResolveSnooze(*act.Spec.Snooze, now, tz)
+		t, err := ResolveSnooze(*act.Spec.Snooze, now, b.timezone(ctx, user, it, zones))
 		if err != nil {
 			return nil, apierrors.NewInvalid(bulkKind, act.Name, field.ErrorList{field.Invalid(field.NewPath("spec", "snooze"), act.Spec.Snooze, err.Error())})
 		}
@@ -189,6 +188,28 @@ func (b *BulkREST) change(act *inboxv1.BulkAction, it *inboxv1.InboxItem, user s
 			upd.Status.SnoozedUntil = until
 		}
 	}), nil
+}
+
+// timezone is the timezone of the Recipient an item was delivered to, as
+// it is now (the caller may have changed it through preferences), or the
+// one recorded in the delivery when the Recipient cannot be read; "" is
+// UTC.
+func (b *BulkREST) timezone(ctx context.Context, user string, it *inboxv1.InboxItem, zones map[string]string) string {
+	d := b.items.hub.Delivery(user, it.Namespace, it.Name)
+	if d == nil {
+		return ""
+	}
+	key := d.Namespace + "/" + d.Spec.Recipient.Name
+	if tz, ok := zones[key]; ok {
+		return tz
+	}
+	tz := d.Spec.Recipient.Timezone
+	var r notifyv1.Recipient
+	if err := b.items.writer.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: d.Spec.Recipient.Name}, &r); err == nil && r.Spec.Username == user {
+		tz = r.Spec.Timezone
+	}
+	zones[key] = tz
+	return tz
 }
 
 // transform is a rest.UpdatedObjectInfo that changes the current item in

@@ -54,7 +54,8 @@ func newBulkSetup(t *testing.T, n int) *bulkSetup {
 	}
 	b := newDelivery()
 	b.Name, b.Spec.Recipient.Username = "b", "bob"
-	objs = append(objs, b)
+	objs = append(objs, b, &notifyv1.Recipient{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "alice"},
+		Spec: notifyv1.RecipientSpec{Username: "alice", Timezone: "Europe/Berlin"}})
 	s.api = fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).
 		WithStatusSubresource(&notifyv1.ChannelDelivery{}).
 		WithInterceptorFuncs(interceptor.Funcs{
@@ -159,8 +160,9 @@ func TestBulkArchiveReadWithSelectorAndFailures(t *testing.T) {
 	}
 }
 
-// A bulk snooze resolves "tomorrow" in each recipient's timezone, and the
-// items leave until then.
+// A bulk snooze resolves "tomorrow" in the timezone of each item's
+// Recipient (read live: the delivery of an in-app item records none), and
+// the items leave until then.
 func TestBulkSnooze(t *testing.T) {
 	s := newBulkSetup(t, 2)
 	st, err := s.run(t, "alice", inboxv1.BulkActionSpec{Operation: inboxv1.BulkSnooze, FieldSelector: "metadata.name=a001",
@@ -172,7 +174,7 @@ func TestBulkSnooze(t *testing.T) {
 	if err := s.api.Get(context.Background(), client.ObjectKey{Namespace: "ns", Name: "a001"}, &d); err != nil {
 		t.Fatal(err)
 	}
-	if want := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC); d.Status.SnoozedUntil == nil || !d.Status.SnoozedUntil.Time.Equal(want) {
+	if want := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC); d.Status.SnoozedUntil == nil || !d.Status.SnoozedUntil.Time.Equal(want) {
 		t.Fatalf("snoozedUntil: want %v, got %v", want, d.Status.SnoozedUntil)
 	}
 	if got := s.counts(t, "alice"); got.Total != 1 || got.Snoozed != 1 {
