@@ -62,8 +62,18 @@ vet: ## Run go vet (also on the production build, -tags nodev).
 ##@ Test
 
 .PHONY: test
-test: envtest-bins vet verify-generated ## Vet, check generated files, run unit and envtest suites.
+test: envtest-bins vet verify-generated test-web ## Vet, check generated files, run unit and envtest suites.
 	KUBEBUILDER_ASSETS=$(K8S_BIN) HERALD_MAILPIT=$(MAILPIT) $(GO) test $(TEST_FLAGS) -count=1 -timeout 30m ./...
+
+# The <herald-inbox> component is plain JavaScript with no build step: this
+# checks its syntax and runs its unit tests with Node's built-in runner (no
+# packages). test-e2e drives it in Chromium.
+NODE ?= node
+.PHONY: test-web
+test-web: ## Check and unit-test the <herald-inbox> web component (needs Node.js 20+).
+	@if command -v $(NODE) >/dev/null 2>&1; then \
+	  $(NODE) --check web/herald-inbox/herald-inbox.js && $(NODE) --test web/herald-inbox/; \
+	else echo "test-web: $(NODE) not found; the component is still driven by make test-e2e" >&2; fi
 
 .PHONY: test-unit
 test-unit: ## Run only the tests that need no control plane.
