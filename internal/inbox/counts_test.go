@@ -9,6 +9,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
@@ -106,5 +107,36 @@ var _ = Describe("counts, bulk actions and snooze", func() {
 		var d notifyv1.ChannelDelivery
 		Expect(k8sClient.Get(suiteCtx, client.ObjectKeyFromObject(item), &d)).To(Succeed())
 		Expect(d.Status.SnoozedUntil).NotTo(BeNil())
+	})
+
+	It("brings a snoozed item back as a watch ADDED and a stream item when due", func() {
+		ns := newNamespace()
+		createItem(ns, "w1", "gil", nil)
+		gil := userClient("gil")
+		var list inboxv1.InboxItemList
+		Eventually(func() []string {
+			Expect(gil.List(suiteCtx, &list, client.InNamespace(ns))).To(Succeed())
+			return itemNames(&list)
+		}).Should(Equal([]string{ns + "/w1"}))
+		w, err := gil.Watch(suiteCtx, &inboxv1.InboxItemList{}, client.InNamespace(ns), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
+		Expect(err).NotTo(HaveOccurred())
+		defer w.Stop()
+		stream, code := openStream("gil", "/apis/inbox.herald.dev/v1alpha1/namespaces/"+ns+"/stream?watch=1", list.ResourceVersion)
+		Expect(code).To(Equal(200))
+		defer stream.close()
+
+		// Whole seconds: two to three seconds from now.
+		until := time.Now().Add(3 * time.Second).UTC().Format(time.RFC3339)
+		Expect(gil.Patch(suiteCtx, &inboxv1.InboxItem{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "w1"}},
+			client.RawPatch(types.MergePatchType, []byte(`{"status":{"snoozedUntil":"`+until+`"}}`)))).To(Succeed())
+		Expect(nextWatch(w).Type).To(Equal(watch.Deleted))
+		Expect(stream.next().Type).To(Equal("remove"))
+		back := nextWatch(w)
+		Expect(back.Type).To(Equal(watch.Added))
+		Expect(back.Object.(*inboxv1.InboxItem).Status.SnoozedUntil.UTC().Format(time.RFC3339)).To(Equal(until))
+		Expect(time.Now().Before(back.Object.(*inboxv1.InboxItem).Status.SnoozedUntil.Time)).To(BeFalse(), "back before its time")
+		ev := stream.next()
+		Expect(ev.Type).To(Equal("item"))
+		Expect(ev.item().Name).To(Equal("w1"))
 	})
 })
