@@ -12,6 +12,7 @@ package preferences
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -154,7 +155,9 @@ func (s *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObje
 	ns := genericapirequest.NamespaceValue(ctx)
 	dryRun := opts != nil && len(opts.DryRun) > 0
 	var out *inboxv1.InboxPreferences
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	// Only a Recipient write that lost a race is tried again (on the
+	// Recipients read anew); a caller's stale resourceVersion is final.
+	err := retry.OnError(retry.DefaultRetry, isRaced, func() error {
 		mine, err := s.own(ctx, ns, name)
 		if err != nil {
 			return err
@@ -191,16 +194,33 @@ func (s *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObje
 			}
 			p := client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
 			if err := s.kube.Patch(ctx, r, p, client.FieldOwner(patch.InboxFieldOwner)); err != nil {
+				if apierrors.IsConflict(err) {
+					return raced{err}
+				}
 				return err
 			}
 		}
 		out = view(ns, mine, locked)
 		return nil
 	})
+	var r raced
+	if errors.As(err, &r) {
+		err = r.err // out of attempts
+	}
 	if err != nil {
 		return nil, false, err
 	}
 	return out, false, nil
+}
+
+// raced marks a Recipient write that conflicted with another writer's.
+type raced struct{ err error }
+
+func (r raced) Error() string { return r.err.Error() }
+
+func isRaced(err error) bool {
+	var r raced
+	return errors.As(err, &r)
 }
 
 // FromRecipient shows a Recipient's preferences and timezone.
