@@ -107,6 +107,19 @@ var _ = Describe("counts, bulk actions and snooze", func() {
 		var d notifyv1.ChannelDelivery
 		Expect(k8sClient.Get(suiteCtx, client.ObjectKeyFromObject(item), &d)).To(Succeed())
 		Expect(d.Status.SnoozedUntil).NotTo(BeNil())
+
+		By("its owner can still get it, and unsnooze it; nobody else can")
+		var got inboxv1.InboxItem
+		Expect(fay.Get(suiteCtx, client.ObjectKeyFromObject(item), &got)).To(Succeed())
+		Expect(got.Status.SnoozedUntil).NotTo(BeNil())
+		unsnooze := client.RawPatch(types.MergePatchType, []byte(`{"status":{"snoozedUntil":null}}`))
+		Expect(userClient("gus").Get(suiteCtx, client.ObjectKeyFromObject(item), &got)).To(Satisfy(apierrors.IsNotFound))
+		Expect(userClient("gus").Patch(suiteCtx, item.DeepCopy(), unsnooze)).To(Satisfy(apierrors.IsNotFound))
+		Expect(fay.Patch(suiteCtx, item.DeepCopy(), unsnooze)).To(Succeed())
+		Expect(fay.List(suiteCtx, &list, client.InNamespace(ns))).To(Succeed())
+		Expect(itemNames(&list)).To(Equal([]string{ns + "/s1"}))
+		Expect(fay.Get(suiteCtx, client.ObjectKey{Name: ns}, &counts)).To(Succeed())
+		Expect(counts.Counts).To(Equal(inboxv1.InboxCountSummary{Total: 1, Unread: 1, Unseen: 1}))
 	})
 
 	It("brings a snoozed item back as a watch ADDED and a stream item when due", func() {

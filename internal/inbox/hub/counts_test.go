@@ -92,8 +92,11 @@ func TestHubSnoozedItemComesBackWhenDue(t *testing.T) {
 	if items, _, _ := h.List("alice", ""); len(items) != 0 {
 		t.Fatalf("a snoozed item must leave the list, got %d", len(items))
 	}
-	if h.Delivery("alice", "ns", "a") != nil {
-		t.Fatal("a snoozed item cannot be written until it is back")
+	if it, _ := h.Get("alice", "ns", "a"); it == nil || it.Status.SnoozedUntil == nil || h.Delivery("alice", "ns", "a") == nil {
+		t.Fatal("a snoozed item stays readable and writable by its owner (to unsnooze it)")
+	}
+	if it, _ := h.Get("bob", "ns", "a"); it != nil || h.Delivery("bob", "ns", "a") != nil {
+		t.Fatal("bob reaches alice's snoozed item")
 	}
 	if got := counted(t, h, "alice", "").Counts; got != summary(0, 0, 0, 0, 1) {
 		t.Fatalf("snoozed counts: %+v", got)

@@ -649,19 +649,29 @@ func (h *Hub) Get(user, namespace, name string) (*inboxv1.InboxItem, error) {
 	if !h.synced {
 		return nil, ErrNotSynced
 	}
-	s := h.shown[keyOf(namespace, name)]
+	key := keyOf(namespace, name)
+	if z := h.snoozed[key]; z != nil && z.user == user {
+		// Snoozed: out of lists, but its owner can still read it (and
+		// unsnooze it).
+		if obj, ok, _ := h.deliveries.GetByKey(key); ok {
+			return view.Item(obj.(*notifyv1.ChannelDelivery)), nil
+		}
+	}
+	s := h.shown[key]
 	if s == nil || s.user != user || view.Expired(s.item.Spec.ExpiresAt, h.clock.Now()) {
 		return nil, nil
 	}
 	return s.item, nil
 }
 
-// Delivery returns the cached delivery behind an item user sees.
+// Delivery returns the cached delivery behind an item user sees, or has
+// snoozed.
 func (h *Hub) Delivery(user, namespace, name string) *notifyv1.ChannelDelivery {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	key := keyOf(namespace, name)
-	if s := h.shown[key]; s == nil || s.user != user {
+	s, z := h.shown[key], h.snoozed[key]
+	if (s == nil || s.user != user) && (z == nil || z.user != user) {
 		return nil
 	}
 	obj, ok, _ := h.deliveries.GetByKey(key)

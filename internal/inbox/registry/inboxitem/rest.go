@@ -235,7 +235,8 @@ func isRetriable(err error) bool {
 // written (or as it would be, on a dry run, or unchanged when nothing
 // changes).
 func (s *REST) write(ctx context.Context, d *notifyv1.ChannelDelivery, user string, objInfo rest.UpdatedObjectInfo, updateValidation rest.ValidateObjectUpdateFunc, dryRun, cached bool) (*inboxv1.InboxItem, uint64, error) {
-	if view.Owner(d) != user || !view.Visible(d, s.clock.Now()) {
+	// A snoozed item can be written too: that is how it is unsnoozed.
+	if view.Owner(d) != user || !view.Live(d, s.clock.Now()) {
 		return nil, 0, notFound(d.Name)
 	}
 	old := view.Item(d)

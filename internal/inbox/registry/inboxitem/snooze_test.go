@@ -104,6 +104,27 @@ func TestSnoozeIsValidated(t *testing.T) {
 	}
 }
 
+// A snoozed item can be unsnoozed, or snoozed for another time, by its
+// owner only.
+func TestUnsnooze(t *testing.T) {
+	clk := clocktesting.NewFakeClock(t0)
+	d := newDelivery()
+	d.Status.SnoozedUntil = &metav1.Time{Time: t0.Add(time.Hour)}
+	c, d := newClient(t, d)
+	items, _ := inboxitem.NewREST(newFakeHub(d), c, clk)
+	unsnooze := patchOf(func(it *inboxv1.InboxItem) { it.Status.SnoozedUntil = nil })
+	if _, _, err := items.Update(as("bob"), "d", unsnooze, nil, nil, false, &metav1.UpdateOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("bob: want NotFound, got %v", err)
+	}
+	obj, _, err := items.Update(as("alice"), "d", unsnooze, nil, nil, false, &metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obj.(*inboxv1.InboxItem).Status.SnoozedUntil != nil || get(t, c).Status.SnoozedUntil != nil {
+		t.Fatalf("still snoozed: %+v", get(t, c).Status)
+	}
+}
+
 // seen is separate from read: reading sees, marking unread keeps it seen,
 // and marking unseen clears only the seen mark.
 func TestSeenAndRead(t *testing.T) {
