@@ -68,7 +68,7 @@ vet: ## Run go vet (also on the production build, -tags nodev).
 ##@ Test
 
 .PHONY: test
-test: envtest-bins vet verify-generated test-chart ## Vet, check generated files, lint the Helm chart, run unit and envtest suites.
+test: envtest-bins vet verify-generated test-chart test-web ## Vet, check generated files, lint the Helm chart, check the web component, run unit and envtest suites.
 	KUBEBUILDER_ASSETS=$(K8S_BIN) HERALD_MAILPIT=$(MAILPIT) HERALD_HELM=$(HELM) $(GO) test $(TEST_FLAGS) -count=1 -timeout 30m ./...
 
 # The chart's value combinations that change what it renders; test/manifests
@@ -81,6 +81,16 @@ test-chart: $(HELM) ## Lint the Helm chart (dist/chart) and render it with each 
 	  $(HELM) lint dist/chart --strict $${set:+--set "$$set"} >/dev/null || exit 1; \
 	  $(HELM) template herald dist/chart --namespace herald-system $${set:+--set "$$set"} >/dev/null || exit 1; \
 	done
+
+# The <herald-inbox> component is plain JavaScript with no build step: this
+# checks its syntax and runs its unit tests with Node's built-in runner (no
+# packages). test-e2e drives it in Chromium.
+NODE ?= node
+.PHONY: test-web
+test-web: ## Check and unit-test the <herald-inbox> web component (needs Node.js 20+).
+	@if command -v $(NODE) >/dev/null 2>&1; then \
+	  $(NODE) --check web/herald-inbox/herald-inbox.js && $(NODE) --test web/herald-inbox/; \
+	else echo "test-web: $(NODE) not found; the component is still driven by make test-e2e" >&2; fi
 
 .PHONY: test-unit
 test-unit: ## Run only the tests that need no control plane.
