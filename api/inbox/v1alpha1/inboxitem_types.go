@@ -13,6 +13,7 @@ const (
 	FieldRead         = "status.read"
 	FieldArchived     = "status.archived"
 	FieldSeen         = "status.seen"
+	FieldAcknowledged = "status.acknowledged"
 )
 
 // InboxAction is an answer an approval item offers.
@@ -92,6 +93,14 @@ type InboxItemStatus struct {
 	// archivedTime is when archived became true.
 	// +optional
 	ArchivedTime *metav1.Time `json:"archivedTime,omitempty"`
+	// acknowledged is true once the recipient acknowledged the item: "I
+	// am on it". Unlike read it cannot be undone, and it stops the
+	// notification's escalation and reminders.
+	// +optional
+	Acknowledged bool `json:"acknowledged,omitempty"`
+	// acknowledgedTime is when acknowledged became true.
+	// +optional
+	AcknowledgedTime *metav1.Time `json:"acknowledgedTime,omitempty"`
 	// response is the answer to an approval item. It can be given once and
 	// not changed afterwards.
 	// +optional

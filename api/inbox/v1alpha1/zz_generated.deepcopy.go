@@ -324,6 +324,10 @@ func (in *InboxItemStatus) DeepCopyInto(out *InboxItemStatus) {
 		in, out := &in.ArchivedTime, &out.ArchivedTime
 		*out = (*in).DeepCopy()
 	}
+	if in.AcknowledgedTime != nil {
+		in, out := &in.AcknowledgedTime, &out.AcknowledgedTime
+		*out = (*in).DeepCopy()
+	}
 	if in.Response != nil {
 		in, out := &in.Response, &out.Response
 		*out = new(InboxItemResponse)

@@ -270,6 +270,11 @@ type ChannelDeliveryStatus struct {
 	// this time.
 	// +optional
 	SnoozedUntil *metav1.Time `json:"snoozedUntil,omitempty"`
+	// acknowledgedTime is when the recipient acknowledged an in-app
+	// item. Unlike readTime it is final, and it stops the notification's
+	// escalation and reminders.
+	// +optional
+	AcknowledgedTime *metav1.Time `json:"acknowledgedTime,omitempty"`
 	// response is the recipient's answer to an approval.
 	// +optional
 	Response *InboxResponse `json:"response,omitempty"`

@@ -12,6 +12,8 @@ import (
 // +kubebuilder:validation:XValidation:rule="!has(self.deliverAfter) || !has(self.expiresAt) || timestamp(self.deliverAfter) < timestamp(self.expiresAt)",message="expiresAt must be later than deliverAfter"
 // +kubebuilder:validation:XValidation:rule="!has(self.quorum) || self.type == 'approval'",message="quorum is only allowed on approval notifications"
 // +kubebuilder:validation:XValidation:rule="self.type != 'approval' || !self.channels.exists(c, c == 'slack' || c == 'teams') || self.channels.exists(c, c == 'inApp')",message="an approval sent to slack or teams also needs the inApp channel: it is answered in the inbox, which the chat message links to"
+// +kubebuilder:validation:XValidation:rule="!has(self.escalation) || [1, 2, 3, 4].all(i, i >= size(self.escalation) || duration(self.escalation[i].after) > duration(self.escalation[i-1].after))",message="escalation steps must be in order: each step's after must be later than the previous step's"
+// +kubebuilder:validation:XValidation:rule="(!has(self.escalation) && !has(self.remind)) || self.channels.exists(c, c == 'inApp') || self.type == 'approval'",message="escalation and remind stop when the notification is acknowledged, which happens in the inbox: add the inApp channel"
 type NotificationSpec struct {
 	// type is how important the notification is: informational, warning,
 	// critical or approval. critical and approval override opt-outs.
@@ -95,6 +97,26 @@ type NotificationSpec struct {
 	// +kubebuilder:validation:Minimum=1
 	// +optional
 	Quorum *int32 `json:"quorum,omitempty"`
+
+	// acknowledge says whose acknowledgement makes the notification
+	// acknowledged (condition Acknowledged): Any recipient's (the
+	// default) or All recipients with an in-app delivery.
+	// +kubebuilder:default=Any
+	// +optional
+	Acknowledge AcknowledgePolicy `json:"acknowledge,omitempty"`
+
+	// escalation widens the notification, step by step, while it is not
+	// acknowledged (approvals: not decided) and has not expired. Each
+	// step's deliveries carry the label notify.herald.dev/escalation-step.
+	// +kubebuilder:validation:MaxItems=5
+	// +optional
+	Escalation []EscalationStep `json:"escalation,omitempty"`
+
+	// remind sends the notification again, on their channels other than
+	// inApp, to the recipients who have not acknowledged it (approvals:
+	// not answered), every remind.every, at most remind.max times.
+	// +optional
+	Remind *ReminderPolicy `json:"remind,omitempty"`
 
 	// ttlSecondsAfterFinished deletes the notification (and its
 	// deliveries) this long after it finished; 0 deletes it as soon as it
@@ -230,6 +252,20 @@ type NotificationStatus struct {
 	// +kubebuilder:validation:MaxItems=100
 	// +optional
 	Responses []Response `json:"responses,omitempty"`
+
+	// acknowledgement counts the recipients who acknowledged.
+	// +optional
+	Acknowledgement *AcknowledgementStatus `json:"acknowledgement,omitempty"`
+
+	// escalation lists the escalation steps that ran, in order.
+	// +kubebuilder:validation:MaxItems=5
+	// +optional
+	Escalation []EscalationStepRun `json:"escalation,omitempty"`
+
+	// reminders lists the reminder rounds that ran, in order.
+	// +kubebuilder:validation:MaxItems=10
+	// +optional
+	Reminders []ReminderRun `json:"reminders,omitempty"`
 
 	// dispatchTime is when every delivery had been created.
 	// +optional

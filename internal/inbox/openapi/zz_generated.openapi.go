@@ -789,6 +789,19 @@ func schema_herald_api_inbox_v1alpha1_InboxItemStatus(ref common.ReferenceCallba
 							Ref:         ref(v1.Time{}.OpenAPIModelName()),
 						},
 					},
+					"acknowledged": {
+						SchemaProps: spec.SchemaProps{
+							Description: "acknowledged is true once the recipient acknowledged the item: \"I am on it\". Unlike read it cannot be undone, and it stops the notification's escalation and reminders.",
+							Type:        []string{"boolean"},
+							Format:      "",
+						},
+					},
+					"acknowledgedTime": {
+						SchemaProps: spec.SchemaProps{
+							Description: "acknowledgedTime is when acknowledged became true.",
+							Ref:         ref(v1.Time{}.OpenAPIModelName()),
+						},
+					},
 					"response": {
 						SchemaProps: spec.SchemaProps{
 							Description: "response is the answer to an approval item. It can be given once and not changed afterwards.",

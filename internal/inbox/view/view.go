@@ -82,6 +82,10 @@ func Item(d *notifyv1.ChannelDelivery) *inboxv1.InboxItem {
 			ReadTime:     d.Status.ReadTime.DeepCopy(),
 			Archived:     d.Status.ArchivedTime != nil,
 			ArchivedTime: d.Status.ArchivedTime.DeepCopy(),
+			// Acknowledging is distinct from reading: an item can be
+			// acknowledged from a list without being opened.
+			Acknowledged:     d.Status.AcknowledgedTime != nil,
+			AcknowledgedTime: d.Status.AcknowledgedTime.DeepCopy(),
 		},
 	}
 	if len(d.Labels) > 0 {

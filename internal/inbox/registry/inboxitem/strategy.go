@@ -15,8 +15,8 @@ import (
 )
 
 // What a recipient may change of an item, and how it lands on the
-// delivery: status.seen, status.read, status.archived, status.snoozedUntil
-// and one answer; nothing else.
+// delivery: status.seen, status.read, status.archived, status.snoozedUntil,
+// status.acknowledged and one answer; nothing else.
 
 // maxCommentLength bounds a response's comment.
 const maxCommentLength = 1024
@@ -34,7 +34,7 @@ func applyStatus(d *notifyv1.ChannelDelivery, old, upd *inboxv1.InboxItem, user 
 		errs = append(errs, field.Invalid(field.NewPath("metadata", "namespace"), upd.Namespace, "does not match the item"))
 	}
 	if !equality.Semantic.DeepEqual(upd.Spec, old.Spec) {
-		errs = append(errs, field.Forbidden(field.NewPath("spec"), "inbox items are read-only except status.seen, status.read, status.archived, status.snoozedUntil and status.response"))
+		errs = append(errs, field.Forbidden(field.NewPath("spec"), "inbox items are read-only except status.seen, status.read, status.archived, status.snoozedUntil, status.acknowledged and status.response"))
 	}
 	if !equality.Semantic.DeepEqual(upd.Labels, old.Labels) || len(upd.Annotations) > 0 {
 		errs = append(errs, field.Forbidden(field.NewPath("metadata"), "labels and annotations of inbox items are read-only"))
@@ -79,6 +79,9 @@ func applyStatus(d *notifyv1.ChannelDelivery, old, upd *inboxv1.InboxItem, user 
 			next.Status.SnoozedUntil = &until
 		}
 	}
+	if err := applyAcknowledged(next, old, upd.Status.Acknowledged, t); err != nil {
+		return nil, err
+	}
 	if err := applyResponse(next, old, upd.Status.Response, user, t); err != nil {
 		return nil, err
 	}
@@ -86,6 +89,29 @@ func applyStatus(d *notifyv1.ChannelDelivery, old, upd *inboxv1.InboxItem, user 
 		return nil, nil
 	}
 	return next, nil
+}
+
+// applyAcknowledged records an acknowledgement. It is final, like an
+// answer: an escalation it stopped cannot be resumed by taking it back, so
+// acknowledged: false on an acknowledged item is refused.
+func applyAcknowledged(next *notifyv1.ChannelDelivery, old *inboxv1.InboxItem, ack bool, t metav1.Time) error {
+	switch {
+	case ack && next.Status.AcknowledgedTime == nil:
+		next.Status.AcknowledgedTime = &t
+	case !ack && next.Status.AcknowledgedTime != nil:
+		return &apierrors.StatusError{ErrStatus: metav1.Status{
+			Status: metav1.StatusFailure,
+			Code:   409,
+			Reason: metav1.StatusReasonConflict,
+			Details: &metav1.StatusDetails{
+				Group: itemsResource.Group, Kind: itemsResource.Resource, Name: old.Name,
+				Causes: []metav1.StatusCause{{Type: metav1.CauseTypeFieldValueNotSupported, Field: "status.acknowledged", Message: "already acknowledged"}},
+			},
+			Message: fmt.Sprintf("inboxitems.%s %q was acknowledged at %s; an acknowledgement is final, so acknowledged: false is refused",
+				itemsResource.Group, old.Name, next.Status.AcknowledgedTime.UTC().Format(time.RFC3339)),
+		}}
+	}
+	return nil
 }
 
 // applyResponse records an answer to an approval item. An answer is final:
