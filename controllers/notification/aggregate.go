@@ -15,11 +15,14 @@ import (
 
 // aggregate counts the notification's deliveries into its status and
 // derives phase, conditions and approval responses.
-func (r *Reconciler) aggregate(ctx context.Context, n *notifyv1.Notification, now time.Time) error {
+// It returns who has acknowledged and answered, which escalation and
+// reminders act on.
+func (r *Reconciler) aggregate(ctx context.Context, n *notifyv1.Notification, now time.Time) (*ackState, error) {
 	var list notifyv1.ChannelDeliveryList
 	if err := r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingFields{DeliveryIndex: n.Name}, client.UnsafeDisableDeepCopy); err != nil {
-		return fmt.Errorf("listing deliveries: %w", err)
+		return nil, fmt.Errorf("listing deliveries: %w", err)
 	}
+	acks := newAckState()
 	var total notifyv1.DeliveryCounts
 	perChannel := map[notifyv1.Channel]*notifyv1.DeliveryCounts{}
 	for _, ch := range n.Spec.Channels {
@@ -37,6 +40,7 @@ func (r *Reconciler) aggregate(ctx context.Context, n *notifyv1.Notification, no
 			c = &notifyv1.DeliveryCounts{}
 			perChannel[d.Spec.Channel] = c
 		}
+		acks.add(d)
 		count(&total, d.Status.Phase)
 		count(c, d.Status.Phase)
 		switch d.Status.Phase {
@@ -97,6 +101,7 @@ func (r *Reconciler) aggregate(ctx context.Context, n *notifyv1.Notification, no
 	if n.Spec.Type == notifyv1.TypeApproval {
 		r.decideApproval(n, responses)
 	}
+	acks.decide(n)
 
 	// The cache may not show every delivery just created; the notification
 	// is only finished when all that were planned are accounted for.
@@ -106,7 +111,7 @@ func (r *Reconciler) aggregate(ctx context.Context, n *notifyv1.Notification, no
 		notifyv1.SetCondition(n, notifyv1.ConditionDelivered, metav1.ConditionUnknown, notifyv1.ReasonInProgress,
 			fmt.Sprintf("%d of %d deliveries finished", total.Total-unfinished, max(expected, total.Total)))
 		n.Status.CompletionTime = nil
-		return nil
+		return acks, nil
 	}
 	switch {
 	case total.Total == 0:
@@ -132,7 +137,7 @@ func (r *Reconciler) aggregate(ctx context.Context, n *notifyv1.Notification, no
 	if n.Status.CompletionTime == nil {
 		n.Status.CompletionTime = &metav1.Time{Time: now}
 	}
-	return nil
+	return acks, nil
 }
 
 func count(c *notifyv1.DeliveryCounts, p notifyv1.DeliveryPhase) {

@@ -219,7 +219,7 @@ func TestRejectedCreateEndsOneDelivery(t *testing.T) {
 	if err := c.Update(context.Background(), &list.Items[0]); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.aggregate(context.Background(), n, time.Now()); err != nil {
+	if _, err := r.aggregate(context.Background(), n, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if n.Status.Phase != notifyv1.NotificationPartiallyDelivered || n.Status.Deliveries.Failed != 2 || n.Status.Deliveries.Total != 3 {
@@ -286,7 +286,7 @@ func TestOldDeliveriesOfTheSameNameAreNotOurs(t *testing.T) {
 	if err := c.Update(context.Background(), &bob); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.aggregate(context.Background(), n, now); err != nil {
+	if _, err := r.aggregate(context.Background(), n, now); err != nil {
 		t.Fatal(err)
 	}
 	if n.Status.Phase != notifyv1.NotificationPartiallyDelivered || n.Status.Deliveries.Succeeded != 1 || n.Status.Deliveries.Failed != 1 {

@@ -116,15 +116,26 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if wait := r.countLater(&n, memo, dispatched, now); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
+	// nextFollowUp is when the next escalation step or reminder is due.
+	var nextFollowUp time.Duration
 	if dispatched {
-		if err := r.aggregate(ctx, &n, now); err != nil {
+		acks, err := r.aggregate(ctx, &n, now)
+		if err != nil {
 			return ctrl.Result{}, err
+		}
+		if nextFollowUp, err = r.followUp(ctx, &n, acks, now); err != nil {
+			return ctrl.Result{}, err
+		}
+		if nextFollowUp > 0 && (result.RequeueAfter == 0 || nextFollowUp < result.RequeueAfter) {
+			result.RequeueAfter = nextFollowUp
 		}
 	}
 	n.Status.ObservedGeneration = n.Generation
 
 	if !equality.Semantic.DeepEqual(before, &n.Status) {
-		if wait := r.writeLater(&n, memo, dispatched, now); wait > 0 {
+		// A step or reminder that just ran is written at once: its record
+		// is what keeps it from running again.
+		if wait := r.writeLater(&n, memo, dispatched, now); wait > 0 && len(n.Status.Escalation) == len(before.Escalation) && len(n.Status.Reminders) == len(before.Reminders) {
 			return ctrl.Result{RequeueAfter: wait}, nil
 		}
 		// The status is derived from the cache: it must not overwrite a
@@ -135,7 +146,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		memo.written(&n.Status, now)
 		r.announce(&n, before)
 	}
-	if n.Status.Phase.Finished() {
+	if n.Status.Phase.Finished() && nextFollowUp == 0 {
 		r.progress.forget(req.NamespacedName)
 		return r.deleteAfterTTL(ctx, &n, now)
 	}
