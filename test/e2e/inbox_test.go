@@ -510,6 +510,61 @@ func TestInboxPage(t *testing.T) {
 	t.Log("ok: alice's WhatsApp delivery of deploy-next is Skipped: CategoryMuted")
 	step("the in-app one still arrives", chromedp.WaitVisible(chromedp.CSS(`li.item[data-notification="deploy-next"]`)))
 
+	// A critical notification with two escalation steps, acknowledged on
+	// the page between them: exactly one step runs.
+	// README.md: kubectl apply -f config/samples/dev/escalation.yaml
+	applyFile(t, ctx, env, filepath.Join(root, "config", "samples", "dev", "escalation.yaml"))
+	escalate := &notifyv1.Notification{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace, Name: "payments-down"}}
+	incident := `li.item[data-notification="payments-down"]`
+	step("the critical notification arrives", chromedp.WaitVisible(chromedp.CSS(incident+`[data-acknowledged="false"]`)))
+	var dispatched time.Time
+	eventually(t, ctx, apiTimeout, "escalation step 1 runs when nobody acknowledged within 5s", func(ctx context.Context) error {
+		var n notifyv1.Notification
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(escalate), &n); err != nil {
+			return err
+		}
+		if len(n.Status.Escalation) != 1 || n.Status.DispatchTime == nil {
+			return fmt.Errorf("status.escalation: %+v", n.Status.Escalation)
+		}
+		dispatched = n.Status.DispatchTime.Time
+		return nil
+	})
+	step("acknowledge it on the page", click(incident+` button[data-op="acknowledge"]`))
+	step("the page shows it acknowledged", chromedp.WaitVisible(chromedp.CSS(incident+`[data-acknowledged="true"]`)))
+	// kubectl wait --for=condition=Acknowledged notification/payments-down
+	eventually(t, ctx, apiTimeout, "the notification is Acknowledged by alice", func(ctx context.Context) error {
+		var n notifyv1.Notification
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(escalate), &n); err != nil {
+			return err
+		}
+		c := meta.FindStatusCondition(n.Status.Conditions, notifyv1.ConditionAcknowledged)
+		if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "alice") {
+			return fmt.Errorf("conditions: %v", n.Status.Conditions)
+		}
+		return nil
+	})
+	// Step 2 would have run 30s after dispatch: whether it runs can only
+	// be seen once that time has passed.
+	if wait := time.Until(dispatched.Add(32 * time.Second)); wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		}
+	}
+	var after notifyv1.Notification
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(escalate), &after); err != nil {
+		t.Fatal(err)
+	}
+	var steps notifyv1.ChannelDeliveryList
+	if err := env.Client.List(ctx, &steps, client.InNamespace(env.Namespace), client.HasLabels{notifyv1.LabelEscalationStep}); err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Status.Escalation) != 1 || len(steps.Items) != 1 || steps.Items[0].Spec.Recipient.Name != "bob" {
+		t.Errorf("want exactly step 1 (bob) to have run: status.escalation %+v, step deliveries %d", after.Status.Escalation, len(steps.Items))
+	}
+	t.Log("ok: acknowledged between the steps, exactly one escalation step ran")
+
 	// Another user sees their own inbox only.
 	step("switch to carol", click(`#users button[data-user="carol"]`))
 	step("carol sees her own inbox: her approval item, not alice's warning",

@@ -376,6 +376,8 @@ func TestReadmeShowsTheDevSamples(t *testing.T) {
 		"kubectl apply -f config/samples/dev/approval.yaml",
 		"kubectl get inboxitems --as alice",
 		"kubectl wait --for=condition=Approved notification/release-approval",
+		"kubectl apply -f config/samples/dev/escalation.yaml",
+		"kubectl wait --for=condition=Acknowledged notification/payments-down",
 	} {
 		if !strings.Contains(string(readme), cmd) {
 			t.Errorf("README.md lacks %q", cmd)

@@ -12,7 +12,8 @@
 // the page's origin), either kube-apiserver itself or a proxy in front of
 // it, with the user's bearer token when a `token` or `tokenProvider` is
 // set (a proxy that authenticates by cookie needs neither). It offers a bell
-// with the unread count, the list, read/unread, archive/unarchive, snooze,
+// with the unread count, the list, read/unread, archive/unarchive,
+// acknowledge, snooze,
 // answers to approvals, mark all read, archive all read and the caller's
 // preferences; it stays live over Server-Sent Events and resumes with
 // Last-Event-ID after a dropped connection.
@@ -401,6 +402,9 @@ export class HeraldInbox extends HTMLElement {
         : op('read', 'Mark read', (b) => this.patchItem(it, { read: true }, b)),
       st.archived ? op('unarchive', 'Unarchive', (b) => this.patchItem(it, { archived: false }, b))
         : op('archive', 'Archive', (b) => this.patchItem(it, { archived: true }, b)),
+      // Acknowledging says "I am on it": it stops the notification's
+      // escalation and reminders, and cannot be taken back.
+      st.acknowledged ? null : op('acknowledge', 'Acknowledge', (b) => this.patchItem(it, { acknowledged: true }, b)),
       op('snooze', 'Snooze 1h', (b) => this.snooze(it, '1h', b), { preset: '1h' }),
       op('snooze', 'Snooze until tomorrow', (b) => this.snooze(it, 'tomorrow', b), { preset: 'tomorrow' }));
     let response = null;
@@ -417,13 +421,14 @@ export class HeraldInbox extends HTMLElement {
     return el('li', {
       class: 'item' + (st.read ? ' read' : ' unread') + (st.archived ? ' archived' : ''),
       'aria-labelledby': titleId,
-      dataset: { name: it.metadata.name, namespace: it.metadata.namespace, notification: it.spec.notification, read: String(!!st.read), seen: String(!!st.seen) },
+      dataset: { name: it.metadata.name, namespace: it.metadata.namespace, notification: it.spec.notification, read: String(!!st.read), seen: String(!!st.seen), acknowledged: String(!!st.acknowledged) },
     },
     el('div', { class: 'meta' },
       el('span', { class: 'badge ' + type }, type),
       it.spec.category ? el('span', { class: 'category' }, it.spec.category) : null,
       el('time', { datetime: when(it).toISOString() }, when(it).toLocaleString()),
-      el('span', {}, st.read ? 'read' : 'unread')),
+      el('span', {}, st.read ? 'read' : 'unread'),
+      st.acknowledged ? el('span', { class: 'acknowledged' }, 'acknowledged') : null),
     el('h3', { class: 'title', id: titleId }, it.spec.title || it.spec.notification),
     it.spec.message ? el('p', { class: 'message' }, it.spec.message) : null,
     actions, response);
