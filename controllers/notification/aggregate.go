@@ -37,9 +37,14 @@ func (r *Reconciler) aggregate(ctx context.Context, n *notifyv1.Notification, no
 			c = &notifyv1.DeliveryCounts{}
 			perChannel[d.Spec.Channel] = c
 		}
-		count(&total, d.Status.Phase)
-		count(c, d.Status.Phase)
-		switch d.Status.Phase {
+		phase := d.Status.Phase
+		if awaitingRedrive(n, d) {
+			// The cache has not caught up with the re-drive yet.
+			phase = notifyv1.DeliveryPending
+		}
+		count(&total, phase)
+		count(c, phase)
+		switch phase {
 		case notifyv1.DeliveryFailed, notifyv1.DeliveryExpired, notifyv1.DeliveryCancelled:
 			problems++
 		case notifyv1.DeliverySkipped:
@@ -98,6 +103,9 @@ func (r *Reconciler) aggregate(ctx context.Context, n *notifyv1.Notification, no
 		r.decideApproval(n, responses)
 	}
 
+	if n.Status.Cancel != nil {
+		return finishCancelled(n, &total, unfinished, now)
+	}
 	// The cache may not show every delivery just created; the notification
 	// is only finished when all that were planned are accounted for.
 	expected := int32(len(n.Spec.Channels)) * (n.Status.Recipients + int32(len(n.Status.Unresolved)))
@@ -160,4 +168,29 @@ func capList(s []string, n int) []string {
 		return s[:n]
 	}
 	return s
+}
+
+// finishCancelled sets the phase of a cancelled notification: Cancelled
+// once no delivery is in flight any more. Deliveries the fan-out never
+// created count as cancelled.
+func finishCancelled(n *notifyv1.Notification, total *notifyv1.DeliveryCounts, unfinished int32, now time.Time) error {
+	notCreated := n.Status.Cancel.NotCreated
+	total.Total += notCreated
+	total.Cancelled += notCreated
+	n.Status.Deliveries = *total
+	if unfinished > 0 {
+		n.Status.Phase = notifyv1.NotificationDispatching
+		notifyv1.SetCondition(n, notifyv1.ConditionDelivered, metav1.ConditionUnknown, notifyv1.ReasonCancelled,
+			fmt.Sprintf("cancelling: %d deliveries not finished yet (an attempt in flight finishes)", unfinished))
+		n.Status.CompletionTime = nil
+		return nil
+	}
+	n.Status.Phase = notifyv1.NotificationCancelled
+	notifyv1.SetCondition(n, notifyv1.ConditionDelivered, metav1.ConditionFalse, notifyv1.ReasonCancelled,
+		fmt.Sprintf("cancelled: %d delivered before the cancel, %d cancelled, %d failed, %d skipped, %d expired",
+			total.Succeeded, total.Cancelled, total.Failed, total.Skipped, total.Expired))
+	if n.Status.CompletionTime == nil {
+		n.Status.CompletionTime = &metav1.Time{Time: now}
+	}
+	return nil
 }

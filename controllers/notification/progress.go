@@ -32,6 +32,9 @@ type progressMemo struct {
 	dispatch *dispatchSnapshot
 	// since is when status was last written (or the fan-out ran).
 	since time.Time
+	// cancelled holds the UIDs of the deliveries this process cancelled
+	// (operator.go).
+	cancelled sync.Map
 }
 
 func (p *progressMemos) memo(key types.NamespacedName, uid types.UID) *progressMemo {
