@@ -6,9 +6,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"golang.org/x/sync/errgroup"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -63,7 +64,7 @@ func (r *Reconciler) cancelSeen(ctx context.Context, n *notifyv1.Notification) s
 // starts and the fan-out creates nothing (both stop when the annotation
 // reaches the cache, which is before this reconcile runs). It reports
 // whether the record was written by this call.
-func (r *Reconciler) recordCancel(ctx context.Context, n *notifyv1.Notification, patcher *patch.Helper, now time.Time) (bool, error) {
+func (r *Reconciler) recordCancel(ctx context.Context, n *notifyv1.Notification, patcher *patch.Helper, read *notifyv1.NotificationStatus) (bool, error) {
 	c := n.Status.Cancel
 	if c != nil && !c.Time.IsZero() {
 		return false, nil
@@ -72,13 +73,26 @@ func (r *Reconciler) recordCancel(ctx context.Context, n *notifyv1.Notification,
 		c = &notifyv1.CancelRecord{Value: notifyv1.FitText(n.Annotations[notifyv1.AnnotationCancel], maxAnnotationValue)}
 		n.Status.Cancel = c
 	}
-	c.Time = metav1.MicroTime{Time: now}
+	// Now, not when the reconcile started: a fan-out may have run since.
+	c.Time = metav1.MicroTime{Time: r.Clock.Now()}
 	if !n.Status.Phase.Finished() {
 		n.Status.Phase = notifyv1.NotificationDispatching
 		notifyv1.SetCondition(n, notifyv1.ConditionDelivered, metav1.ConditionUnknown, notifyv1.ReasonCancelled,
 			"cancelling: deliveries not yet sent are being cancelled")
 	}
-	if _, err := patcher.Patch(ctx, n, patch.WithOptimisticLock()); err != nil {
+	_, err := patcher.Patch(ctx, n, patch.WithOptimisticLock())
+	if apierrors.IsConflict(err) && r.APIReader != nil {
+		// The cancel annotation itself changed the object while a
+		// fan-out ran: if its status is still what this reconcile read,
+		// the fan-out's outcome is written on the new version rather
+		// than lost.
+		var live notifyv1.Notification
+		if gerr := r.APIReader.Get(ctx, client.ObjectKeyFromObject(n), &live); gerr == nil && equality.Semantic.DeepEqual(&live.Status, read) {
+			patcher.Reset(&live)
+			_, err = patcher.Patch(ctx, n, patch.WithOptimisticLock())
+		}
+	}
+	if err != nil {
 		return false, err
 	}
 	r.Recorder.Eventf(n, nil, "Normal", notifyv1.ReasonCancelled, "Cancel",

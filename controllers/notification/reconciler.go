@@ -129,8 +129,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	// API server before anything else happens.
 	writeNow := false
 	if cancelling {
+		if memo.dispatch != nil {
+			// A fan-out whose status write was deferred.
+			memo.dispatch.applyTo(&n.Status)
+		}
 		finishedBefore := n.Status.Phase.Finished()
-		recorded, err := r.recordCancel(ctx, &n, patcher, now)
+		recorded, err := r.recordCancel(ctx, &n, patcher, before)
 		if err != nil {
 			return patch.RequeueOnConflict(err, "notification cancel")
 		}

@@ -1,0 +1,183 @@
+package controllers_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"golang.org/x/sync/errgroup"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
+	"github.com/herald-dev/herald/internal/kubectlherald"
+)
+
+// kubectlHerald runs the plugin's command code in this process, as the
+// envtest admin, and returns what it printed.
+func kubectlHerald(ctx context.Context, args ...string) (string, error) {
+	GinkgoHelper()
+	kubeconfig, _, err := heraldenvtest.AdminKubeconfig(testEnv, fmt.Sprintf("kubectl-herald-%d", nsCounter.Add(1)), GinkgoT().TempDir())
+	Expect(err).NotTo(HaveOccurred())
+	var out, errOut bytes.Buffer
+	cmd := kubectlherald.NewCommand(genericiooptions.IOStreams{In: &bytes.Buffer{}, Out: &out, ErrOut: &errOut})
+	cmd.SetArgs(append([]string{"--kubeconfig", kubeconfig}, args...))
+	err = cmd.ExecuteContext(ctx)
+	return out.String() + errOut.String(), err
+}
+
+// createRecipients creates n Recipients with role, in parallel.
+func createRecipients(ns, role string, n int) {
+	GinkgoHelper()
+	g, ctx := errgroup.WithContext(suiteCtx)
+	g.SetLimit(16)
+	for i := range n {
+		g.Go(func() error {
+			name := fmt.Sprintf("r%05d", i)
+			return k8sClient.Create(ctx, &notifyv1.Recipient{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+				Spec:       notifyv1.RecipientSpec{Username: name, Email: name + "@example.com", Roles: []string{role}},
+			})
+		})
+	}
+	Expect(g.Wait()).To(Succeed())
+}
+
+var _ = Describe("operator tools", func() {
+	It("re-drives 50 failed webhook deliveries with kubectl herald retry, keeping their histories", func() {
+		ns := newNamespaceWithManager()
+		sink := newWebhookSink()
+		DeferCleanup(sink.Close)
+		var broken atomic.Bool
+		broken.Store(true)
+		sink.setRespond(func(string, int, http.ResponseWriter) int {
+			if broken.Load() {
+				return http.StatusBadGateway
+			}
+			return http.StatusOK
+		})
+		createWebhookProvider(ns, sink.URL)
+		createRecipients(ns, "oncall", 50)
+		notification(ns, "outage", func(s *notifyv1.NotificationSpec) {
+			s.Audience = notifyv1.Audience{Roles: []string{"oncall"}}
+			s.Retry = &notifyv1.RetryPolicy{MaxAttempts: ptr.To[int32](2)}
+		})
+
+		By("the receiver failing, every delivery ends Failed")
+		n := waitPhase(ns, "outage", notifyv1.NotificationFailed)
+		Expect(n.Status.Deliveries.Failed).To(BeEquivalentTo(50))
+		for _, d := range deliveries(ns, "outage") {
+			Expect(d.Status.Reason).To(Equal(notifyv1.ReasonAttemptsExhausted))
+			Expect(d.Status.History).To(HaveLen(2))
+		}
+		out, err := kubectlHerald(suiteCtx, "-n", ns, "status", "outage")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(out).To(ContainSubstring("Notification %s/outage: Failed", ns))
+		Expect(out).To(ContainSubstring("└─ webhook (50)"))
+		Expect(out).To(ContainSubstring("Failed (AttemptsExhausted)  attempts 2"))
+
+		By("the receiver fixed, kubectl herald retry re-drives them and waits for the outcome")
+		broken.Store(false)
+		out, err = kubectlHerald(suiteCtx, "-n", ns, "retry", "outage", "--wait", "--timeout", "60s")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("outage Delivered: 50 succeeded, 0 failed"))
+
+		n = getNotification(ns, "outage")
+		Expect(n.Status.Phase).To(Equal(notifyv1.NotificationDelivered))
+		Expect(n.Status.Retry).NotTo(BeNil())
+		Expect(n.Status.Retry.Deliveries).To(BeEquivalentTo(50))
+		ds := deliveries(ns, "outage")
+		Expect(ds).To(HaveLen(50))
+		for _, d := range ds {
+			Expect(d.Status.Phase).To(Equal(notifyv1.DeliverySucceeded), d.Name)
+			Expect(d.Status.Attempts).To(BeEquivalentTo(3))
+			Expect(d.Status.AttemptsBeforeRetry).To(BeEquivalentTo(2))
+			Expect(d.Status.History).To(HaveLen(3), "the old attempts stay in the history")
+			Expect(d.Status.History[0].Outcome).To(Equal("Failed"))
+			Expect(d.Status.History[1].Outcome).To(Equal("Failed"))
+			Expect(d.Status.History[2].Outcome).To(Equal("Succeeded"))
+			Expect(d.Status.History[2].Number).To(BeEquivalentTo(3))
+		}
+
+		By("the same annotation value re-drives nothing again")
+		before := len(sink.all())
+		Expect(k8sClient.Get(suiteCtx, client.ObjectKeyFromObject(n), n)).To(Succeed())
+		n.Annotations["unrelated"] = "x"
+		Expect(k8sClient.Update(suiteCtx, n)).To(Succeed())
+		Consistently(func() int { return len(sink.all()) }, time.Second).Should(Equal(before))
+		Expect(getNotification(ns, "outage").Status.Phase).To(Equal(notifyv1.NotificationDelivered))
+	})
+
+
+	It("cancels a 5,000-recipient notification mid-fan-out: nothing is sent after the cancel is recorded", func() {
+		ns := newNamespace()
+		const recipients = 5000
+		// Created before the controller starts, so that its cache holds
+		// every Recipient when the notification arrives.
+		createRecipients(ns, "everyone", recipients)
+		opts := testOptions()
+		// A slow fan-out, so that the cancel lands in the middle of it.
+		opts.FanOutParallelism = 1
+		stop := startManager(opts)
+		DeferCleanup(func() { stop() })
+		sink := newWebhookSink()
+		DeferCleanup(sink.Close)
+		createWebhookProvider(ns, sink.URL)
+		notification(ns, "wrong", func(s *notifyv1.NotificationSpec) {
+			s.Audience = notifyv1.Audience{Roles: []string{"everyone"}}
+		})
+
+		By("the first deliveries being sent, an operator cancels")
+		Eventually(func() int { return len(sink.all()) }).Should(BeNumerically(">=", 5))
+		out, err := kubectlHerald(suiteCtx, "-n", ns, "cancel", "wrong", "--wait", "--timeout", "120s")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("wrong Cancelled"))
+
+		n := getNotification(ns, "wrong")
+		Expect(n.Status.Phase).To(Equal(notifyv1.NotificationCancelled))
+		Expect(n.Status.Cancel).NotTo(BeNil())
+		cancelledAt := n.Status.Cancel.Time.Time
+		Expect(n.Status.Cancel.NotCreated).To(BeNumerically(">", 0), "the cancel came mid-fan-out: %+v", n.Status)
+		d := n.Status.Deliveries
+		Expect(d.Total).To(BeEquivalentTo(recipients))
+		Expect(d.Succeeded + d.Cancelled).To(Equal(d.Total), "counts: %+v", d)
+
+		By("no attempt started after the cancel was recorded, and each send is recorded")
+		ds := deliveries(ns, "wrong")
+		Expect(int32(len(ds)) + n.Status.Cancel.NotCreated).To(BeEquivalentTo(recipients))
+		sent := 0
+		for _, dl := range ds {
+			Expect(dl.CreationTimestamp.Time).NotTo(BeTemporally(">", cancelledAt.Add(time.Second)), "created after the cancel: %s", dl.Name)
+			switch dl.Status.Phase {
+			case notifyv1.DeliverySucceeded:
+				sent++
+				for _, a := range dl.Status.History {
+					Expect(a.StartTime.Time).To(BeTemporally("<", cancelledAt), "attempt of %s started after the cancel", dl.Name)
+				}
+			case notifyv1.DeliveryCancelled:
+				Expect(dl.Status.Attempts).To(BeZero(), dl.Name)
+				Expect(dl.Status.Reason).To(Equal(notifyv1.ReasonCancelled))
+			default:
+				Fail(fmt.Sprintf("delivery %s ended %s", dl.Name, dl.Status.Phase))
+			}
+		}
+		Expect(sent).To(BeEquivalentTo(d.Succeeded))
+		received := map[string]bool{}
+		for _, r := range sink.all() {
+			received[r.Delivery] = true
+		}
+		Expect(received).To(HaveLen(sent), "every request the receiver got is a recorded success")
+		Consistently(func() int { return len(sink.all()) }, time.Second).Should(Equal(len(sink.all())))
+		GinkgoWriter.Printf("cancel: %d of %d deliveries created, %d sent before the cancel, %d cancelled\n",
+			len(ds), recipients, sent, d.Cancelled)
+	})
+})
+
