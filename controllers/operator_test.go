@@ -116,7 +116,6 @@ var _ = Describe("operator tools", func() {
 		Expect(getNotification(ns, "outage").Status.Phase).To(Equal(notifyv1.NotificationDelivered))
 	})
 
-
 	It("cancels a 5,000-recipient notification mid-fan-out: nothing is sent after the cancel is recorded", func() {
 		ns := newNamespace()
 		const recipients = 5000
@@ -148,7 +147,7 @@ var _ = Describe("operator tools", func() {
 		Expect(n.Status.Cancel.NotCreated).To(BeNumerically(">", 0), "the cancel came mid-fan-out: %+v", n.Status)
 		d := n.Status.Deliveries
 		Expect(d.Total).To(BeEquivalentTo(recipients))
-		Expect(d.Succeeded + d.Cancelled).To(Equal(d.Total), "counts: %+v", d)
+		Expect(d.Succeeded+d.Cancelled).To(Equal(d.Total), "counts: %+v", d)
 
 		By("no attempt started after the cancel was recorded, and each send is recorded")
 		ds := deliveries(ns, "wrong")
@@ -180,4 +179,3 @@ var _ = Describe("operator tools", func() {
 			len(ds), recipients, sent, d.Cancelled)
 	})
 })
-
