@@ -1,10 +1,13 @@
 package kubectlherald
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 )
 
 func collect(t testing.TB, in string) []sseEvent {
@@ -59,4 +62,8 @@ func FuzzReadSSE(f *testing.F) {
 			t.Fatalf("round trip of %q %q: got %+v", typ, data, got)
 		}
 	})
+}
+
+func testStreams() genericiooptions.IOStreams {
+	return genericiooptions.IOStreams{In: &bytes.Buffer{}, Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}
 }
