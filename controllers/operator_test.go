@@ -175,7 +175,7 @@ var _ = Describe("operator tools", func() {
 		}
 		Expect(received).To(HaveLen(sent), "every request the receiver got is a recorded success")
 		Consistently(func() int { return len(sink.all()) }, time.Second).Should(Equal(len(sink.all())))
-		GinkgoWriter.Printf("cancel: %d of %d deliveries created, %d sent before the cancel, %d cancelled\n",
-			len(ds), recipients, sent, d.Cancelled)
+		AddReportEntry("cancel", fmt.Sprintf("%d of %d deliveries created, %d sent before the cancel, %d cancelled",
+			len(ds), recipients, sent, d.Cancelled))
 	})
 })
