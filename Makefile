@@ -64,6 +64,14 @@ vet: ## Run go vet (also on the production build, -tags nodev).
 .PHONY: test
 test: envtest-bins vet verify-generated ## Vet, check generated files, run unit and envtest suites.
 	KUBEBUILDER_ASSETS=$(K8S_BIN) HERALD_MAILPIT=$(MAILPIT) $(GO) test $(TEST_FLAGS) -count=1 -timeout 30m ./...
+	$(MAKE) test-alerts
+
+# The alert rules and the dashboard are checked with Prometheus's own
+# parsers, in a module of their own: Prometheus stays out of Herald's
+# go.mod and binaries.
+.PHONY: test-alerts
+test-alerts: ## Parse config/prometheus alert rules and check every query of them and of the dashboard uses documented metrics.
+	cd hack/tools/promrules && $(GO) test -count=1 ./...
 
 .PHONY: test-unit
 test-unit: ## Run only the tests that need no control plane.
@@ -72,8 +80,9 @@ test-unit: ## Run only the tests that need no control plane.
 ##@ Build
 
 .PHONY: build
-build: ## Build the herald binary into bin/ (with `herald dev`).
+build: ## Build the herald binary and the kubectl plugin kubectl-herald into bin/ (herald with `herald dev`).
 	$(GO) build -o $(LOCALBIN)/herald ./cmd/herald
+	$(GO) build -o $(LOCALBIN)/kubectl-herald ./cmd/kubectl-herald
 
 # -tags nodev leaves `herald dev` and everything under internal/dev out of
 # the binary, as the Dockerfile does; cmd/herald/imports_test.go checks it.

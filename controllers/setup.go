@@ -160,5 +160,6 @@ func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Cache, error) {
 		return nil, fmt.Errorf("setting up event rule controller: %w", err)
 	}
 	metrics.RegisterPhaseGauge(mgr.GetCache())
+	metrics.RegisterHealth(mgr.GetCache(), opts.Clock)
 	return senders, nil
 }

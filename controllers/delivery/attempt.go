@@ -166,6 +166,7 @@ func (a attemptMade) record(s *notifyv1.ChannelDeliveryStatus, outcome string, r
 func (w *statusWrite) recordSuccess(ctx context.Context, a attemptMade, res channel.Result) error {
 	s := &w.d.Status
 	a.record(s, OutcomeSucceeded, "", "")
+	observeAttempt(w.d, a, OutcomeSucceeded)
 	s.Provider = a.provider
 	s.ProviderMessageID = res.ProviderMessageID
 	s.NextAttemptTime = nil
@@ -182,6 +183,7 @@ func (w *statusWrite) recordFailure(ctx context.Context, policy retry.Policy, a 
 	reason := ce.Reason
 	errText := truncate(ce.Error(), 1024)
 	a.record(s, OutcomeFailed, reason, errText)
+	observeAttempt(w.d, a, OutcomeFailed)
 	attempt := a.number
 	s.LastError = errText
 	s.LastErrorReason = reason

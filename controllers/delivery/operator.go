@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/metrics"
 )
 
 // What an operator's re-drive or cancel (annotations on the Notification,
@@ -48,4 +49,13 @@ func (r *Reconciler) cancelRequested(ctx context.Context, d *notifyv1.ChannelDel
 		return false, fmt.Errorf("reading notification %s: %w", owner.Name, err)
 	}
 	return n.UID == owner.UID && (n.Annotations[notifyv1.AnnotationCancel] != "" || n.Status.Cancel != nil), nil
+}
+
+// observeAttempt counts an attempt that reached a provider, for the
+// failure rate per provider (herald_provider_attempts_total).
+func observeAttempt(d *notifyv1.ChannelDelivery, a attemptMade, outcome string) {
+	if a.provider == "" {
+		return
+	}
+	metrics.ProviderAttempts.WithLabelValues(string(d.Spec.Channel), d.Namespace, a.provider, outcome).Inc()
 }
