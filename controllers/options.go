@@ -9,6 +9,7 @@ import (
 	"k8s.io/utils/clock"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/controllers/selfalert"
 	"github.com/herald-dev/herald/internal/channel/egress"
 	"github.com/herald-dev/herald/internal/retry"
 )
@@ -33,6 +34,9 @@ type Options struct {
 	StatusInterval time.Duration
 	// SuccessEvents emits a Normal Event for each delivered notification.
 	SuccessEvents bool
+	// Alerts are Herald's alerts about itself, sent through Herald
+	// (controllers/selfalert); off unless Alerts.Namespace is set.
+	Alerts selfalert.Options
 	// DefaultRetry is the retry policy of deliveries whose Notification
 	// sets none; it is complete (every field set).
 	DefaultRetry   retry.Policy
@@ -99,6 +103,7 @@ func DefaultOptions() Options {
 		// Certificates are verified: a provider may not opt out alone.
 		AllowInsecureSkipVerify: false,
 		Clock:                   clock.RealClock{},
+		Alerts:                  selfalert.DefaultOptions(),
 		Manager: ManagerOptions{
 			MetricsAddr: ":8080",
 			ProbeAddr:   ":8081",
@@ -138,6 +143,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.ServiceCIDRs, "egress-service-cidr", o.ServiceCIDRs, "The cluster's service IP range(s), refused as destinations unless --egress-allow names them.")
 	fs.BoolVar(&o.AllowInsecureSkipVerify, "allow-insecure-skip-verify", o.AllowInsecureSkipVerify, "Let SMTP providers set insecureSkipVerify (no certificate verification); without it such a provider is not Ready. For test clusters only.")
 	fs.BoolVar(&o.SuccessEvents, "success-events", o.SuccessEvents, "Emit a Normal Event for every delivered Notification (one more API write each); failures always get Warning Events.")
+	o.Alerts.AddFlags(fs)
 }
 
 // Complete turns what the flags gave into options and checks them.
@@ -176,7 +182,7 @@ func (o *Options) Validate() error {
 	if _, err := o.EgressPolicy(); err != nil {
 		return fmt.Errorf("--egress-allow/--egress-service-cidr: %w", err)
 	}
-	return nil
+	return o.Alerts.Validate()
 }
 
 // EgressPolicy is the policy senders connect under.

@@ -219,6 +219,10 @@ func (r *Reconciler) newDelivery(n *notifyv1.Notification, ch notifyv1.Channel, 
 			ExpiresAt:    n.Spec.ExpiresAt,
 		},
 	}
+	if n.Labels[notifyv1.LabelHeraldAlert] == "true" {
+		// Herald's alerts about itself never count towards another alert.
+		d.Labels[notifyv1.LabelHeraldAlert] = "true"
+	}
 	if ch == notifyv1.ChannelInApp {
 		// An in-app delivery is recorded, not sent: it has no attempt that
 		// could time out or be retried, so it carries no policy for them.

@@ -26,6 +26,11 @@ const (
 	AnnotationCancel = "notify.herald.dev/cancel"
 )
 
+// LabelHeraldAlert marks the Notifications Herald sends about itself
+// (`herald controller --alert-namespace`) and, copied by the fan-out,
+// their deliveries: they never count towards another alert.
+const LabelHeraldAlert = "notify.herald.dev/herald-alert"
+
 // Reasons of re-driven and cancelled deliveries and notifications.
 const (
 	// ReasonRetried is the reason of a delivery re-driven by AnnotationRetry.
