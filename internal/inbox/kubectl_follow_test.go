@@ -96,4 +96,17 @@ var _ = Describe("kubectl herald inbox --follow", func() {
 		createItem(ns, "not-yours", "follow-bob", nil)
 		Consistently(func() bool { _, ok := out.find("not-yours"); return ok }, 500*time.Millisecond).Should(BeFalse())
 	})
+
+	It("ends with a clear error when the caller may not read an inbox", func() {
+		ns := newNamespace()
+		kubeconfig, _, err := heraldenvtest.AdminKubeconfig(testEnv, "kubectl-herald-refused", GinkgoT().TempDir())
+		Expect(err).NotTo(HaveOccurred())
+		var out bytes.Buffer
+		cmd := kubectlherald.NewCommand(genericiooptions.IOStreams{In: &bytes.Buffer{}, Out: &out, ErrOut: &out})
+		// Not in the group the inbox role is bound to.
+		cmd.SetArgs([]string{"--kubeconfig", kubeconfig, "--as", "outsider", "--as-group", "nobody", "-n", ns, "inbox", "--follow"})
+		err = cmd.ExecuteContext(suiteCtx)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("403"))
+	})
 })

@@ -3,6 +3,7 @@ package kubectlherald
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -220,7 +221,10 @@ func inboxError(err error) error {
 }
 
 // followInbox prints the inbox stream: the current items (the stream's
-// first event, a reset), then each new item, change and removal.
+// first event, a reset), then each new item, change and removal. When the
+// stream ends (a server restarted, a proxy closed it) it reconnects with
+// the last event id, so nothing is missed or repeated; a refusal (403, no
+// inbox API) ends it with an error.
 func (o *Options) followInbox(ctx context.Context, ns, output string) error {
 	cfg, err := o.restConfig()
 	if err != nil {
@@ -236,11 +240,45 @@ func (o *Options) followInbox(ctx context.Context, ns, output string) error {
 	}
 	// cfg.Host may end with "/", and "//apis" is a 404.
 	url := strings.TrimSuffix(cfg.Host, "/") + path + "?watch=1"
+	lastID := ""
+	backoff := time.Second
+	for {
+		err := o.followOnce(ctx, httpClient, url, output, &lastID)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var refused *streamRefused
+		if errors.As(err, &refused) {
+			return err
+		}
+		if err != nil {
+			fmt.Fprintf(o.ErrOut, "inbox stream: %v; reconnecting in %s\n", err, backoff)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// streamRefused is an answer other than 200 to opening the stream.
+type streamRefused struct{ err error }
+
+func (e *streamRefused) Error() string { return e.err.Error() }
+func (e *streamRefused) Unwrap() error { return e.err }
+
+// followOnce reads one connection of the stream, resuming after *lastID.
+func (o *Options) followOnce(ctx context.Context, httpClient *http.Client, url, output string, lastID *string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	if *lastID != "" {
+		req.Header.Set("Last-Event-ID", *lastID)
+	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return fmt.Errorf("opening the inbox stream: %w", err)
@@ -248,20 +286,23 @@ func (o *Options) followInbox(ctx context.Context, ns, output string) error {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return inboxError(fmt.Errorf("opening the inbox stream: %s: %s", resp.Status, strings.TrimSpace(string(body))))
+		return &streamRefused{inboxError(fmt.Errorf("opening the inbox stream: %s: %s", resp.Status, strings.TrimSpace(string(body))))}
 	}
 	var printErr error
 	err = readSSE(resp.Body, func(ev sseEvent) bool {
 		printErr = o.printEvent(ev, output)
+		if printErr == nil && ev.ID != "" {
+			*lastID = ev.ID
+		}
 		return printErr == nil
 	})
 	if printErr != nil {
-		return printErr
+		return &streamRefused{printErr}
 	}
-	if err != nil && ctx.Err() == nil {
+	if err != nil {
 		return fmt.Errorf("reading the inbox stream: %w", err)
 	}
-	return nil
+	return fmt.Errorf("the server ended the stream")
 }
 
 // printEvent prints one stream event: a reset as the list of items, the
