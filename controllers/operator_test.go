@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 	"github.com/herald-dev/herald/internal/kubectlherald"
+	"github.com/herald-dev/herald/pkg/notify"
 )
 
 // kubectlHerald runs the plugin's command code in this process, as the
@@ -177,5 +179,92 @@ var _ = Describe("operator tools", func() {
 		Consistently(func() int { return len(sink.all()) }, time.Second).Should(Equal(len(sink.all())))
 		AddReportEntry("cancel", fmt.Sprintf("%d of %d deliveries created, %d sent before the cancel, %d cancelled",
 			len(ds), recipients, sent, d.Cancelled))
+	})
+
+	It("sends a Notification from flags and waits for its outcome; status prints it as yaml", func() {
+		ns := newNamespaceWithManager()
+		createRecipient(ns, "alice", nil)
+		out, err := kubectlHerald(suiteCtx, "-n", ns, "send", "--key", "deploy/v1.2", "--to", "alice", "--channel", "inApp",
+			"--title", "Deploy done", "--message", "v1.2 is live", "-o", "json", "--wait", "--timeout", "30s")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring(`"kind": "Notification"`))
+		Expect(out).To(ContainSubstring("Delivered: 1 succeeded"))
+		name := notify.Name("deploy/v1.2")
+		out, err = kubectlHerald(suiteCtx, "-n", ns, "status", name, "-o", "yaml")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("kind: List"))
+		Expect(out).To(ContainSubstring("kind: ChannelDelivery"))
+		_, err = kubectlHerald(suiteCtx, "-n", ns, "status", "no-such-notification")
+		Expect(err).To(MatchError(ContainSubstring(`reading notification ` + ns + `/no-such-notification`)))
+	})
+
+	It("re-drives an expired delivery with a new deadline", func() {
+		ns := newNamespaceWithManager()
+		sink := newWebhookSink()
+		DeferCleanup(sink.Close)
+		var broken atomic.Bool
+		broken.Store(true)
+		sink.setRespond(func(string, int, http.ResponseWriter) int {
+			if broken.Load() {
+				return http.StatusServiceUnavailable
+			}
+			return http.StatusOK
+		})
+		createWebhookProvider(ns, sink.URL)
+		createRecipient(ns, "alice", nil)
+		expires := time.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second)
+		notification(ns, "short-lived", func(s *notifyv1.NotificationSpec) {
+			s.ExpiresAt = &metav1.Time{Time: expires}
+			s.Retry = &notifyv1.RetryPolicy{MaxAttempts: ptr.To[int32](50)}
+		})
+		waitPhase(ns, "short-lived", notifyv1.NotificationExpired)
+
+		broken.Store(false)
+		Expect(notify.Retry(suiteCtx, k8sClient, ns, "short-lived", "after-the-fix", notify.RetryFilter{Reason: notifyv1.ReasonExpired})).To(Succeed())
+		n := waitPhase(ns, "short-lived", notifyv1.NotificationDelivered)
+		Expect(n.Status.Retry.Value).To(Equal("after-the-fix"))
+		d := getDelivery(ns, "short-lived", notifyv1.ChannelWebhook, "alice")
+		Expect(d.Status.ExpiresAt).NotTo(BeNil())
+		Expect(d.Status.ExpiresAt.Time).To(BeTemporally(">", expires), "a new deadline after the old one")
+		Expect(d.Status.History[len(d.Status.History)-1].Outcome).To(Equal("Succeeded"))
+	})
+
+	It("alerts its operators through Herald when a provider trips, once per window", func() {
+		ops, tenant := newNamespace(), newNamespace()
+		opts := testOptions()
+		opts.Alerts.Namespace = ops
+		opts.Alerts.Channels = []string{string(notifyv1.ChannelInApp)}
+		opts.Alerts.CheckInterval = 100 * time.Millisecond
+		opts.Alerts.Window = time.Hour
+		stop := startManager(opts)
+		DeferCleanup(func() { stop() })
+		createRecipient(ops, "op", func(s *notifyv1.RecipientSpec) { s.Roles = []string{"herald-operators"} })
+		sink := newWebhookSink()
+		DeferCleanup(sink.Close)
+		// The provider's own URL refuses its credentials: a provider fault.
+		sink.setRespond(func(string, int, http.ResponseWriter) int { return http.StatusUnauthorized })
+		createWebhookProvider(tenant, sink.URL)
+		createRecipient(tenant, "alice", nil)
+		notification(tenant, "trips", nil)
+
+		about := func() []notifyv1.Notification {
+			var list notifyv1.NotificationList
+			Expect(k8sClient.List(suiteCtx, &list, client.InNamespace(ops), client.MatchingLabels{notifyv1.LabelHeraldAlert: "true"})).To(Succeed())
+			var out []notifyv1.Notification
+			for _, n := range list.Items {
+				if strings.Contains(n.Spec.Title, tenant+"/hook") {
+					out = append(out, n)
+				}
+			}
+			return out
+		}
+		Eventually(func() int { return len(about()) }).Should(Equal(1))
+		alert := about()[0]
+		Expect(alert.Spec.Title).To(ContainSubstring("tripped"))
+		waitPhase(ops, alert.Name, notifyv1.NotificationDelivered)
+		for _, d := range deliveries(ops, alert.Name) {
+			Expect(d.Labels[notifyv1.LabelHeraldAlert]).To(Equal("true"), "the alert's deliveries carry the label")
+		}
+		Consistently(func() int { return len(about()) }, time.Second).Should(Equal(1), "one alert per provider per window")
 	})
 })
