@@ -108,22 +108,24 @@ func (r *Reconciler) recordCancel(ctx context.Context, n *notifyv1.Notification,
 // number of deliveries still unfinished after the pass (in flight, or
 // changed meanwhile), whose updates wake the notification again.
 func (r *Reconciler) cancelDeliveries(ctx context.Context, n *notifyv1.Notification, memo *progressMemo, now time.Time) (int, error) {
+	// The cache's own objects: only those written are copied.
 	var list notifyv1.ChannelDeliveryList
-	if err := r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingFields{DeliveryIndex: n.Name}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingFields{DeliveryIndex: n.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return 0, fmt.Errorf("listing deliveries: %w", err)
 	}
 	var open atomic.Int32
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, r.FanOutParallelism))
 	for i := range list.Items {
-		d := &list.Items[i]
-		if !metav1.IsControlledBy(d, n) || d.Status.Phase.Finished() {
+		cached := &list.Items[i]
+		if !metav1.IsControlledBy(cached, n) || cached.Status.Phase.Finished() {
 			continue
 		}
-		if d.Status.Phase == notifyv1.DeliverySending || memo.cancelledByUs(d) {
+		if cached.Status.Phase == notifyv1.DeliverySending || memo.cancelledByUs(cached) {
 			open.Add(1)
 			continue
 		}
+		d := cached.DeepCopy()
 		g.Go(func() error {
 			p := patch.NewHelper(d, r.Client, patch.ControllerFieldOwner)
 			s := &d.Status
@@ -168,7 +170,7 @@ func (r *Reconciler) redrive(ctx context.Context, n *notifyv1.Notification, now 
 		Reason:  notifyv1.FitText(n.Annotations[notifyv1.AnnotationRetryReason], 64),
 	}
 	var list notifyv1.ChannelDeliveryList
-	if err := r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingFields{DeliveryIndex: n.Name}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(n.Namespace), client.MatchingFields{DeliveryIndex: n.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return false, fmt.Errorf("listing deliveries: %w", err)
 	}
 	newDeadline := redriveDeadline(n, now)
@@ -176,10 +178,10 @@ func (r *Reconciler) redrive(ctx context.Context, n *notifyv1.Notification, now 
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(1, r.FanOutParallelism))
 	for i := range list.Items {
-		d := &list.Items[i]
-		if !metav1.IsControlledBy(d, n) || !rec.Matches(d) {
+		if !metav1.IsControlledBy(&list.Items[i], n) || !rec.Matches(&list.Items[i]) {
 			continue
 		}
+		d := list.Items[i].DeepCopy()
 		g.Go(func() error {
 			p := patch.NewHelper(d, r.Client, patch.ControllerFieldOwner)
 			resetForRetry(d, value, newDeadline, now)
