@@ -129,6 +129,14 @@ BENCH_FLAGS ?= --kube-api-qps=1000 --kube-api-burst=2000 --notification-workers=
 bench: envtest-bins build ## Measure throughput and latency against the control plane's own bound (writes bench/results/).
 	KUBEBUILDER_ASSETS=$(K8S_BIN) HERALD_BENCH_FLAGS="$(BENCH_FLAGS)" $(GO) test -tags bench -run TestBench -count=1 -timeout 90m -v ./bench/
 
+# The regression guard: small enough to run before and after a change in one
+# sitting (under two minutes on two cores), large enough that the delivery
+# cost settles. Its reports are named *-quick.md.
+QUICK_BENCH_ENV ?= HERALD_BENCH_N=300 HERALD_BENCH_FANOUT=1000 HERALD_BENCH_BOUND_N=500 HERALD_BENCH_RUNS=inapp,webhook,fanout HERALD_BENCH_LABEL=quick
+.PHONY: bench-quick
+bench-quick: envtest-bins build ## A two-minute bench (300 in-app, 300 webhook, a 1,000 fan-out) that prints each run's delivery cost.
+	KUBEBUILDER_ASSETS=$(K8S_BIN) HERALD_BENCH_FLAGS="$(BENCH_FLAGS)" $(QUICK_BENCH_ENV) $(GO) test -tags bench -run TestBench -count=1 -timeout 20m -v ./bench/
+
 .PHONY: test-faults
 test-faults: envtest-bins build ## Kill the controller, stop the API server, fail the receivers: nothing may be lost.
 	KUBEBUILDER_ASSETS=$(K8S_BIN) HERALD_MAILPIT=$(MAILPIT) $(GO) test -tags faults -count=1 -timeout 30m -v ./test/faults/

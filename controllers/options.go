@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -61,7 +62,11 @@ type Options struct {
 	// without it such a provider is not Ready
 	// (InsecureSkipVerifyNotAllowed). For test clusters only.
 	AllowInsecureSkipVerify bool
-	Clock                   clock.PassiveClock
+	// InboxURL is the inbox web page that Slack and Teams messages of
+	// approval notifications link to (a provider's inboxURL wins); empty
+	// means no link.
+	InboxURL string
+	Clock    clock.PassiveClock
 
 	Manager ManagerOptions
 
@@ -142,6 +147,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.EgressAllow, "egress-allow", o.EgressAllow, "CIDRs and host names senders may connect to although they are refused by default (loopback, link-local, private, unique-local, multicast, unspecified, the service range), e.g. 10.20.0.0/16,smtp.internal.example. Credentials may go to these hosts without TLS.")
 	fs.StringSliceVar(&o.ServiceCIDRs, "egress-service-cidr", o.ServiceCIDRs, "The cluster's service IP range(s), refused as destinations unless --egress-allow names them.")
 	fs.BoolVar(&o.AllowInsecureSkipVerify, "allow-insecure-skip-verify", o.AllowInsecureSkipVerify, "Let SMTP providers set insecureSkipVerify (no certificate verification); without it such a provider is not Ready. For test clusters only.")
+	fs.StringVar(&o.InboxURL, "inbox-url", o.InboxURL, "Address of the inbox web page; Slack and Teams messages of approval notifications link to their item there (?item=<inbox item>&namespace=<ns>&notification=<name>). A provider's spec.<channel>.inboxURL overrides it.")
 	fs.BoolVar(&o.SuccessEvents, "success-events", o.SuccessEvents, "Emit a Normal Event for every delivered Notification (one more API write each); failures always get Warning Events.")
 	o.Alerts.AddFlags(fs)
 }
@@ -181,6 +187,11 @@ func (o *Options) Validate() error {
 	}
 	if _, err := o.EgressPolicy(); err != nil {
 		return fmt.Errorf("--egress-allow/--egress-service-cidr: %w", err)
+	}
+	if o.InboxURL != "" {
+		if u, err := url.Parse(o.InboxURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("--inbox-url must be an absolute http or https URL, got %q", o.InboxURL)
+		}
 	}
 	return o.Alerts.Validate()
 }

@@ -85,6 +85,9 @@ func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Cache, error) {
 		notifyv1.ChannelEmail:    viaProvider(notifyv1.ChannelEmail),
 		notifyv1.ChannelWhatsApp: viaProvider(notifyv1.ChannelWhatsApp),
 		notifyv1.ChannelWebhook:  viaProvider(notifyv1.ChannelWebhook),
+		notifyv1.ChannelSlack:    viaProvider(notifyv1.ChannelSlack),
+		notifyv1.ChannelTeams:    viaProvider(notifyv1.ChannelTeams),
+		notifyv1.ChannelTelegram: viaProvider(notifyv1.ChannelTelegram),
 	}
 	if err := handlers.Validate(); err != nil {
 		return nil, err
@@ -125,6 +128,12 @@ func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Cache, error) {
 			return nil, fmt.Errorf("setting up %s delivery controller: %w", ch, err)
 		}
 	}
+	// A provider fault that `herald receiver` records from a delivery
+	// receipt opens the provider's circuit, as one met at send time does.
+	if err := (&delivery.ReceiptTrips{Client: mgr.GetClient(), Registry: senders, TripFor: opts.ProviderTripDuration,
+		OnTrip: onTrip, Clock: opts.Clock}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the delivery receipts controller: %w", err)
+	}
 	if err := (&provider.Reconciler{
 		Client:       mgr.GetClient(),
 		SecretReader: mgr.GetAPIReader(),
@@ -138,6 +147,7 @@ func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Cache, error) {
 			// SMTP providers may skip certificate checks only if the
 			// cluster admin allows it.
 			AllowInsecureSkipVerify: opts.AllowInsecureSkipVerify,
+			InboxURL:                opts.InboxURL,
 		},
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up provider controller: %w", err)

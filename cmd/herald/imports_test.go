@@ -24,6 +24,7 @@ const module = "github.com/herald-dev/herald"
 var productionCommands = map[string]string{
 	"herald controller": module + "/cmd/herald/internal/controller",
 	"herald apiserver":  module + "/cmd/herald/internal/apiserver",
+	"herald receiver":   module + "/cmd/herald/internal/receiver",
 }
 
 // listedPackage is the part of `go list -json` this test reads.

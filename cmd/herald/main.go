@@ -1,6 +1,8 @@
 // Command herald is Herald's single binary: the controller manager
 // (herald controller, package internal/controller), the inbox aggregated
-// API server (herald apiserver, package internal/apiserver), and a local
+// API server (herald apiserver, package internal/apiserver), the endpoint
+// for providers' delivery receipts (herald receiver, package
+// internal/receiver), and a local
 // development environment (herald dev, dev.go and internal/dev).
 //
 // Built with -tags nodev (make build-prod, the Dockerfile) the binary

@@ -169,6 +169,10 @@ func (w *statusWrite) recordSuccess(ctx context.Context, a attemptMade, res chan
 	observeAttempt(w.d, a, OutcomeSucceeded)
 	s.Provider = a.provider
 	s.ProviderMessageID = res.ProviderMessageID
+	// A receipt is about the message providerMessageID names: one left
+	// from an earlier message of this delivery (sent again after it was
+	// reset) says nothing about this one. herald receiver writes the next.
+	s.Receipt = nil
 	s.NextAttemptTime = nil
 	if _, err := w.finish(ctx, notifyv1.DeliverySucceeded, notifyv1.ReasonDelivered, ""); err != nil {
 		return err

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/controllers/notification"
 	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/metrics"
 	"github.com/herald-dev/herald/internal/patch"
@@ -232,6 +233,33 @@ func message(d *notifyv1.ChannelDelivery, attempt int) *channel.Message {
 	}
 	if c.WebhookPayload != "" {
 		m.WebhookPayload = []byte(c.WebhookPayload)
+	}
+	rs := d.Spec.Recipient
+	if a := rs.Slack; a != nil {
+		m.Recipient.SlackUserID, m.Recipient.SlackChannelID = a.UserID, a.ChannelID
+	}
+	if a := rs.Teams; a != nil {
+		m.Recipient.TeamsWebhook = &channel.SecretKey{Name: a.WebhookURLSecretRef.Name, Key: a.WebhookURLSecretRef.Key}
+	}
+	if a := rs.Telegram; a != nil {
+		m.Recipient.TelegramChatID = a.ChatID
+	}
+	if sc := c.Slack; sc != nil {
+		m.Slack = &channel.SlackContent{Text: sc.Text, Blocks: sc.Blocks}
+	}
+	if tc := c.Teams; tc != nil {
+		m.Teams = &channel.TeamsContent{Card: tc.Card}
+	}
+	if tc := c.Telegram; tc != nil {
+		m.Telegram = &channel.TelegramContent{Text: tc.Text, ParseMode: string(tc.ParseMode)}
+	}
+	if c.Type == notifyv1.TypeApproval && rs.Username != "" {
+		// Approvals are answered in the inbox (admission requires inApp
+		// beside slack and teams): chat messages link to the recipient's
+		// in-app item of the same notification. A recipient without a
+		// username, such as a room, has none; its link names the
+		// notification only.
+		m.InboxItem = notification.DeliveryName(d.Spec.Notification, notifyv1.ChannelInApp, rs.Name)
 	}
 	return m
 }

@@ -194,6 +194,14 @@ func recipientSnapshot(rc *notifyv1.Recipient, ch notifyv1.Channel) notifyv1.Rec
 		s.Phone, s.Timezone = rc.Spec.Phone, rc.Spec.Timezone
 	case notifyv1.ChannelWebhook:
 		s.Email, s.Phone, s.WebhookURL, s.Timezone = rc.Spec.Email, rc.Spec.Phone, rc.Spec.WebhookURL, rc.Spec.Timezone
+	case notifyv1.ChannelSlack:
+		s.Slack, s.Timezone = rc.Spec.Slack.DeepCopy(), rc.Spec.Timezone
+	case notifyv1.ChannelTeams:
+		// The reference to the room's webhook, never the URL: it is a
+		// credential and stays in its Secret.
+		s.Teams, s.Timezone = rc.Spec.Teams.DeepCopy(), rc.Spec.Timezone
+	case notifyv1.ChannelTelegram:
+		s.Telegram, s.Timezone = rc.Spec.Telegram.DeepCopy(), rc.Spec.Timezone
 	}
 	return s
 }
@@ -250,6 +258,12 @@ func contentFor(c notifyv1.RenderedContent, ch notifyv1.Channel) notifyv1.Render
 		out.WhatsApp = c.WhatsApp
 	case notifyv1.ChannelWebhook:
 		out.Actions, out.WebhookPayload = c.Actions, c.WebhookPayload
+	case notifyv1.ChannelSlack:
+		out.Actions, out.Slack = c.Actions, c.Slack
+	case notifyv1.ChannelTeams:
+		out.Actions, out.Teams = c.Actions, c.Teams
+	case notifyv1.ChannelTelegram:
+		out.Telegram = c.Telegram
 	}
 	return out
 }

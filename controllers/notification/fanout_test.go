@@ -3,6 +3,7 @@ package notification
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +27,10 @@ func TestRecipientSnapshotHoldsWhatTheChannelUses(t *testing.T) {
 	rc := &notifyv1.Recipient{
 		ObjectMeta: metav1.ObjectMeta{Name: "alice"},
 		Spec: notifyv1.RecipientSpec{Username: "alice", DisplayName: "Alice", Email: "alice@example.com",
-			Phone: "+4915112345671", WebhookURL: "https://hooks.example.com/a", Timezone: "Europe/Berlin"},
+			Phone: "+4915112345671", WebhookURL: "https://hooks.example.com/a", Timezone: "Europe/Berlin",
+			Slack:    &notifyv1.SlackAddress{UserID: "U024BE7LH"},
+			Teams:    &notifyv1.TeamsAddress{WebhookURLSecretRef: notifyv1.SecretKeyReference{Name: "room", Key: "url"}},
+			Telegram: &notifyv1.TelegramAddress{ChatID: "42"}},
 	}
 	base := notifyv1.RecipientSnapshot{Name: "alice", Username: "alice", DisplayName: "Alice"}
 	want := map[notifyv1.Channel]notifyv1.RecipientSnapshot{
@@ -36,9 +40,18 @@ func TestRecipientSnapshotHoldsWhatTheChannelUses(t *testing.T) {
 		notifyv1.ChannelWebhook: with(base, func(s *notifyv1.RecipientSnapshot) {
 			s.Email, s.Phone, s.WebhookURL, s.Timezone = "alice@example.com", "+4915112345671", "https://hooks.example.com/a", "Europe/Berlin"
 		}),
+		notifyv1.ChannelSlack: with(base, func(s *notifyv1.RecipientSnapshot) {
+			s.Slack, s.Timezone = &notifyv1.SlackAddress{UserID: "U024BE7LH"}, "Europe/Berlin"
+		}),
+		notifyv1.ChannelTeams: with(base, func(s *notifyv1.RecipientSnapshot) {
+			s.Teams, s.Timezone = &notifyv1.TeamsAddress{WebhookURLSecretRef: notifyv1.SecretKeyReference{Name: "room", Key: "url"}}, "Europe/Berlin"
+		}),
+		notifyv1.ChannelTelegram: with(base, func(s *notifyv1.RecipientSnapshot) {
+			s.Telegram, s.Timezone = &notifyv1.TelegramAddress{ChatID: "42"}, "Europe/Berlin"
+		}),
 	}
 	for _, ch := range notifyv1.Channels {
-		if got := recipientSnapshot(rc, ch); got != want[ch] {
+		if got := recipientSnapshot(rc, ch); !reflect.DeepEqual(got, want[ch]) {
 			t.Errorf("%s: snapshot %+v, want %+v", ch, got, want[ch])
 		}
 	}
@@ -116,7 +129,8 @@ func TestDeliveriesCarryOnlyTheirChannelsContent(t *testing.T) {
 	c := notifyv1.RenderedContent{Type: notifyv1.TypeInformational, Title: "t", Message: "m",
 		Actions:  []notifyv1.Action{{ID: "ok", Label: "OK"}},
 		Email:    &notifyv1.EmailContent{Subject: "s", Text: "x", HTML: "<p>x</p>"},
-		WhatsApp: &notifyv1.WhatsAppContent{Text: strings.Repeat("w", 1<<20)}, WebhookPayload: `{"a":1}`}
+		WhatsApp: &notifyv1.WhatsAppContent{Text: strings.Repeat("w", 1<<20)}, WebhookPayload: `{"a":1}`,
+		Slack: &notifyv1.SlackContent{Text: "s"}, Teams: &notifyv1.TeamsContent{Card: "{}"}, Telegram: &notifyv1.TelegramContent{Text: "t"}}
 	for _, ch := range notifyv1.Channels {
 		got := r.newDelivery(n, ch, "alice", c, nil, nil).Spec.Content
 		if got.Title != "t" || got.Message != "m" || got.Type != c.Type {
@@ -124,7 +138,10 @@ func TestDeliveriesCarryOnlyTheirChannelsContent(t *testing.T) {
 		}
 		if (got.Email != nil) != (ch == notifyv1.ChannelEmail) || (got.WhatsApp != nil) != (ch == notifyv1.ChannelWhatsApp) ||
 			(got.WebhookPayload != "") != (ch == notifyv1.ChannelWebhook) ||
-			(len(got.Actions) > 0) != (ch == notifyv1.ChannelInApp || ch == notifyv1.ChannelWebhook) {
+			(got.Slack != nil) != (ch == notifyv1.ChannelSlack) || (got.Teams != nil) != (ch == notifyv1.ChannelTeams) ||
+			(got.Telegram != nil) != (ch == notifyv1.ChannelTelegram) ||
+			// Slack and Teams list an approval's choices beside the inbox link.
+			(len(got.Actions) > 0) != (ch == notifyv1.ChannelInApp || ch == notifyv1.ChannelWebhook || ch == notifyv1.ChannelSlack || ch == notifyv1.ChannelTeams) {
 			t.Errorf("%s: carries another channel's content: email %v, whatsapp %v, payload %q, actions %v",
 				ch, got.Email != nil, got.WhatsApp != nil, got.WebhookPayload, got.Actions)
 		}

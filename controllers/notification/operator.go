@@ -233,6 +233,10 @@ func resetForRetry(d *notifyv1.ChannelDelivery, value string, newDeadline *metav
 	s.NextAttemptTime = nil
 	s.AttemptStartTime = nil
 	s.CompletionTime = nil
+	// The old message's receipt and id: a late receipt for it must not
+	// judge the new attempts (a failed receipt would hide every later one).
+	s.Receipt = nil
+	s.ProviderMessageID = ""
 }
 
 // redriveDeadline is the deadline a re-driven delivery gets when its own

@@ -29,8 +29,10 @@ func TestResetForRetry(t *testing.T) {
 			d.Spec.ExpiresAt = tc.specExpires
 			d.Status = notifyv1.ChannelDeliveryStatus{
 				Phase: tc.phase, Reason: "AttemptsExhausted", Attempts: 4,
-				History:        []notifyv1.Attempt{{Number: 1}, {Number: 2}, {Number: 3}, {Number: 4}},
-				CompletionTime: &metav1.MicroTime{Time: now.Add(-time.Hour)},
+				History:           []notifyv1.Attempt{{Number: 1}, {Number: 2}, {Number: 3}, {Number: 4}},
+				CompletionTime:    &metav1.MicroTime{Time: now.Add(-time.Hour)},
+				ProviderMessageID: "wamid.1",
+				Receipt:           &notifyv1.DeliveryReceipt{State: notifyv1.ReceiptFailed},
 			}
 			resetForRetry(d, "v1", later, now)
 			s := d.Status
@@ -39,6 +41,9 @@ func TestResetForRetry(t *testing.T) {
 			}
 			if s.Attempts != 4 || s.AttemptsBeforeRetry != 4 || len(s.History) != 4 {
 				t.Errorf("attempts %d, before retry %d, history %d: want 4, 4, 4", s.Attempts, s.AttemptsBeforeRetry, len(s.History))
+			}
+			if s.Receipt != nil || s.ProviderMessageID != "" {
+				t.Errorf("receipt %v, message id %q: want both cleared, a late receipt must not judge the new attempts", s.Receipt, s.ProviderMessageID)
 			}
 			if s.CompletionTime != nil || s.NextAttemptTime != nil {
 				t.Errorf("completion %v next %v, want both cleared", s.CompletionTime, s.NextAttemptTime)

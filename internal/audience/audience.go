@@ -159,9 +159,14 @@ func missingAddress(r *notifyv1.Recipient, ch notifyv1.Channel) string {
 		if r.Spec.Phone == "" {
 			return fmt.Sprintf("recipient %s has no phone number", r.Name)
 		}
+	case notifyv1.ChannelTelegram:
+		if r.Spec.Telegram == nil {
+			return fmt.Sprintf("recipient %s has no telegram chatID", r.Name)
+		}
 	}
-	// Webhook deliveries may use the provider's URL, known only at send
-	// time; the sender reports a missing URL then.
+	// Webhook, Slack and Teams deliveries may use the provider's URL,
+	// default channel or default room, known only at send time; the
+	// sender reports a missing address then.
 	return ""
 }
 

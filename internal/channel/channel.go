@@ -31,6 +31,39 @@ type Recipient struct {
 	Phone string
 	// WebhookURL is the recipient's own endpoint, if any.
 	WebhookURL string
+	// SlackUserID or SlackChannelID is where Slack messages go.
+	SlackUserID    string
+	SlackChannelID string
+	// TeamsWebhook names the Secret key holding the recipient's Teams
+	// room webhook URL; the URL itself is read at send time.
+	TeamsWebhook *SecretKey
+	// TelegramChatID is a numeric chat ID or a channel's @username.
+	TelegramChatID string
+}
+
+// SecretKey names one key of a Secret in the message's namespace.
+type SecretKey struct {
+	Name string
+	Key  string
+}
+
+// SlackContent is the Slack-specific rendering: mrkdwn Text, Block Kit
+// Blocks (a JSON array), or both.
+type SlackContent struct {
+	Text   string
+	Blocks string
+}
+
+// TeamsContent is the Teams-specific rendering: an Adaptive Card as a JSON
+// object.
+type TeamsContent struct {
+	Card string
+}
+
+// TelegramContent is the Telegram-specific rendering.
+type TelegramContent struct {
+	Text      string
+	ParseMode string
 }
 
 // EmailContent is the email-specific rendering of a message.
@@ -81,9 +114,17 @@ type Message struct {
 	Recipient Recipient
 	Email     *EmailContent
 	WhatsApp  *WhatsAppContent
+	Slack     *SlackContent
+	Teams     *TeamsContent
+	Telegram  *TelegramContent
 	// WebhookPayload, when set, is sent as the webhook body instead of the
 	// default JSON document.
 	WebhookPayload []byte
+	// InboxItem is the name of the recipient's inbox item for this
+	// notification, for chat messages that link to it (approvals are
+	// answered in the inbox); empty when the recipient has no inbox (no
+	// username, such as a room).
+	InboxItem string
 
 	CreatedAt time.Time
 }

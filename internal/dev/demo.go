@@ -21,16 +21,31 @@ import (
 // Their usernames are the Kubernetes user names the inbox serves, so
 // `kubectl get inboxitems --as alice` shows alice's inbox.
 var DemoUsers = []notifyv1.RecipientSpec{
-	{DisplayName: "Alice Example", Username: "alice", Email: "alice@example.com", Phone: "+4915112345671", Roles: []string{"sre", "approvers"}, Timezone: "Europe/Berlin"},
-	{DisplayName: "Bob Example", Username: "bob", Email: "bob@example.com", Phone: "+4915112345672", Roles: []string{"sre"}, Timezone: "Europe/London"},
-	{DisplayName: "Carol Example", Username: "carol", Email: "carol@example.com", Phone: "+4915112345673", Roles: []string{"approvers"}, Timezone: "America/New_York"},
+	{DisplayName: "Alice Example", Username: "alice", Email: "alice@example.com", Phone: "+4915112345671", Roles: []string{"sre", "approvers"}, Timezone: "Europe/Berlin",
+		Slack: &notifyv1.SlackAddress{UserID: "U0ALICE001"}, Telegram: &notifyv1.TelegramAddress{ChatID: "100000001"}},
+	{DisplayName: "Bob Example", Username: "bob", Email: "bob@example.com", Phone: "+4915112345672", Roles: []string{"sre"}, Timezone: "Europe/London",
+		Slack: &notifyv1.SlackAddress{UserID: "U0BOB00001"}, Telegram: &notifyv1.TelegramAddress{ChatID: "100000002"}},
+	{DisplayName: "Carol Example", Username: "carol", Email: "carol@example.com", Phone: "+4915112345673", Roles: []string{"approvers"}, Timezone: "America/New_York",
+		Slack: &notifyv1.SlackAddress{UserID: "U0CAROL001"}, Telegram: &notifyv1.TelegramAddress{ChatID: "100000003"}},
 }
+
+// Credentials of the demo chat providers: the chat sinks expect them, and
+// the demo Secrets hold them. They open nothing but the local sinks.
+const (
+	demoSlackToken    = "xoxb-0000000000-0000000000000-herald-dev-sink"
+	demoTelegramToken = "7000000000:AAHeraldDevSinkTokenNotARealBot00"
+	// DemoTeamsRoom is the room of the demo Teams provider's webhook.
+	DemoTeamsRoom = "herald-dev"
+)
 
 // Names of the demo providers, each the default of its channel.
 const (
 	ProviderEmail    = "mailpit"
 	ProviderWhatsApp = "whatsapp-sink"
 	ProviderWebhook  = "webhook-sink"
+	ProviderSlack    = "slack-sink"
+	ProviderTeams    = "teams-sink"
+	ProviderTelegram = "telegram-sink"
 )
 
 // createDemo creates the demo namespace, its Recipients (only when missing:
@@ -64,6 +79,33 @@ func (e *Env) createDemo(ctx context.Context) error {
 			URL: "http://" + host(e.Ports.Webhook) + "/hook", Headers: map[string]string{"X-Herald-Env": "dev"},
 		}},
 	}
+	// The chat providers read their credentials from Secrets, as real
+	// ones do.
+	secrets := map[string]map[string]string{
+		ProviderSlack:    {"token": demoSlackToken},
+		ProviderTelegram: {"token": demoTelegramToken},
+		ProviderTeams:    {"url": e.Teams.WebhookURL(DemoTeamsRoom)},
+	}
+	for name, data := range secrets {
+		sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.Namespace}}
+		if _, err := controllerutil.CreateOrUpdate(ctx, c, sec, func() error {
+			sec.Labels = map[string]string{"herald.dev/demo": "true", notifyv1.LabelProviderSecret: "true"}
+			sec.StringData = data
+			return nil
+		}); err != nil {
+			return fmt.Errorf("applying Secret %s: %w", name, err)
+		}
+	}
+	inbox := e.WebURL() + "/"
+	providers[ProviderSlack] = notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelSlack, Default: true, Slack: &notifyv1.SlackProvider{
+		BotTokenSecretRef: notifyv1.SecretKeyReference{Name: ProviderSlack, Key: "token"}, BaseURL: e.SlackURL(), InboxURL: inbox,
+	}}
+	providers[ProviderTeams] = notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelTeams, Default: true, Teams: &notifyv1.TeamsProvider{
+		WebhookURLSecretRef: &notifyv1.SecretKeyReference{Name: ProviderTeams, Key: "url"}, InboxURL: inbox,
+	}}
+	providers[ProviderTelegram] = notifyv1.NotificationProviderSpec{Channel: notifyv1.ChannelTelegram, Default: true, Telegram: &notifyv1.TelegramProvider{
+		BotTokenSecretRef: notifyv1.SecretKeyReference{Name: ProviderTelegram, Key: "token"}, BaseURL: e.TelegramURL(),
+	}}
 	for name, spec := range providers {
 		p := &notifyv1.NotificationProvider{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.Namespace}}
 		if _, err := controllerutil.CreateOrUpdate(ctx, c, p, func() error {

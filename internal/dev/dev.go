@@ -128,6 +128,12 @@ type Env struct {
 	Client client.Client
 	// WhatsApp is the WhatsApp sink (a WAHA fake).
 	WhatsApp *providerfake.WAHA
+	// Slack, Teams and Telegram are the chat sinks: the contract servers
+	// of Slack's chat.postMessage, Teams Workflows webhooks and the
+	// Telegram Bot API.
+	Slack    *providerfake.Slack
+	Teams    *providerfake.Teams
+	Telegram *providerfake.Telegram
 	// InboxErr is why the inbox API is not available, nil when it is.
 	InboxErr error
 	// StartupTime is how long Start took, Phases how long each part took.
@@ -197,6 +203,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		// The sinks listen on loopback, refused by default.
 		opts.Controller.EgressAllow = LoopbackEgress()
 	}
+
 	e := &Env{opts: opts, log: opts.Log, Namespace: opts.Namespace, failed: make(chan error, 1)}
 	defer func() {
 		if err != nil {
@@ -242,7 +249,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		return nil, err
 	}
 
-	e.printf("herald dev: starting Mailpit, the WhatsApp and webhook sinks, and the controllers\n")
+	e.printf("herald dev: starting Mailpit, the WhatsApp, webhook, Slack, Teams and Telegram sinks, and the controllers\n")
 	if err := e.startMailpit(ctx); err != nil {
 		return nil, err
 	}
@@ -391,6 +398,15 @@ func (e *Env) WebhookURL() string { return "http://" + hostPort(e.Ports.Webhook)
 
 // WhatsAppURL is the WhatsApp sink's base URL (a WAHA API).
 func (e *Env) WhatsAppURL() string { return "http://" + hostPort(e.Ports.WhatsApp) }
+
+// SlackURL is the Slack sink's Web API base URL.
+func (e *Env) SlackURL() string { return "http://" + hostPort(e.Ports.Slack) + "/api" }
+
+// TeamsURL is the Teams sink's base URL; each room has a webhook under it.
+func (e *Env) TeamsURL() string { return "http://" + hostPort(e.Ports.Teams) }
+
+// TelegramURL is the Telegram sink's Bot API base URL.
+func (e *Env) TelegramURL() string { return "http://" + hostPort(e.Ports.Telegram) }
 
 // SinkMessages returns what the WhatsApp and webhook sinks received
 // recently.

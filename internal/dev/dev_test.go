@@ -186,7 +186,7 @@ func TestStartStopResume(t *testing.T) {
 		if err := kube.List(ctx, &providers, client.InNamespace("demo")); err != nil {
 			return err
 		}
-		if len(providers.Items) != 3 {
+		if len(providers.Items) != 6 {
 			return fmt.Errorf("%d providers", len(providers.Items))
 		}
 		for _, p := range providers.Items {
@@ -253,6 +253,32 @@ func TestStartStopResume(t *testing.T) {
 	if _, err := getJSON(env.WebURL()+"/api/sinks", &sinks); err != nil || len(sinks) != 1 || sinks[0].To != "bob" || sinks[0].Notification != "hello" {
 		t.Fatalf("sinks: %+v %v", sinks, err)
 	}
+
+	// A notification on the chat channels arrives at the chat sinks,
+	// which print it and show it on the page.
+	if err := kube.Create(ctx, &notifyv1.Notification{
+		ObjectMeta: metav1.ObjectMeta{Name: "chat", Namespace: "demo"},
+		Spec: notifyv1.NotificationSpec{
+			Title: "Hello", Message: "from herald dev", Audience: notifyv1.Audience{Users: []string{"bob"}},
+			Channels: []notifyv1.Channel{notifyv1.ChannelSlack, notifyv1.ChannelTeams, notifyv1.ChannelTelegram},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the chat sinks received the notification", func() error {
+		var sinks []dev.SinkMessage
+		if _, err := getJSON(env.WebURL()+"/api/sinks", &sinks); err != nil {
+			return err
+		}
+		got := map[string]string{}
+		for _, m := range sinks {
+			got[m.Sink] = m.To
+		}
+		if got["slack"] != "U0BOB00001" || got["teams"] != dev.DemoTeamsRoom || got["telegram"] != "100000002" {
+			return fmt.Errorf("sinks: %v", got)
+		}
+		return nil
+	})
 
 	// Something to find after the restart.
 	if err := kube.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kept", Namespace: "demo"}, Data: map[string]string{"a": "b"}}); err != nil {

@@ -82,6 +82,10 @@ func (e *Env) startSinks() error {
 	}()
 	e.onStop(func() error { cancel(); <-done; return nil })
 
+	if err := e.startChatSinks(); err != nil {
+		return err
+	}
+
 	wl, err := listen(e.Ports.Webhook)
 	if err != nil {
 		return fmt.Errorf("webhook sink: %w", err)
@@ -144,4 +148,53 @@ func oneLine(s string) string {
 		s = s[:77] + "..."
 	}
 	return s
+}
+
+// startChatSinks runs the Slack, Teams and Telegram contract servers on
+// their fixed ports, with the demo credentials, and prints every message
+// they accept.
+func (e *Env) startChatSinks() error {
+	l, err := listen(e.Ports.Slack)
+	if err != nil {
+		return fmt.Errorf("Slack sink: %w", err)
+	}
+	e.Slack = providerfake.NewSlack(providerfake.WithListener(l))
+	e.Slack.Token = demoSlackToken
+	e.onStop(func() error { e.Slack.Close(); return nil })
+	e.watchSink("slack", e.Slack.Server)
+
+	if l, err = listen(e.Ports.Teams); err != nil {
+		return fmt.Errorf("Teams sink: %w", err)
+	}
+	e.Teams = providerfake.NewTeams(providerfake.WithListener(l))
+	e.onStop(func() error { e.Teams.Close(); return nil })
+	e.watchSink("teams", e.Teams.Server)
+
+	if l, err = listen(e.Ports.Telegram); err != nil {
+		return fmt.Errorf("Telegram sink: %w", err)
+	}
+	e.Telegram = providerfake.NewTelegram(providerfake.WithListener(l))
+	e.Telegram.Token = demoTelegramToken
+	e.onStop(func() error { e.Telegram.Close(); return nil })
+	e.watchSink("telegram", e.Telegram.Server)
+	return nil
+}
+
+// watchSink prints and lists each message srv accepts until Stop.
+func (e *Env) watchSink(name string, srv *providerfake.Server) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 1; ; n++ {
+			msgs, err := srv.WaitForMessages(ctx, n)
+			if err != nil {
+				return
+			}
+			m := msgs[n-1]
+			e.sinks.add(SinkMessage{Time: time.Now(), Sink: name, To: m.To, Text: m.Text, Body: json.RawMessage(m.Body)})
+			e.printf("%s sink: message to %s: %q\n", name, m.To, oneLine(m.Text))
+		}
+	}()
+	e.onStop(func() error { cancel(); <-done; return nil })
 }

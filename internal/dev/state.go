@@ -29,6 +29,9 @@ type Ports struct {
 	MailpitHTTP int `json:"mailpitHTTP"`
 	WhatsApp    int `json:"whatsapp"`
 	Webhook     int `json:"webhook"`
+	Slack       int `json:"slack"`
+	Teams       int `json:"teams"`
+	Telegram    int `json:"telegram"`
 }
 
 // fields lists the ports with their names, for choosing and checking them.
@@ -43,6 +46,7 @@ func (p *Ports) fields() []struct {
 		{"etcd", &p.Etcd}, {"kube-apiserver", &p.APIServer}, {"inbox API server", &p.Inbox},
 		{"inbox web page", &p.Web}, {"Mailpit SMTP", &p.MailpitSMTP}, {"Mailpit web UI", &p.MailpitHTTP},
 		{"WhatsApp sink", &p.WhatsApp}, {"webhook sink", &p.Webhook},
+		{"Slack sink", &p.Slack}, {"Teams sink", &p.Teams}, {"Telegram sink", &p.Telegram},
 	}
 }
 

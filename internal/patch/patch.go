@@ -48,6 +48,9 @@ import (
 const (
 	ControllerFieldOwner = "herald-controller"
 	InboxFieldOwner      = "herald-inbox"
+	// ReceiverFieldOwner writes a delivery's status.receipt, and the
+	// failure a receipt reports (herald receiver).
+	ReceiverFieldOwner = "herald-receiver"
 )
 
 // Helper writes the status changes of one object. It keeps the status as

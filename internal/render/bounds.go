@@ -68,6 +68,15 @@ var fieldLimits = map[string]int{
 	"email.subject": 1 << 10,
 	// WhatsAppContent.text is 4096.
 	"whatsapp.text": 5 << 10,
+	// SlackContent.text is 40000 (Slack truncates longer messages) and
+	// blocks 65536.
+	"slack.text":   48 << 10,
+	"slack.blocks": 72 << 10,
+	// TeamsContent.card is 28000: Teams refuses messages above about
+	// 28 KB.
+	"teams.card": 28 << 10,
+	// TelegramContent.text is 4096 characters, as sendMessage takes.
+	"telegram.text": 5 << 10,
 }
 
 // FieldLimit is the number of bytes field may render to.

@@ -4,6 +4,8 @@
 package render
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	htmltemplate "html/template"
 	"io"
@@ -51,6 +53,15 @@ func Content(spec *notifyv1.NotificationSpec, tmpl *notifyv1.NotificationTemplat
 			}
 			out.WhatsApp.Template = &wt
 		}
+	}
+	if c := tmpl.Slack; c != nil {
+		out.Slack = &notifyv1.SlackContent{Text: r.text("slack.text", c.Text), Blocks: r.text("slack.blocks", c.Blocks)}
+	}
+	if c := tmpl.Teams; c != nil {
+		out.Teams = &notifyv1.TeamsContent{Card: r.text("teams.card", c.Card)}
+	}
+	if c := tmpl.Telegram; c != nil {
+		out.Telegram = &notifyv1.TelegramContent{Text: r.text("telegram.text", c.Text), ParseMode: c.ParseMode}
 	}
 	out.WebhookPayload = r.text("webhookPayload", tmpl.WebhookPayload)
 	return out, r.err
@@ -127,15 +138,49 @@ func Check(tmpl *notifyv1.NotificationTemplateContent) error {
 			}
 		}
 	}
+	if c := tmpl.Slack; c != nil {
+		fields["slack.text"], fields["slack.blocks"] = c.Text, c.Blocks
+	}
+	if c := tmpl.Teams; c != nil {
+		fields["teams.card"] = c.Card
+	}
+	if c := tmpl.Telegram; c != nil {
+		fields["telegram.text"] = c.Text
+	}
 	keys := make([]string, 0, len(fields))
 	for k := range fields {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	rendered := make(map[string]string, len(keys))
 	for _, k := range keys {
-		r.text(k, fields[k])
+		rendered[k] = r.text(k, fields[k])
 	}
-	return r.err
+	if r.err != nil {
+		return r.err
+	}
+	// Slack blocks and a Teams card are JSON documents: a template that
+	// renders to anything else would fail every delivery, so the
+	// template is not Ready.
+	if src := strings.TrimSpace(rendered["slack.blocks"]); src != "" {
+		var blocks []map[string]any
+		if err := json.Unmarshal([]byte(src), &blocks); err != nil {
+			return fmt.Errorf("slack.blocks must render to a JSON array of Block Kit blocks: %v", err)
+		}
+		if len(blocks) > 50 {
+			return fmt.Errorf("slack.blocks renders to %d blocks; Slack accepts at most 50", len(blocks))
+		}
+	}
+	if src := strings.TrimSpace(rendered["teams.card"]); src != "" {
+		var card map[string]any
+		if err := json.Unmarshal([]byte(src), &card); err != nil {
+			return fmt.Errorf("teams.card must render to an Adaptive Card JSON object: %v", err)
+		}
+		if card["type"] != "AdaptiveCard" {
+			return errors.New(`teams.card must have "type": "AdaptiveCard"`)
+		}
+	}
+	return nil
 }
 
 // Text renders one text/template with params, failing on a reference to a

@@ -176,6 +176,42 @@ func TestCheck(t *testing.T) {
 			},
 			want: []string{"whatsapp.template.params[0]:"},
 		},
+		{
+			name: "Slack blocks and a Teams card that render to JSON are valid",
+			mutate: func(c *notifyv1.NotificationTemplateContent) {
+				c.Slack = &notifyv1.SlackContent{Text: "*{{ .app }}*", Blocks: `[{"type":"section","text":{"type":"mrkdwn","text":{{ json .app }}}}]`}
+				c.Teams = &notifyv1.TeamsContent{Card: `{"type":"AdaptiveCard","version":"1.5","body":[{"type":"TextBlock","text":{{ json .app }}}]}`}
+				c.Telegram = &notifyv1.TelegramContent{Text: "<b>{{ html .app }}</b>", ParseMode: notifyv1.TelegramHTML}
+			},
+		},
+		{
+			name: "Slack blocks that do not render to a JSON array",
+			mutate: func(c *notifyv1.NotificationTemplateContent) {
+				c.Slack = &notifyv1.SlackContent{Blocks: `[{"type":"section","text":{{ .app }}}]`}
+			},
+			want: []string{"slack.blocks must render to a JSON array"},
+		},
+		{
+			name: "more than 50 Slack blocks",
+			mutate: func(c *notifyv1.NotificationTemplateContent) {
+				c.Slack = &notifyv1.SlackContent{Blocks: "[" + strings.Repeat(`{"type":"divider"},`, 50) + `{"type":"divider"}]`}
+			},
+			want: []string{"51 blocks; Slack accepts at most 50"},
+		},
+		{
+			name: "a Teams card that is not an Adaptive Card",
+			mutate: func(c *notifyv1.NotificationTemplateContent) {
+				c.Teams = &notifyv1.TeamsContent{Card: `{"type":"MessageCard"}`}
+			},
+			want: []string{`teams.card must have "type": "AdaptiveCard"`},
+		},
+		{
+			name: "Telegram text is checked like every field",
+			mutate: func(c *notifyv1.NotificationTemplateContent) {
+				c.Telegram = &notifyv1.TelegramContent{Text: "{{ .nope }}"}
+			},
+			want: []string{"telegram.text:"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -20,6 +21,7 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/dev/mailpit"
+	"github.com/herald-dev/herald/internal/dev/providerfake"
 )
 
 // sink is a webhook receiver that records successful requests per
@@ -303,6 +305,7 @@ var _ = Describe("faults", Ordered, func() {
 		}
 		Expect(good).To(HaveLen(200))
 		Expect(bad).To(HaveLen(400))
+		chatGood, chatBad := chatInput(ns)
 		// 200 malformed manifests go in among them and must be refused.
 		rejected := 0
 		for i := 0; i < 200; i++ {
@@ -313,9 +316,40 @@ var _ = Describe("faults", Ordered, func() {
 		}
 		Expect(rejected).To(Equal(200))
 		all := append(append([]*notifyv1.Notification{}, good...), bad...)
+		all = append(append(all, chatGood...), chatBad...)
 		createAll(all)
 
-		waitAllFinished(ns, 600)
+		waitAllFinished(ns, len(all))
+		for _, n := range chatGood {
+			var got notifyv1.Notification
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(n), &got)).To(Succeed())
+			Expect(got.Status.Phase).To(Equal(notifyv1.NotificationDelivered), n.Name)
+		}
+		// Chat recipients whose Slack channel does not exist or who
+		// blocked the Telegram bot fail as their own fault, and the
+		// providers that refused them stay Ready for everyone else.
+		for _, n := range chatBad {
+			var got notifyv1.Notification
+			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(n), &got)).To(Succeed())
+			Expect(got.Status.Phase).To(Equal(notifyv1.NotificationFailed), n.Name)
+		}
+		chatReasons := map[string]int{}
+		for _, d := range deliveries(ns) {
+			if d.Spec.Channel == notifyv1.ChannelSlack || d.Spec.Channel == notifyv1.ChannelTelegram {
+				if d.Status.Phase != notifyv1.DeliverySucceeded {
+					Expect(d.Status.Phase).To(Equal(notifyv1.DeliveryFailed), d.Name)
+					Expect(d.Status.Reason).To(Equal(notifyv1.ReasonRecipientRejected), d.Name)
+					Expect(d.Status.LastError).To(Or(ContainSubstring("channel_not_found"), ContainSubstring("blocked by the user")), d.Name)
+					chatReasons[string(d.Spec.Channel)+"/"+d.Status.Reason]++
+				}
+			}
+		}
+		Expect(chatReasons).To(Equal(map[string]int{"slack/RecipientRejected": len(chatBad) / 2, "telegram/RecipientRejected": len(chatBad) / 2}))
+		for _, p := range []string{"slack", "telegram"} {
+			var np notifyv1.NotificationProvider
+			Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: p}, &np)).To(Succeed())
+			Expect(meta.IsStatusConditionTrue(np.Status.Conditions, "Ready")).To(BeTrue(), "provider %s: %v", p, np.Status.Conditions)
+		}
 		for _, n := range good {
 			var got notifyv1.Notification
 			Expect(k8s.Get(ctx, client.ObjectKeyFromObject(n), &got)).To(Succeed())
@@ -336,12 +370,78 @@ var _ = Describe("faults", Ordered, func() {
 				reasons[d.Status.Reason]++
 			}
 		}
-		AddReportEntry("mixed", fmt.Sprintf("rejected %d malformed manifests; reasons of undelivered: %v", rejected, reasons))
+		AddReportEntry("mixed", fmt.Sprintf("rejected %d malformed manifests; reasons of undelivered: %v; chat: %v", rejected, reasons, chatReasons))
 		distinct, dup := s.tally()
 		Expect(distinct).To(Equal(200))
 		Expect(dup).To(BeZero())
 	})
 })
+
+// chatInput adds chat providers backed by the Slack and Telegram contract
+// servers to ns, with recipients whose Slack channel does not exist
+// (channel_not_found) or who blocked the Telegram bot (403), and returns
+// 40 notifications that must be delivered (to good chats, through the
+// same providers) and 40 that must fail.
+func chatInput(ns string) (good, bad []*notifyv1.Notification) {
+	slack, telegram := providerfake.NewSlack(), providerfake.NewTelegram()
+	DeferCleanup(slack.Close)
+	DeferCleanup(telegram.Close)
+	secret := func(name, token string) {
+		Expect(k8s.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{notifyv1.LabelProviderSecret: "true"}},
+			StringData: map[string]string{"token": token},
+		})).To(Succeed())
+	}
+	secret("slack-bot", slack.Token)
+	secret("telegram-bot", telegram.Token)
+	createAll([]*notifyv1.NotificationProvider{
+		{ObjectMeta: metav1.ObjectMeta{Name: "slack", Namespace: ns}, Spec: notifyv1.NotificationProviderSpec{
+			Channel: notifyv1.ChannelSlack, Default: true,
+			Slack: &notifyv1.SlackProvider{BotTokenSecretRef: notifyv1.SecretKeyReference{Name: "slack-bot", Key: "token"}, BaseURL: slack.BaseURL()},
+		}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "telegram", Namespace: ns}, Spec: notifyv1.NotificationProviderSpec{
+			Channel: notifyv1.ChannelTelegram, Default: true,
+			Telegram: &notifyv1.TelegramProvider{BotTokenSecretRef: notifyv1.SecretKeyReference{Name: "telegram-bot", Key: "token"}, BaseURL: telegram.BaseURL()},
+		}},
+	})
+	var rs []*notifyv1.Recipient
+	for i := 0; i < 4; i++ {
+		// chat-0 and chat-2 are reachable; chat-1 and chat-3 are not.
+		channelID, chatID := fmt.Sprintf("C0CHAT%04d", i), fmt.Sprintf("%d", 900000+i)
+		if i%2 == 1 {
+			slack.RefuseConversation(channelID, "channel_not_found")
+			telegram.BlockBy(chatID)
+		}
+		rs = append(rs, &notifyv1.Recipient{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("chat-%d", i), Namespace: ns},
+			Spec: notifyv1.RecipientSpec{
+				Slack:    &notifyv1.SlackAddress{ChannelID: channelID},
+				Telegram: &notifyv1.TelegramAddress{ChatID: chatID},
+			},
+		})
+	}
+	createAll(rs)
+	for i := 0; i < 80; i++ {
+		ch := notifyv1.ChannelSlack
+		if i%4 >= 2 {
+			ch = notifyv1.ChannelTelegram
+		}
+		n := &notifyv1.Notification{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("chat%03d", i), Namespace: ns},
+			Spec: notifyv1.NotificationSpec{
+				Title: "Mixed", Message: "chat",
+				Audience: notifyv1.Audience{Users: []string{rs[i%4].Name}},
+				Channels: []notifyv1.Channel{ch},
+			},
+		}
+		if i%2 == 1 {
+			bad = append(bad, n)
+		} else {
+			good = append(good, n)
+		}
+	}
+	return good, bad
+}
 
 // malformed returns the i-th of a rotation of invalid Notifications.
 func malformed(ns string, i int) client.Object {

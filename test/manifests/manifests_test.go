@@ -15,6 +15,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -86,6 +87,11 @@ func TestDefaultRenders(t *testing.T) {
 		{"Service", "herald-controller-metrics"},
 		{"APIService", "v1alpha1.inbox.herald.dev"},
 		{"Deployment", "herald-inbox"},
+		{"Deployment", "herald-receiver"},
+		{"Service", "herald-receiver"},
+		{"ClusterRole", "herald-receiver"},
+		{"ClusterRoleBinding", "herald-receiver"},
+		{"ServiceAccount", "herald-receiver"},
 	} {
 		if find(objs, want.kind, want.name) == nil {
 			t.Errorf("config/default has no %s %s", want.kind, want.name)
@@ -148,6 +154,35 @@ func TestDefaultRenders(t *testing.T) {
 	}
 	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
 		t.Errorf("resources = %+v", c.Resources)
+	}
+}
+
+// TestReceiverMayOnlyReadAndWriteStatus checks the receiver's RBAC: it is
+// reachable from the internet, so it gets read access and the status
+// subresource of deliveries, nothing that creates, deletes or changes a
+// spec.
+func TestReceiverMayOnlyReadAndWriteStatus(t *testing.T) {
+	root, err := heraldenvtest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role rbacv1.ClusterRole
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(find(render(t, filepath.Join(root, "config", "default")), "ClusterRole", "herald-receiver").Object, &role); err != nil {
+		t.Fatal(err)
+	}
+	read := map[string]bool{"get": true, "list": true, "watch": true}
+	for _, r := range role.Rules {
+		for _, res := range r.Resources {
+			for _, v := range r.Verbs {
+				switch {
+				case read[v]:
+				case res == "channeldeliveries/status" && v == "patch":
+				case res == "events" && (v == "create" || v == "patch"):
+				default:
+					t.Errorf("herald-receiver may %s %s", v, res)
+				}
+			}
+		}
 	}
 }
 

@@ -31,6 +31,13 @@ type RecipientSnapshot struct {
 	// +optional
 	WebhookURL string `json:"webhookURL,omitempty"`
 	// +optional
+	Slack *SlackAddress `json:"slack,omitempty"`
+	// teams holds the reference to the room's webhook URL, never the URL.
+	// +optional
+	Teams *TeamsAddress `json:"teams,omitempty"`
+	// +optional
+	Telegram *TelegramAddress `json:"telegram,omitempty"`
+	// +optional
 	Timezone string `json:"timezone,omitempty"`
 }
 
@@ -50,6 +57,12 @@ type RenderedContent struct {
 	Email *EmailContent `json:"email,omitempty"`
 	// +optional
 	WhatsApp *WhatsAppContent `json:"whatsapp,omitempty"`
+	// +optional
+	Slack *SlackContent `json:"slack,omitempty"`
+	// +optional
+	Teams *TeamsContent `json:"teams,omitempty"`
+	// +optional
+	Telegram *TelegramContent `json:"telegram,omitempty"`
 	// webhookPayload replaces the default webhook JSON body.
 	// +optional
 	WebhookPayload string `json:"webhookPayload,omitempty"`
@@ -154,6 +167,39 @@ type Attempt struct {
 	Provider string `json:"provider,omitempty"`
 }
 
+// ReceiptState is what a provider's status callback said about a sent
+// message, in the order messages move through them: sent, delivered, read.
+// failed ends the message wherever it was.
+// +kubebuilder:validation:Enum=sent;delivered;read;failed
+type ReceiptState string
+
+const (
+	ReceiptSent      ReceiptState = "sent"
+	ReceiptDelivered ReceiptState = "delivered"
+	ReceiptRead      ReceiptState = "read"
+	ReceiptFailed    ReceiptState = "failed"
+)
+
+// DeliveryReceipt is the latest state a provider reported for the message
+// a delivery sent. It is written by `herald receiver` (field manager
+// herald-receiver) and never moves backwards (docs/channels.md, "Delivery
+// receipts").
+type DeliveryReceipt struct {
+	State ReceiptState `json:"state"`
+	// time is when the provider says the state was reached, or when the
+	// receiver got the callback if the provider gave no time (Twilio).
+	Time metav1.Time `json:"time"`
+	// code is the provider's error code of a failed message, e.g.
+	// "meta 131047" or "twilio 63016".
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	Code string `json:"code,omitempty"`
+	// reason explains a failure, from Herald's own advice for the code.
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	Reason string `json:"reason,omitempty"`
+}
+
 // MaxAttemptHistory is how many attempts status.history keeps.
 const MaxAttemptHistory = 10
 
@@ -196,6 +242,12 @@ type ChannelDeliveryStatus struct {
 	Provider string `json:"provider,omitempty"`
 	// +optional
 	ProviderMessageID string `json:"providerMessageID,omitempty"`
+	// receipt is the latest state the provider reported for the message
+	// providerMessageID names, from its status callbacks (WhatsApp
+	// providers with receipts set). A failed receipt also turns the
+	// delivery Failed.
+	// +optional
+	Receipt *DeliveryReceipt `json:"receipt,omitempty"`
 	// history keeps the last attempts, oldest first.
 	// +kubebuilder:validation:MaxItems=10
 	// +optional
@@ -238,6 +290,7 @@ type ChannelDeliveryStatus struct {
 // +kubebuilder:printcolumn:name="Attempts",type=integer,JSONPath=`.status.attempts`
 // +kubebuilder:printcolumn:name="Next Attempt",type=date,JSONPath=`.status.nextAttemptTime`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.reason`,priority=1
+// +kubebuilder:printcolumn:name="Receipt",type=string,JSONPath=`.status.receipt.state`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ChannelDelivery struct {
 	metav1.TypeMeta   `json:",inline"`

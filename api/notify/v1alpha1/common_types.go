@@ -5,7 +5,7 @@ import (
 )
 
 // Channel is a delivery channel.
-// +kubebuilder:validation:Enum=inApp;email;whatsapp;webhook
+// +kubebuilder:validation:Enum=inApp;email;whatsapp;webhook;slack;teams;telegram
 type Channel string
 
 const (
@@ -13,10 +13,13 @@ const (
 	ChannelEmail    Channel = "email"
 	ChannelWhatsApp Channel = "whatsapp"
 	ChannelWebhook  Channel = "webhook"
+	ChannelSlack    Channel = "slack"
+	ChannelTeams    Channel = "teams"
+	ChannelTelegram Channel = "telegram"
 )
 
 // Channels lists every Channel value, in the order they are fanned out.
-var Channels = []Channel{ChannelInApp, ChannelEmail, ChannelWhatsApp, ChannelWebhook}
+var Channels = []Channel{ChannelInApp, ChannelEmail, ChannelWhatsApp, ChannelWebhook, ChannelSlack, ChannelTeams, ChannelTelegram}
 
 // NotificationType says how important a notification is and how it behaves.
 // critical and approval notifications override recipients' opt-outs.
@@ -153,6 +156,15 @@ type ChannelProviders struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	Webhook string `json:"webhook,omitempty"`
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Slack string `json:"slack,omitempty"`
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Teams string `json:"teams,omitempty"`
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Telegram string `json:"telegram,omitempty"`
 }
 
 // For returns the provider named for channel c, or "".
@@ -167,6 +179,12 @@ func (p *ChannelProviders) For(c Channel) string {
 		return p.WhatsApp
 	case ChannelWebhook:
 		return p.Webhook
+	case ChannelSlack:
+		return p.Slack
+	case ChannelTeams:
+		return p.Teams
+	case ChannelTelegram:
+		return p.Telegram
 	}
 	return ""
 }
@@ -212,6 +230,57 @@ type WhatsAppContent struct {
 	// template is an approved template message.
 	// +optional
 	Template *WhatsAppTemplate `json:"template,omitempty"`
+}
+
+// SlackContent is the Slack rendering of a notification: mrkdwn text,
+// Block Kit blocks, or both (the text is then the notification's fallback,
+// shown in push notifications and by clients that cannot show blocks).
+// +kubebuilder:validation:XValidation:rule="!has(self.blocks) || self.blocks.trim().startsWith('[')",message="slack.blocks must be a JSON array of Block Kit blocks, e.g. [{\"type\": \"section\", \"text\": {\"type\": \"mrkdwn\", \"text\": \"...\"}}]"
+type SlackContent struct {
+	// text is the message in Slack's mrkdwn, e.g. "*deploy* of `app` done".
+	// Slack truncates messages longer than 40000 characters.
+	// +kubebuilder:validation:MaxLength=40000
+	// +optional
+	Text string `json:"text,omitempty"`
+	// blocks is a JSON array of Block Kit blocks (at most 50), sent as
+	// chat.postMessage's blocks.
+	// +kubebuilder:validation:MaxLength=65536
+	// +optional
+	Blocks string `json:"blocks,omitempty"`
+}
+
+// TeamsContent is the Microsoft Teams rendering of a notification.
+// +kubebuilder:validation:XValidation:rule="!has(self.card) || self.card.trim().startsWith('{')",message="teams.card must be one Adaptive Card as a JSON object, e.g. {\"type\": \"AdaptiveCard\", \"version\": \"1.5\", \"body\": [...]}"
+type TeamsContent struct {
+	// card is an Adaptive Card (a JSON object with "type": "AdaptiveCard").
+	// Without it Herald sends a card with the title and message. Teams
+	// refuses messages larger than about 28 KB.
+	// +kubebuilder:validation:MaxLength=28000
+	// +optional
+	Card string `json:"card,omitempty"`
+}
+
+// TelegramParseMode is how Telegram reads a message's formatting.
+// +kubebuilder:validation:Enum=HTML;MarkdownV2;Markdown
+type TelegramParseMode string
+
+const (
+	TelegramHTML       TelegramParseMode = "HTML"
+	TelegramMarkdownV2 TelegramParseMode = "MarkdownV2"
+	TelegramMarkdown   TelegramParseMode = "Markdown"
+)
+
+// TelegramContent is the Telegram rendering of a notification.
+type TelegramContent struct {
+	// text of the message, at most 4096 characters after entities are
+	// parsed.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	Text string `json:"text,omitempty"`
+	// parseMode is how Telegram reads text's formatting: HTML, MarkdownV2
+	// or Markdown (legacy). Unset, text is sent as plain text.
+	// +optional
+	ParseMode TelegramParseMode `json:"parseMode,omitempty"`
 }
 
 // SecretKeyReference points at one key of a Secret in the same namespace.

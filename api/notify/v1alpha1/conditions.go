@@ -86,6 +86,11 @@ const (
 	// cannot receive): the fault is this recipient's, the provider stays
 	// usable for everyone else.
 	ReasonRecipientRejected = "RecipientRejected"
+	// ReasonReceiptFailed is the Event, on a ChannelDelivery and on its
+	// Notification, when a provider's status callback reports that a
+	// message it had accepted failed; the delivery then ends Failed with
+	// the reason the send path gives the same provider code.
+	ReasonReceiptFailed = "ReceiptFailed"
 	// Skip reasons, decided when the delivery is planned.
 	ReasonOptedOut         = "OptedOut"
 	ReasonCategoryMuted    = "CategoryMuted"

@@ -11,6 +11,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="self.type == 'approval' || size(self.actions) == 0",message="actions are only allowed on approval notifications"
 // +kubebuilder:validation:XValidation:rule="!has(self.deliverAfter) || !has(self.expiresAt) || timestamp(self.deliverAfter) < timestamp(self.expiresAt)",message="expiresAt must be later than deliverAfter"
 // +kubebuilder:validation:XValidation:rule="!has(self.quorum) || self.type == 'approval'",message="quorum is only allowed on approval notifications"
+// +kubebuilder:validation:XValidation:rule="self.type != 'approval' || !self.channels.exists(c, c == 'slack' || c == 'teams') || self.channels.exists(c, c == 'inApp')",message="an approval sent to slack or teams also needs the inApp channel: it is answered in the inbox, which the chat message links to"
 type NotificationSpec struct {
 	// type is how important the notification is: informational, warning,
 	// critical or approval. critical and approval override opt-outs.
@@ -50,7 +51,7 @@ type NotificationSpec struct {
 
 	// channels to deliver on.
 	// +kubebuilder:validation:MinItems=1
-	// +kubebuilder:validation:MaxItems=4
+	// +kubebuilder:validation:MaxItems=7
 	// +listType=set
 	Channels []Channel `json:"channels"`
 

@@ -64,6 +64,9 @@ const (
 // +kubebuilder:validation:XValidation:rule="self.api != 'cloud' || has(self.phoneNumberID)",message="the cloud api needs phoneNumberID"
 // +kubebuilder:validation:XValidation:rule="self.api != 'twilio' || (has(self.accountSID) && has(self.from))",message="the twilio api needs accountSID and from"
 // +kubebuilder:validation:XValidation:rule="self.api != 'waha' || has(self.baseURL)",message="the waha api needs baseURL"
+// +kubebuilder:validation:XValidation:rule="!has(self.receipts) || self.api != 'waha'",message="receipts are not available for the waha api: WAHA has no signed status callbacks"
+// +kubebuilder:validation:XValidation:rule="!has(self.receipts) || self.api != 'cloud' || (has(self.receipts.appSecretRef) && has(self.receipts.verifyTokenRef))",message="receipts for the cloud api need appSecretRef and verifyTokenRef"
+// +kubebuilder:validation:XValidation:rule="!has(self.receipts) || self.api != 'twilio' || (!has(self.receipts.appSecretRef) && !has(self.receipts.verifyTokenRef) && has(self.credentialsSecretRef))",message="receipts for the twilio api are verified with the auth token of credentialsSecretRef; appSecretRef and verifyTokenRef are Meta's"
 type WhatsAppProvider struct {
 	// api is cloud (Meta WhatsApp Cloud API), twilio or waha.
 	API WhatsAppAPI `json:"api"`
@@ -102,6 +105,30 @@ type WhatsAppProvider struct {
 	// "token" (cloud), "authToken" (twilio) or "apiKey" (waha, optional).
 	// +optional
 	CredentialsSecretRef *SecretReference `json:"credentialsSecretRef,omitempty"`
+	// receipts opts this provider in to delivery receipts: the provider's
+	// status callbacks, sent to `herald receiver` at
+	// /receipts/meta/<namespace>/<provider> (cloud) or
+	// /receipts/twilio/<namespace>/<provider> (twilio), record on each
+	// delivery whether the message was delivered, read or failed. Without
+	// it the receiver refuses this provider's callbacks.
+	// +optional
+	Receipts *WhatsAppReceipts `json:"receipts,omitempty"`
+}
+
+// WhatsAppReceipts holds the secrets that prove a status callback came from
+// the provider. Twilio signs its callbacks with the account's auth token,
+// key "authToken" of credentialsSecretRef, so a twilio provider sets none
+// of these fields (receipts: {}).
+type WhatsAppReceipts struct {
+	// appSecretRef names the Secret key holding the Meta app secret, which
+	// signs every webhook POST (X-Hub-Signature-256). Cloud API only.
+	// +optional
+	AppSecretRef *SecretKeyReference `json:"appSecretRef,omitempty"`
+	// verifyTokenRef names the Secret key holding the verify token typed
+	// into the app dashboard's webhook settings, which Meta echoes when it
+	// subscribes the callback URL (hub.verify_token). Cloud API only.
+	// +optional
+	VerifyTokenRef *SecretKeyReference `json:"verifyTokenRef,omitempty"`
 }
 
 // WebhookHeaderFromSecret is a request header whose value is a Secret's
@@ -147,6 +174,68 @@ type WebhookProvider struct {
 	HeadersFrom []WebhookHeaderFromSecret `json:"headersFrom,omitempty"`
 }
 
+// SlackProvider posts with a Slack app's bot token through chat.postMessage.
+type SlackProvider struct {
+	// botTokenSecretRef names the Secret and key holding the bot user
+	// OAuth token ("xoxb-..."), of an app with the chat:write scope.
+	BotTokenSecretRef SecretKeyReference `json:"botTokenSecretRef"`
+	// defaultChannel is the conversation ID (e.g. "C024BE91L") posted to
+	// for recipients that have no slack address.
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[CGD][A-Z0-9]{2,}$')",message="defaultChannel must be a conversation ID such as C024BE91L (not a #name)"
+	// +optional
+	DefaultChannel string `json:"defaultChannel,omitempty"`
+	// baseURL overrides Slack's Web API address, https://slack.com/api,
+	// for a proxy or a test server. The egress policy applies to it, and
+	// the token is only sent over https unless the controller's
+	// --egress-allow names the host.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || url(self).getScheme() == 'http')",message="baseURL must be an absolute http or https URL"
+	// +optional
+	BaseURL string `json:"baseURL,omitempty"`
+	// inboxURL is the address of the inbox web page; approval
+	// notifications link to their item there. It overrides the
+	// controller's --inbox-url.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || url(self).getScheme() == 'http')",message="inboxURL must be an absolute http or https URL"
+	// +optional
+	InboxURL string `json:"inboxURL,omitempty"`
+}
+
+// TeamsProvider posts Adaptive Cards to Microsoft Teams rooms through
+// their Workflows webhooks. Each recipient names its room's webhook; the
+// provider may name a room for recipients that name none.
+type TeamsProvider struct {
+	// webhookURLSecretRef names the Secret and key holding the Workflows
+	// webhook URL of the room used for recipients without a teams
+	// address.
+	// +optional
+	WebhookURLSecretRef *SecretKeyReference `json:"webhookURLSecretRef,omitempty"`
+	// inboxURL is the address of the inbox web page; approval
+	// notifications link to their item there. It overrides the
+	// controller's --inbox-url.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || url(self).getScheme() == 'http')",message="inboxURL must be an absolute http or https URL"
+	// +optional
+	InboxURL string `json:"inboxURL,omitempty"`
+}
+
+// TelegramProvider sends with a Telegram bot through the Bot API's
+// sendMessage.
+type TelegramProvider struct {
+	// botTokenSecretRef names the Secret and key holding the token
+	// BotFather gave the bot ("123456:ABC-...").
+	BotTokenSecretRef SecretKeyReference `json:"botTokenSecretRef"`
+	// baseURL overrides the Bot API's address, https://api.telegram.org,
+	// for a local Bot API server or a test server. The egress policy
+	// applies to it, and the token is only sent over https unless the
+	// controller's --egress-allow names the host.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || url(self).getScheme() == 'http')",message="baseURL must be an absolute http or https URL"
+	// +optional
+	BaseURL string `json:"baseURL,omitempty"`
+}
+
 // RateLimit allows `requests` per `per`, with bursts up to `burst`.
 type RateLimit struct {
 	// requests allowed in each period.
@@ -170,6 +259,9 @@ type RateLimit struct {
 // +kubebuilder:validation:XValidation:rule="(self.channel == 'email') == has(self.smtp)",message="an email provider needs smtp settings, and only email providers may have them"
 // +kubebuilder:validation:XValidation:rule="(self.channel == 'whatsapp') == has(self.whatsapp)",message="a whatsapp provider needs whatsapp settings, and only whatsapp providers may have them"
 // +kubebuilder:validation:XValidation:rule="(self.channel == 'webhook') == has(self.webhook)",message="a webhook provider needs webhook settings, and only webhook providers may have them"
+// +kubebuilder:validation:XValidation:rule="(self.channel == 'slack') == has(self.slack)",message="a slack provider needs slack settings (at least botTokenSecretRef), and only slack providers may have them"
+// +kubebuilder:validation:XValidation:rule="(self.channel == 'teams') == has(self.teams)",message="a teams provider needs teams settings (teams: {} when every recipient names its room), and only teams providers may have them"
+// +kubebuilder:validation:XValidation:rule="(self.channel == 'telegram') == has(self.telegram)",message="a telegram provider needs telegram settings (at least botTokenSecretRef), and only telegram providers may have them"
 type NotificationProviderSpec struct {
 	// channel this provider delivers.
 	Channel Channel `json:"channel"`
@@ -182,6 +274,12 @@ type NotificationProviderSpec struct {
 	WhatsApp *WhatsAppProvider `json:"whatsapp,omitempty"`
 	// +optional
 	Webhook *WebhookProvider `json:"webhook,omitempty"`
+	// +optional
+	Slack *SlackProvider `json:"slack,omitempty"`
+	// +optional
+	Teams *TeamsProvider `json:"teams,omitempty"`
+	// +optional
+	Telegram *TelegramProvider `json:"telegram,omitempty"`
 	// rateLimit holds deliveries back so the provider is not flooded. It
 	// is shared by all workers; waiting for it uses no attempt.
 	// +optional

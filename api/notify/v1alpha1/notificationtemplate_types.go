@@ -45,6 +45,15 @@ type NotificationTemplateContent struct {
 	// whatsapp overrides the WhatsApp text or names an approved template.
 	// +optional
 	WhatsApp *WhatsAppContent `json:"whatsapp,omitempty"`
+	// slack overrides the Slack text or gives Block Kit blocks.
+	// +optional
+	Slack *SlackContent `json:"slack,omitempty"`
+	// teams gives the Adaptive Card sent to Microsoft Teams.
+	// +optional
+	Teams *TeamsContent `json:"teams,omitempty"`
+	// telegram overrides the Telegram text and sets its parse mode.
+	// +optional
+	Telegram *TelegramContent `json:"telegram,omitempty"`
 	// webhookPayload is a template for the webhook JSON body.
 	// +optional
 	WebhookPayload string `json:"webhookPayload,omitempty"`

@@ -86,6 +86,18 @@ type RecipientSpec struct {
 	// +optional
 	WebhookURL string `json:"webhookURL,omitempty"`
 
+	// slack is the person or room that receives Slack notifications.
+	// +optional
+	Slack *SlackAddress `json:"slack,omitempty"`
+
+	// teams is the Microsoft Teams room that receives Teams notifications.
+	// +optional
+	Teams *TeamsAddress `json:"teams,omitempty"`
+
+	// telegram is the chat that receives Telegram notifications.
+	// +optional
+	Telegram *TelegramAddress `json:"telegram,omitempty"`
+
 	// roles this person has, for role audiences.
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=50
@@ -101,6 +113,44 @@ type RecipientSpec struct {
 
 	// +optional
 	Preferences Preferences `json:"preferences,omitempty"`
+}
+
+// SlackAddress is a Slack user (a direct message from the bot) or a
+// conversation the bot is a member of.
+// +kubebuilder:validation:XValidation:rule="has(self.userID) != has(self.channelID)",message="slack needs exactly one of userID (e.g. U024BE7LH) or channelID (e.g. C024BE91L)"
+type SlackAddress struct {
+	// userID is a member ID, e.g. "U024BE7LH" (in Slack: profile, ⋮,
+	// Copy member ID).
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[UW][A-Z0-9]{2,}$')",message="slack.userID must be a member ID such as U024BE7LH (not a display name or @handle)"
+	// +optional
+	UserID string `json:"userID,omitempty"`
+	// channelID is a conversation ID, e.g. "C024BE91L" (in Slack: channel
+	// details, at the bottom). The bot must be a member of it.
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[CGD][A-Z0-9]{2,}$')",message="slack.channelID must be a conversation ID such as C024BE91L (not a #name)"
+	// +optional
+	ChannelID string `json:"channelID,omitempty"`
+}
+
+// TeamsAddress is a Microsoft Teams room, reached through the Workflows
+// webhook ("Post to a channel when a webhook request is received") set up
+// for it. Anyone holding the webhook URL can post to the room, so the URL
+// is a credential and is read from a Secret labelled
+// notify.herald.dev/provider-secret: "true".
+type TeamsAddress struct {
+	// webhookURLSecretRef names the Secret and key holding the room's
+	// Workflows webhook URL.
+	WebhookURLSecretRef SecretKeyReference `json:"webhookURLSecretRef"`
+}
+
+// TelegramAddress is a Telegram chat the bot may write to.
+type TelegramAddress struct {
+	// chatID is the numeric chat ID (a person's or a group's, groups are
+	// negative) or a public channel's @username.
+	// +kubebuilder:validation:MaxLength=33
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(-?[0-9]{1,20}|@[A-Za-z][A-Za-z0-9_]{4,31})$')",message="telegram.chatID must be a numeric chat ID such as 123456789 or -1001234567890, or a public channel's @username"
+	ChatID string `json:"chatID"`
 }
 
 // RecipientStatus is the observed state of a Recipient.

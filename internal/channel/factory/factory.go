@@ -82,6 +82,10 @@ type Settings struct {
 	// (--allow-insecure-skip-verify); without it such a provider is not
 	// built.
 	AllowInsecureSkipVerify bool
+	// InboxURL is the inbox web page that chat messages of approval
+	// notifications link to (--inbox-url); a provider's own inboxURL
+	// wins. Empty: no link.
+	InboxURL string
 }
 
 func (f *Factory) policy() *egress.Policy {
@@ -178,6 +182,12 @@ func (f *Factory) Build(ctx context.Context, p *notifyv1.NotificationProvider) (
 		s, err = f.buildWebhook(r, spec.Webhook)
 	case spec.Channel == notifyv1.ChannelWhatsApp && spec.WhatsApp != nil:
 		s, err = f.buildWhatsApp(r, spec.WhatsApp)
+	case spec.Channel == notifyv1.ChannelSlack && spec.Slack != nil:
+		s, err = f.buildSlack(r, spec.Slack)
+	case spec.Channel == notifyv1.ChannelTeams && spec.Teams != nil:
+		s, err = f.buildTeams(r, spec.Teams)
+	case spec.Channel == notifyv1.ChannelTelegram && spec.Telegram != nil:
+		s, err = f.buildTelegram(r, spec.Telegram)
 	default:
 		err = invalid(missingSettings(spec.Channel))
 	}
@@ -196,6 +206,8 @@ func missingSettings(ch notifyv1.Channel) error {
 		return errors.New("spec.webhook is required for a webhook provider")
 	case notifyv1.ChannelWhatsApp:
 		return errors.New("spec.whatsapp is required for a whatsapp provider")
+	case notifyv1.ChannelSlack, notifyv1.ChannelTeams, notifyv1.ChannelTelegram:
+		return fmt.Errorf("spec.%s is required for a %s provider", ch, ch)
 	}
 	return fmt.Errorf("channel %q has no providers", ch)
 }
@@ -212,6 +224,8 @@ func SecretNames(p *notifyv1.NotificationProvider) []string {
 		return webhookSecrets(p.Spec.Webhook)
 	case notifyv1.ChannelWhatsApp:
 		return whatsAppSecrets(p.Spec.WhatsApp)
+	case notifyv1.ChannelSlack, notifyv1.ChannelTeams, notifyv1.ChannelTelegram:
+		return chatSecrets(&p.Spec)
 	}
 	return nil
 }

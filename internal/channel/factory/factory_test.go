@@ -89,6 +89,7 @@ func TestBuild(t *testing.T) {
 		secret("twilio", map[string]string{"authToken": "tok"}),
 		secret("waha", map[string]string{"apiKey": "k"}),
 		secret("empty", nil),
+		secret("meta-webhook", map[string]string{"appSecret": "a", "verifyToken": "v"}),
 	}
 	other := secret("elsewhere", map[string]string{"username": "u", "password": "p"})
 	other.Namespace = "team-b"
@@ -201,6 +202,15 @@ func TestBuild(t *testing.T) {
 			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA, BaseURL: "https://waha:3000", CredentialsSecretRef: &notifyv1.SecretReference{Name: "waha"}})},
 		{name: "whatsapp waha credentials secret may be empty", sender: &whatsapp.WAHASender{}, versions: []string{rv["empty"]},
 			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppWAHA, BaseURL: "http://waha:3000", CredentialsSecretRef: &notifyv1.SecretReference{Name: "empty"}})},
+		{name: "whatsapp cloud with receipts", sender: &whatsapp.CloudSender{}, versions: []string{rv["cloud"], rv["meta-webhook"], rv["meta-webhook"]},
+			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppCloud, PhoneNumberID: "1", CredentialsSecretRef: &notifyv1.SecretReference{Name: "cloud"},
+				Receipts: &notifyv1.WhatsAppReceipts{AppSecretRef: &notifyv1.SecretKeyReference{Name: "meta-webhook", Key: "appSecret"},
+					VerifyTokenRef: &notifyv1.SecretKeyReference{Name: "meta-webhook", Key: "verifyToken"}}})},
+		{name: "whatsapp cloud receipts app secret missing", reason: ReasonSecretKeyMissing, errText: `Secret "meta-webhook" has no key "secret"`,
+			versions: []string{rv["cloud"], rv["meta-webhook"]},
+			p: wa(notifyv1.WhatsAppProvider{API: notifyv1.WhatsAppCloud, PhoneNumberID: "1", CredentialsSecretRef: &notifyv1.SecretReference{Name: "cloud"},
+				Receipts: &notifyv1.WhatsAppReceipts{AppSecretRef: &notifyv1.SecretKeyReference{Name: "meta-webhook", Key: "secret"},
+					VerifyTokenRef: &notifyv1.SecretKeyReference{Name: "meta-webhook", Key: "verifyToken"}}})},
 		{name: "whatsapp unknown api", reason: ReasonInvalidConfig, errText: `unknown whatsapp api "signal"`,
 			p: wa(notifyv1.WhatsAppProvider{API: "signal"})},
 		{name: "whatsapp without settings", reason: ReasonInvalidConfig, errText: "spec.whatsapp is required",

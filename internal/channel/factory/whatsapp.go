@@ -1,6 +1,7 @@
 package factory
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -43,6 +44,9 @@ func (f *Factory) buildWhatsApp(r *secretReader, w *notifyv1.WhatsAppProvider) (
 		return nil, invalid(fmt.Errorf("the %s api needs credentialsSecretRef with key %q", w.API, key))
 	}
 	if err := f.whatsAppTLS(w, creds); err != nil {
+		return nil, err
+	}
+	if err := checkReceipts(r, w, creds); err != nil {
 		return nil, err
 	}
 	switch w.API {
@@ -90,10 +94,51 @@ func (f *Factory) whatsAppTLS(w *notifyv1.WhatsAppProvider, creds map[string][]b
 	return f.requireHTTPS("spec.whatsapp.baseURL", strings.TrimSpace(w.BaseURL), what)
 }
 
-// whatsAppSecrets lists the Secrets buildWhatsApp reads.
-func whatsAppSecrets(w *notifyv1.WhatsAppProvider) []string {
-	if w == nil || w.CredentialsSecretRef == nil {
+// checkReceipts reads the Secrets `herald receiver` will verify this
+// provider's status callbacks with, so that a missing or unlabelled one
+// shows in the provider's Ready condition rather than only as callbacks
+// the receiver refuses. Twilio signs callbacks with the account's auth
+// token (key authToken, which a twilio provider's Secret always holds).
+func checkReceipts(r *secretReader, w *notifyv1.WhatsAppProvider, creds map[string][]byte) error {
+	rc := w.Receipts
+	if rc == nil {
 		return nil
 	}
-	return []string{w.CredentialsSecretRef.Name}
+	switch w.API {
+	case notifyv1.WhatsAppCloud:
+		for _, ref := range []*notifyv1.SecretKeyReference{rc.AppSecretRef, rc.VerifyTokenRef} {
+			if ref == nil {
+				return invalid(errors.New("receipts for the cloud api need appSecretRef and verifyTokenRef"))
+			}
+			if _, err := r.read(ref.Name, ref.Key); err != nil {
+				return err
+			}
+		}
+	case notifyv1.WhatsAppTwilio:
+		if len(creds["authToken"]) == 0 {
+			return invalid(errors.New("receipts for the twilio api need key \"authToken\" in credentialsSecretRef: Twilio signs status callbacks with the account's auth token"))
+		}
+	default:
+		return invalid(fmt.Errorf("receipts are not available for the %s api", w.API))
+	}
+	return nil
+}
+
+// whatsAppSecrets lists the Secrets buildWhatsApp reads.
+func whatsAppSecrets(w *notifyv1.WhatsAppProvider) []string {
+	if w == nil {
+		return nil
+	}
+	var names []string
+	if w.CredentialsSecretRef != nil {
+		names = append(names, w.CredentialsSecretRef.Name)
+	}
+	if rc := w.Receipts; rc != nil {
+		for _, ref := range []*notifyv1.SecretKeyReference{rc.AppSecretRef, rc.VerifyTokenRef} {
+			if ref != nil {
+				names = append(names, ref.Name)
+			}
+		}
+	}
+	return names
 }

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/herald-dev/herald/internal/channel"
 )
@@ -258,6 +259,22 @@ func classifyCloud(r *channel.HTTPResponse) error {
 		f.ref = "fbtrace_id " + token(e.FBTraceID)
 	}
 
+	if ce := cloudCodeError(n, f, retryAfter(r)); ce != nil {
+		return ce
+	}
+	if n == 0 && r.Status == http.StatusUnauthorized {
+		return f.providerFault("The access token is invalid or expired; issue a new one")
+	}
+	if r.Status == http.StatusUnauthorized && e.Type == "OAuthException" {
+		return f.providerFault("Authentication failed")
+	}
+	return byStatus(code, r, f.err(""))
+}
+
+// cloudCodeError classifies a Meta error code that means the same whatever
+// carried it: an error response to a send, or a failed message's status
+// callback (CloudReceiptError). It returns nil for a code it does not know.
+func cloudCodeError(n int, f failure, wait time.Duration) *channel.Error {
 	switch {
 	case n == metaThroughput || n == metaPairRateLimit || n == metaAppRateLimit ||
 		n == metaWABARateLimit || n == metaGraphRateLimit || n == metaSpamRateLimit:
@@ -265,10 +282,10 @@ func classifyCloud(r *channel.HTTPResponse) error {
 		// seconds to an hour, the pair limit once the recipient has had a
 		// pause. Meta rarely sends Retry-After; the retry policy's delay
 		// applies then.
-		return channel.NewRateLimited(code, retryAfter(r), f.err(""))
+		return channel.NewRateLimited(f.code, wait, f.err(""))
 	case n == metaReengagement:
 		return f.recipientFault("More than 24 hours have passed since the recipient last replied, so WhatsApp only accepts an approved template message: set an approved template (templateName) for this notification")
-	case n == metaAuth || (n == 0 && r.Status == http.StatusUnauthorized):
+	case n == metaAuth:
 		return f.providerFault("The access token is invalid or expired; issue a new one")
 	case n == metaPermissionDenied || (n >= 200 && n <= 299) || n == metaAPIMethod || n == metaAccessDenied:
 		return f.providerFault("The access token lacks the whatsapp_business_messaging permission for this phone number")
@@ -280,15 +297,24 @@ func classifyCloud(r *channel.HTTPResponse) error {
 	case n == metaNotAllowedList:
 		return f.recipientFault("With a test phone number, add the recipient to the allowed list in the app dashboard")
 	case n == metaTemplateNotFound || n == metaTemplateParamsCount:
-		return channel.NewPermanent(code, f.err("Check the template name, language and number of parameters against WhatsApp Manager"))
+		return channel.NewPermanent(f.code, f.err("Check the template name, language and number of parameters against WhatsApp Manager"))
 	case n == metaAPIUnknown || n == metaAPIService || n == metaGeneric ||
 		n == metaServiceUnavailable || n == metaServerUnavailable:
-		te := channel.NewTransient(code, f.err(""))
-		te.RetryAfter = retryAfter(r)
+		te := channel.NewTransient(f.code, f.err(""))
+		te.RetryAfter = wait
 		return te
 	}
-	if r.Status == http.StatusUnauthorized && e.Type == "OAuthException" {
-		return f.providerFault("Authentication failed")
+	return nil
+}
+
+// CloudReceiptError classifies the error of a "failed" status that Meta's
+// webhook reported for a message it had accepted, exactly as the same code
+// in an answer to the send would be; an unknown code is a permanent
+// failure of this message.
+func CloudReceiptError(code int) *channel.Error {
+	f := failure{code: fmt.Sprintf("meta %d", code), said: "whatsapp cloud: status callback: message failed"}
+	if ce := cloudCodeError(code, f, 0); ce != nil {
+		return ce
 	}
-	return byStatus(code, r, f.err(""))
+	return channel.NewPermanent(f.code, f.err(""))
 }

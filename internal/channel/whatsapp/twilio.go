@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/herald-dev/herald/internal/channel"
 )
@@ -187,18 +188,29 @@ func classifyTwilio(r *channel.HTTPResponse) error {
 	code := fmt.Sprintf("twilio %d", n)
 	f := failure{code: code, said: fmt.Sprintf("whatsapp twilio: HTTP %d", r.Status), ref: token(te.MoreInfo)}
 
+	if ce := twilioCodeError(n, f, retryAfter(r)); ce != nil {
+		return ce
+	}
+	return byStatus(code, r, f.err(""))
+}
+
+// twilioCodeError classifies a Twilio error code that means the same
+// whatever carried it: an error response to a send, or the ErrorCode of a
+// failed or undelivered message's status callback (TwilioReceiptError). It
+// returns nil for a code it does not know.
+func twilioCodeError(n int, f failure, wait time.Duration) *channel.Error {
 	switch n {
 	case twilioAuthenticate:
 		return f.providerFault("The account SID and auth token (or API key) were rejected")
 	case twilioAccountInactive, twilioNotFound:
 		return f.providerFault("Check the account SID")
 	case twilioTooManyRequests, twilioChannelRateLimit, twilioDailyLimit:
-		return channel.NewRateLimited(code, retryAfter(r), f.err(""))
+		return channel.NewRateLimited(f.code, wait, f.err(""))
 	case twilioOutsideWindow:
 		return f.recipientFault("Free-form WhatsApp messages are only allowed within 24 hours of the recipient's last reply: set an approved content template (contentSID) for this notification")
 	case twilioInvalidTo, twilioToNotOnWhatsApp:
 		ie := channel.NewInvalidAddress(f.err(""))
-		ie.Code = code
+		ie.Code = f.code
 		return ie
 	case twilioFromNotCapable, twilioNoFromChannel:
 		return f.providerFault("Check that the From number is a WhatsApp sender enabled on this account")
@@ -209,5 +221,17 @@ func classifyTwilio(r *channel.HTTPResponse) error {
 	case twilioUnsubscribed:
 		return f.recipientFault("The recipient has opted out of messages from this sender")
 	}
-	return byStatus(code, r, f.err(""))
+	return nil
+}
+
+// TwilioReceiptError classifies the ErrorCode of a status callback that
+// reported a message failed or undelivered, exactly as the same code in an
+// answer to the send would be; an unknown code is a permanent failure of
+// this message.
+func TwilioReceiptError(code int) *channel.Error {
+	f := failure{code: fmt.Sprintf("twilio %d", code), said: "whatsapp twilio: status callback: message failed"}
+	if ce := twilioCodeError(code, f, 0); ce != nil {
+		return ce
+	}
+	return channel.NewPermanent(f.code, f.err(""))
 }

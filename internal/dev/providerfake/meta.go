@@ -21,6 +21,8 @@ type Meta struct {
 	AccessToken   string
 	PhoneNumberID string
 	APIVersion    string
+	// AppSecret signs the status webhooks the fake sends (SendStatus).
+	AppSecret string
 }
 
 // NewMeta starts a fake Cloud API with fixed test credentials.
@@ -29,6 +31,7 @@ func NewMeta(opts ...Option) *Meta {
 		AccessToken:   "EAAtest-meta-access-token",
 		PhoneNumberID: "106540352242922",
 		APIVersion:    "v21.0",
+		AppSecret:     "test-meta-app-secret",
 	}
 	m.Server = newServer(http.HandlerFunc(m.serve), opts)
 	return m

@@ -1,6 +1,7 @@
 // Package providerfake provides contract servers for the providers Herald
-// sends to, built on httptest.Server: today WhatsApp (Meta Cloud API, Twilio,
-// WAHA).
+// sends to, built on httptest.Server: WhatsApp (Meta Cloud API, Twilio,
+// WAHA), Slack (chat.postMessage), Microsoft Teams (Workflows webhooks) and
+// Telegram (Bot API sendMessage).
 //
 // Each fake checks requests the way the real provider documents them:
 // method, path, credentials, content type and body fields. A malformed request
