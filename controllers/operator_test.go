@@ -177,6 +177,8 @@ var _ = Describe("operator tools", func() {
 		}
 		Expect(received).To(HaveLen(sent), "every request the receiver got is a recorded success")
 		Consistently(func() int { return len(sink.all()) }, time.Second).Should(Equal(len(sink.all())))
+		_, err = kubectlHerald(suiteCtx, "-n", ns, "retry", "wrong")
+		Expect(err).To(MatchError(ContainSubstring("was cancelled")))
 		AddReportEntry("cancel", fmt.Sprintf("%d of %d deliveries created, %d sent before the cancel, %d cancelled",
 			len(ds), recipients, sent, d.Cancelled))
 	})

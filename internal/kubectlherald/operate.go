@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/user"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -52,6 +54,16 @@ time: each new value re-drives once.`,
 			if err != nil {
 				return err
 			}
+			var n notifyv1.Notification
+			if err := c.Get(cmd.Context(), client.ObjectKey{Namespace: ns, Name: args[0]}, &n); err != nil {
+				return fmt.Errorf("reading notification %s/%s: %w", ns, args[0], err)
+			}
+			if n.Status.Cancel != nil || n.Annotations[notifyv1.AnnotationCancel] != "" {
+				return fmt.Errorf("notification %s/%s was cancelled: a cancelled notification is not re-driven; send a new one", ns, args[0])
+			}
+			if channel != "" && !slices.Contains(notifyv1.Channels, notifyv1.Channel(channel)) {
+				return fmt.Errorf("--channel %q: not a channel (%s)", channel, strings.Join(channelNames(), ", "))
+			}
 			value := notify.RetryValue(o.Clock.Now())
 			filter := notify.RetryFilter{Channel: notifyv1.Channel(channel), Reason: reason}
 			if err := notify.Retry(cmd.Context(), c, ns, args[0], value, filter); err != nil {
@@ -98,6 +110,13 @@ notify.herald.dev/cancel to who asked and when.`,
 			if err != nil {
 				return err
 			}
+			var n notifyv1.Notification
+			if err := c.Get(cmd.Context(), client.ObjectKey{Namespace: ns, Name: args[0]}, &n); err != nil {
+				return fmt.Errorf("reading notification %s/%s: %w", ns, args[0], err)
+			}
+			if n.Status.Phase.Finished() {
+				fmt.Fprintf(o.ErrOut, "notification %s/%s has already finished (%s): there is nothing left to cancel; the cancel is only recorded\n", ns, args[0], n.Status.Phase)
+			}
 			value := "kubectl herald cancel at " + o.Clock.Now().UTC().Format(time.RFC3339)
 			if u, err := user.Current(); err == nil && u.Username != "" {
 				value = "by " + u.Username + ", " + value
@@ -138,11 +157,15 @@ func (o *Options) waitAndReport(ctx context.Context, ns, name string, timeout ti
 }
 
 func channelCompletion(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
+	return channelNames(), cobra.ShellCompDirectiveNoFileComp
+}
+
+func channelNames() []string {
 	out := make([]string, 0, len(notifyv1.Channels))
 	for _, c := range notifyv1.Channels {
 		out = append(out, string(c))
 	}
-	return out, cobra.ShellCompDirectiveNoFileComp
+	return out
 }
 
 // rawOf encodes obj, its kind and apiVersion set, for a metav1.List (whose
