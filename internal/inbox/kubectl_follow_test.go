@@ -9,8 +9,10 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 	"github.com/herald-dev/herald/internal/kubectlherald"
 )
@@ -78,10 +80,19 @@ var _ = Describe("kubectl herald inbox --follow", func() {
 		Eventually(func() bool { _, ok := out.find("No items."); return ok }).Should(BeTrue(), "stderr: %s", errOut.lines)
 
 		By("an in-app delivery to the user")
-		// Timed from before the delivery is even created: stricter than
-		// from its success.
+		// The delivery is created Pending, then delivered (Succeeded), as
+		// the in-app reconciler does; timed from just before the write
+		// that delivers it (the test client's own rate limit may hold
+		// the create).
+		d := newDelivery(ns, "deploy-done", "follow-alice")
+		Expect(k8sClient.Create(suiteCtx, d)).To(Succeed())
+		d.Status.Phase = notifyv1.DeliverySucceeded
+		d.Status.Attempts = 1
+		now := metav1.NowMicro()
+		d.Status.CompletionTime = &now
 		delivered := time.Now()
-		createItem(ns, "deploy-done", "follow-alice", nil)
+		Expect(k8sClient.Status().Update(suiteCtx, d)).To(Succeed())
+		written := time.Now()
 		var line timedLine
 		Eventually(func() bool {
 			var ok bool
@@ -89,7 +100,8 @@ var _ = Describe("kubectl herald inbox --follow", func() {
 			return ok
 		}).Should(BeTrue())
 		Expect(line.text).To(HavePrefix("NEW"))
-		Expect(line.at.Sub(delivered)).To(BeNumerically("<", time.Second), "printed %s after the delivery", line.at.Sub(delivered))
+		Expect(line.at.Sub(delivered)).To(BeNumerically("<", time.Second), "printed %s after the delivery began, %s after its writes returned; output: %v",
+			line.at.Sub(delivered), line.at.Sub(written), out.lines)
 		AddReportEntry("kubectl herald inbox --follow latency", line.at.Sub(delivered).String())
 
 		By("another user's delivery does not appear")
@@ -108,5 +120,43 @@ var _ = Describe("kubectl herald inbox --follow", func() {
 		err = cmd.ExecuteContext(suiteCtx)
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(ContainSubstring("403"))
+	})
+
+	It("lists, shows, marks read and answers items as the caller", func() {
+		ns := newNamespace()
+		kubeconfig, _, err := heraldenvtest.AdminKubeconfig(testEnv, "kubectl-herald-items", GinkgoT().TempDir())
+		Expect(err).NotTo(HaveOccurred())
+		run := func(args ...string) (string, error) {
+			var out bytes.Buffer
+			cmd := kubectlherald.NewCommand(genericiooptions.IOStreams{In: &bytes.Buffer{}, Out: &out, ErrOut: &out})
+			cmd.SetArgs(append([]string{"--kubeconfig", kubeconfig, "--as", "items-kim", "--as-group", usersGroup, "-n", ns}, args...))
+			err := cmd.ExecuteContext(suiteCtx)
+			return out.String(), err
+		}
+		createItem(ns, "ship-it", "items-kim", func(d *notifyv1.ChannelDelivery) {
+			d.Spec.Content.Type = notifyv1.TypeApproval
+			d.Spec.Content.Actions = []notifyv1.Action{{ID: "approve", Label: "Approve"}, {ID: "reject", Label: "Reject"}}
+		})
+		Eventually(func() (string, error) { return run("inbox") }).Should(ContainSubstring("ship-it"))
+		out, err := run("inbox")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(out).To(ContainSubstring("unread,awaiting answer"))
+
+		out, err = run("inbox", "read", "ship-it")
+		Expect(err).NotTo(HaveOccurred(), out)
+		out, err = run("inbox", "answer", "ship-it", "maybe")
+		Expect(err).To(HaveOccurred(), "an action the item does not offer")
+		out, err = run("inbox", "answer", "ship-it", "approve", "--comment", "go")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring(`answered "approve"`))
+
+		out, err = run("inbox", "get", "ship-it", "-o", "json")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring(`"kind": "InboxItem"`))
+		Expect(out).To(ContainSubstring(`"read": true`))
+		Expect(out).To(ContainSubstring(`"action": "approve"`))
+
+		_, err = run("inbox", "get", "not-mine")
+		Expect(err).To(MatchError(ContainSubstring("not found")))
 	})
 })
