@@ -99,3 +99,29 @@ func TestCommandTree(t *testing.T) {
 		t.Errorf("-o wide: err %v, want unknown output format", err)
 	}
 }
+
+func TestCompletion(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"__complete", "retry", "x", "--channel", ""}, []string{"webhook", "email", "inApp"}},
+		{[]string{"__complete", "retry", "x", "--reason", ""}, []string{"AttemptsExhausted", "Expired"}},
+		{[]string{"__complete", "status", "x", "-o", ""}, []string{"yaml", "json"}},
+		{[]string{"__complete", "send", "--type", ""}, []string{"approval", "critical"}},
+		{[]string{"__complete", ""}, []string{"send", "status", "retry", "cancel", "inbox"}},
+	} {
+		var out bytes.Buffer
+		cmd := NewCommand(testStreams())
+		cmd.SetOut(&out)
+		cmd.SetArgs(tc.args)
+		if err := cmd.Execute(); err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out.String(), w+"\n") && !strings.Contains(out.String(), w+"\t") {
+				t.Errorf("%v: completion lacks %q:\n%s", tc.args, w, out.String())
+			}
+		}
+	}
+}
