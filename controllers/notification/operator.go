@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/metrics"
 	"github.com/herald-dev/herald/internal/patch"
 )
 
@@ -138,6 +139,7 @@ func (r *Reconciler) cancelDeliveries(ctx context.Context, n *notifyv1.Notificat
 			switch {
 			case err == nil:
 				memo.rememberCancelled(d)
+				metrics.DeliveriesTotal.WithLabelValues(string(d.Spec.Channel), string(notifyv1.DeliveryCancelled)).Inc()
 				open.Add(1) // until the cache shows it
 				return nil
 			case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
