@@ -25,6 +25,7 @@ func (r *Reconciler) aggregate(ctx context.Context, n *notifyv1.Notification, no
 	for _, ch := range n.Spec.Channels {
 		perChannel[ch] = &notifyv1.DeliveryCounts{}
 	}
+	memo := r.progress.memo(client.ObjectKeyFromObject(n), n.UID)
 	var problems, unfinished int32
 	var responses []notifyv1.Response
 	for i := range list.Items {
@@ -38,7 +39,7 @@ func (r *Reconciler) aggregate(ctx context.Context, n *notifyv1.Notification, no
 			perChannel[d.Spec.Channel] = c
 		}
 		phase := d.Status.Phase
-		if awaitingRedrive(n, d) {
+		if awaitingRedrive(memo, d) {
 			// The cache has not caught up with the re-drive yet.
 			phase = notifyv1.DeliveryPending
 		}

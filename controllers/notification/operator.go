@@ -160,7 +160,7 @@ func (r *Reconciler) cancelDeliveries(ctx context.Context, n *notifyv1.Notificat
 // optionally only those of one channel (AnnotationRetryChannel) or reason
 // (AnnotationRetryReason). It reports whether it did; status.retry then
 // records it, and the caller writes status at once.
-func (r *Reconciler) redrive(ctx context.Context, n *notifyv1.Notification, now time.Time) (bool, error) {
+func (r *Reconciler) redrive(ctx context.Context, n *notifyv1.Notification, memo *progressMemo, now time.Time) (bool, error) {
 	value := notifyv1.FitText(n.Annotations[notifyv1.AnnotationRetry], maxAnnotationValue)
 	if value == "" || (n.Status.Retry != nil && n.Status.Retry.Value == value) {
 		return false, nil
@@ -185,6 +185,7 @@ func (r *Reconciler) redrive(ctx context.Context, n *notifyv1.Notification, now 
 		}
 		d := list.Items[i].DeepCopy()
 		g.Go(func() error {
+			before := d.ResourceVersion
 			p := patch.NewHelper(d, r.Client, patch.ControllerFieldOwner)
 			resetForRetry(d, value, newDeadline, now)
 			if _, err := p.Patch(gctx, d, patch.WithOptimisticLock()); err != nil {
@@ -196,6 +197,7 @@ func (r *Reconciler) redrive(ctx context.Context, n *notifyv1.Notification, now 
 				// no longer match.
 				return fmt.Errorf("re-driving delivery %s: %w", d.Name, err)
 			}
+			memo.redriven.Store(d.UID, before)
 			count.Add(1)
 			return nil
 		})
@@ -256,16 +258,14 @@ func redriveDeadline(n *notifyv1.Notification, now time.Time) *metav1.Time {
 	return &metav1.Time{Time: now.Add(window).Truncate(time.Second)}
 }
 
-// awaitingRedrive reports whether the cache shows d as it was before the
-// last re-drive reset it: finished as a match of the re-drive before the
-// re-drive's time. Counting it as finished would end the notification
-// again before the re-driven deliveries have run.
-func awaitingRedrive(n *notifyv1.Notification, d *notifyv1.ChannelDelivery) bool {
-	rec := n.Status.Retry
-	if rec == nil || rec.Deliveries == 0 || !rec.Matches(d) {
-		return false
-	}
-	return d.Status.CompletionTime == nil || d.Status.CompletionTime.Time.Before(rec.Time.Time)
+// awaitingRedrive reports whether the cache still shows d as it was
+// before this process re-drove it (the resourceVersion it had then):
+// counting it as finished would end the notification again before the
+// re-driven deliveries have run. A delivery that fails later by other
+// means (a receipt) has moved on from that version and counts as it is.
+func awaitingRedrive(m *progressMemo, d *notifyv1.ChannelDelivery) bool {
+	v, ok := m.redriven.Load(d.UID)
+	return ok && v == d.ResourceVersion
 }
 
 // cancelledByUs reports whether this process cancelled d already: the

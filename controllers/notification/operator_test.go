@@ -69,40 +69,51 @@ func TestRedriveDeadline(t *testing.T) {
 	}
 }
 
-func TestRetryMatchesAndAwaiting(t *testing.T) {
+func TestRetryMatches(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	rec := &notifyv1.RetryRecord{Value: "x", Time: metav1.MicroTime{Time: at}, Channel: notifyv1.ChannelWebhook, Deliveries: 1}
-	n := &notifyv1.Notification{}
-	n.Status.Retry = rec
-	mk := func(ch notifyv1.Channel, phase notifyv1.DeliveryPhase, reason string, done time.Time) *notifyv1.ChannelDelivery {
+	mk := func(ch notifyv1.Channel, phase notifyv1.DeliveryPhase, reason string) *notifyv1.ChannelDelivery {
 		d := &notifyv1.ChannelDelivery{}
 		d.Spec.Channel = ch
 		d.Status.Phase, d.Status.Reason = phase, reason
-		d.Status.CompletionTime = &metav1.MicroTime{Time: done}
 		return d
 	}
 	for _, tc := range []struct {
-		name            string
-		d               *notifyv1.ChannelDelivery
-		match, awaiting bool
+		name  string
+		d     *notifyv1.ChannelDelivery
+		match bool
 	}{
-		{"failed webhook before the re-drive: a stale cache", mk(notifyv1.ChannelWebhook, notifyv1.DeliveryFailed, "x", at.Add(-time.Second)), true, true},
-		{"failed webhook again after the re-drive", mk(notifyv1.ChannelWebhook, notifyv1.DeliveryFailed, "x", at.Add(time.Second)), true, false},
-		{"other channel", mk(notifyv1.ChannelEmail, notifyv1.DeliveryFailed, "x", at.Add(-time.Second)), false, false},
-		{"succeeded", mk(notifyv1.ChannelWebhook, notifyv1.DeliverySucceeded, "", at.Add(-time.Second)), false, false},
-		{"expired", mk(notifyv1.ChannelWebhook, notifyv1.DeliveryExpired, "Expired", at.Add(time.Second)), true, false},
+		{"failed webhook", mk(notifyv1.ChannelWebhook, notifyv1.DeliveryFailed, "x"), true},
+		{"expired webhook", mk(notifyv1.ChannelWebhook, notifyv1.DeliveryExpired, "Expired"), true},
+		{"other channel", mk(notifyv1.ChannelEmail, notifyv1.DeliveryFailed, "x"), false},
+		{"succeeded", mk(notifyv1.ChannelWebhook, notifyv1.DeliverySucceeded, ""), false},
+		{"cancelled", mk(notifyv1.ChannelWebhook, notifyv1.DeliveryCancelled, "Cancelled"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := rec.Matches(tc.d); got != tc.match {
 				t.Errorf("Matches = %v, want %v", got, tc.match)
 			}
-			if got := awaitingRedrive(n, tc.d); got != tc.awaiting {
-				t.Errorf("awaitingRedrive = %v, want %v", got, tc.awaiting)
-			}
 		})
 	}
 	withReason := &notifyv1.RetryRecord{Reason: "RecipientRejected"}
-	if withReason.Matches(mk(notifyv1.ChannelEmail, notifyv1.DeliveryFailed, "AttemptsExhausted", at)) {
+	if withReason.Matches(mk(notifyv1.ChannelEmail, notifyv1.DeliveryFailed, "AttemptsExhausted")) {
 		t.Error("a reason filter matched another reason")
+	}
+}
+
+func TestAwaitingRedrive(t *testing.T) {
+	m := &progressMemo{}
+	d := &notifyv1.ChannelDelivery{}
+	d.UID, d.ResourceVersion = "u1", "10"
+	if awaitingRedrive(m, d) {
+		t.Error("a delivery not re-driven counts as awaiting")
+	}
+	m.redriven.Store(d.UID, "10")
+	if !awaitingRedrive(m, d) {
+		t.Error("the cache's copy from before the re-drive does not count as awaiting")
+	}
+	d.ResourceVersion = "11"
+	if awaitingRedrive(m, d) {
+		t.Error("a later version (re-driven, or failed again by a receipt) counts as awaiting")
 	}
 }

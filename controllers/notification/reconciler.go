@@ -152,7 +152,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		dispatched = true
 	} else if dispatched {
-		redriven, err := r.redrive(ctx, &n, now)
+		redriven, err := r.redrive(ctx, &n, memo, now)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
