@@ -6,10 +6,12 @@ K8S_BIN ?= $(LOCALBIN)/k8s
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 OPENAPI_GEN ?= $(LOCALBIN)/openapi-gen
 MAILPIT ?= $(LOCALBIN)/mailpit
+HELM ?= $(LOCALBIN)/helm
 GINKGO ?= $(LOCALBIN)/ginkgo
 
 CONTROLLER_TOOLS_VERSION ?= v0.21.0
 MAILPIT_VERSION ?= v1.33.1
+HELM_VERSION ?= v3.22.0
 
 GO ?= go
 # Tests run with the race detector off by default: on 2 cores the envtest
@@ -30,8 +32,12 @@ help: ## Show this help.
 ##@ Development
 
 .PHONY: manifests
-manifests: controller-gen ## Generate CRDs and RBAC from markers.
+manifests: controller-gen ## Generate CRDs and RBAC from markers (and copy them into the Helm chart).
 	$(CONTROLLER_GEN) rbac:roleName=herald-controller crd:allowDangerousTypes=false paths="./api/notify/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	@# The Helm chart installs the same CRDs and ClusterRole, copied verbatim.
+	rm -f dist/chart/files/crds/*.yaml
+	cp config/crd/bases/*.yaml dist/chart/files/crds/
+	cp config/rbac/role.yaml dist/chart/files/rbac/controller-role.yaml
 
 .PHONY: generate
 generate: controller-gen openapi-gen ## Generate DeepCopy methods and the inbox server's OpenAPI definitions.
@@ -46,8 +52,8 @@ generate: controller-gen openapi-gen ## Generate DeepCopy methods and the inbox 
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when committed generated files are stale.
-	@git diff --exit-code -- api config internal/inbox/openapi || { echo "generated files are stale: run 'make manifests generate' and commit the result" >&2; exit 1; }
-	@untracked=$$(git ls-files --others --exclude-standard -- api config internal/inbox/openapi); if [ -n "$$untracked" ]; then echo "generated files not committed: $$untracked" >&2; exit 1; fi
+	@git diff --exit-code -- api config dist/chart internal/inbox/openapi || { echo "generated files are stale: run 'make manifests generate' and commit the result" >&2; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- api config dist/chart internal/inbox/openapi); if [ -n "$$untracked" ]; then echo "generated files not committed: $$untracked" >&2; exit 1; fi
 
 .PHONY: fmt
 fmt: ## Run gofmt.
@@ -62,9 +68,29 @@ vet: ## Run go vet (also on the production build, -tags nodev).
 ##@ Test
 
 .PHONY: test
-test: envtest-bins vet verify-generated ## Vet, check generated files, run unit and envtest suites.
-	KUBEBUILDER_ASSETS=$(K8S_BIN) HERALD_MAILPIT=$(MAILPIT) $(GO) test $(TEST_FLAGS) -count=1 -timeout 30m ./...
-	$(MAKE) test-alerts
+test: envtest-bins vet verify-generated test-chart test-web test-alerts ## Vet, check generated files, lint the Helm chart, check the web component and the alert rules, run unit and envtest suites.
+	KUBEBUILDER_ASSETS=$(K8S_BIN) HERALD_MAILPIT=$(MAILPIT) HERALD_HELM=$(HELM) $(GO) test $(TEST_FLAGS) -count=1 -timeout 30m ./...
+
+# The chart's value combinations that change what it renders; test/manifests
+# renders them again and dry-runs them against kube-apiserver.
+CHART_VALUE_SETS = "" "certManager.enabled=true,metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true,receiver.ingress.enabled=true,receiver.ingress.host=hooks.example.com,receiver.ingress.tlsSecretName=hooks-tls" "inbox.enabled=false,crd.enable=false,receiver.enabled=false"
+.PHONY: test-chart
+test-chart: $(HELM) ## Lint the Helm chart (dist/chart) and render it with each value set.
+	@for set in $(CHART_VALUE_SETS); do \
+	  echo "helm lint dist/chart --strict $${set:+--set $$set}"; \
+	  $(HELM) lint dist/chart --strict $${set:+--set "$$set"} >/dev/null || exit 1; \
+	  $(HELM) template herald dist/chart --namespace herald-system $${set:+--set "$$set"} >/dev/null || exit 1; \
+	done
+
+# The <herald-inbox> component is plain JavaScript with no build step: this
+# checks its syntax and runs its unit tests with Node's built-in runner (no
+# packages). test-e2e drives it in Chromium.
+NODE ?= node
+.PHONY: test-web
+test-web: ## Check and unit-test the <herald-inbox> web component (needs Node.js 20+).
+	@if command -v $(NODE) >/dev/null 2>&1; then \
+	  $(NODE) --check web/herald-inbox/herald-inbox.js && $(NODE) --test web/herald-inbox/; \
+	else echo "test-web: $(NODE) not found; the component is still driven by make test-e2e" >&2; fi
 
 # The alert rules and the dashboard are checked with Prometheus's own
 # parsers, in a module of their own: Prometheus stays out of Herald's
@@ -84,11 +110,30 @@ build: ## Build the herald binary and the kubectl plugin kubectl-herald into bin
 	$(GO) build -o $(LOCALBIN)/herald ./cmd/herald
 	$(GO) build -o $(LOCALBIN)/kubectl-herald ./cmd/kubectl-herald
 
-# -tags nodev leaves `herald dev` and everything under internal/dev out of
-# the binary, as the Dockerfile does; cmd/herald/imports_test.go checks it.
+# The production build: static (CGO_ENABLED=0), and -tags nodev leaves
+# `herald dev` and everything under internal/dev out of the binary;
+# cmd/herald/imports_test.go checks it. The image is built from it.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+PROD_BUILD = CGO_ENABLED=0 $(GO) build -tags nodev -trimpath -ldflags "-s -w -X main.version=$(VERSION)"
 .PHONY: build-prod
 build-prod: ## Build the production herald binary (controller and apiserver only, no dev code) into bin/herald-prod.
-	CGO_ENABLED=0 $(GO) build -tags nodev -trimpath -o $(LOCALBIN)/herald-prod ./cmd/herald
+	$(PROD_BUILD) -o $(LOCALBIN)/herald-prod ./cmd/herald
+
+# The image is FROM scratch and holds only the binary built here, so it
+# needs no registry. The engine is podman or docker, whichever works here.
+IMAGE ?= herald:$(VERSION)
+IMAGE_CONTEXT ?= .image
+CONTAINER_TOOL ?= $(shell for t in podman docker; do command -v $$t >/dev/null && $$t info >/dev/null 2>&1 && { echo $$t; break; }; done)
+.PHONY: image
+image: ## Build the container image $(IMAGE) (FROM scratch, the static nodev binary) with podman or docker.
+	@test -n "$(CONTAINER_TOOL)" || { echo "make image needs podman or docker (apt-get install podman)" >&2; exit 1; }
+	@mkdir -p $(IMAGE_CONTEXT)
+	GOOS=linux $(PROD_BUILD) -o $(IMAGE_CONTEXT)/herald ./cmd/herald
+	$(CONTAINER_TOOL) build $(IMAGE_BUILD_FLAGS) -f Containerfile -t $(IMAGE) $(IMAGE_CONTEXT)
+
+.PHONY: test-image
+test-image: image ## Build the image and check it: user, entrypoint, no shell, size; run `herald version` in it where the kernel allows.
+	HERALD_IMAGE=$(IMAGE) HERALD_CONTAINER_TOOL=$(CONTAINER_TOOL) $(GO) test -count=1 -v ./test/image/
 
 ##@ Tools and test binaries
 
@@ -109,6 +154,14 @@ $(K8S_BIN)/etcd:
 $(MAILPIT):
 	@mkdir -p $(LOCALBIN)
 	GOBIN=$(LOCALBIN) $(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION)
+
+# helm, for the chart's lint and rendering, built from the Go module proxy
+# (a few minutes once on 2 cores).
+.PHONY: helm
+helm: $(HELM) ## Install helm into bin/.
+$(HELM):
+	@mkdir -p $(LOCALBIN)
+	GOBIN=$(LOCALBIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
 .PHONY: openapi-gen
 openapi-gen: $(OPENAPI_GEN) ## Install openapi-gen at the kube-openapi version in go.mod.

@@ -145,7 +145,7 @@ func devOnlyChains(graph map[string]*listedPackage, root string) []string {
 // (herald dev, the fake sinks, the test PKI, the test helpers), no test or
 // fake package of Herald's, no test framework and no envtest. It checks the
 // packages behind the two sub-commands, and the whole binary as the
-// Dockerfile builds it (-tags nodev).
+// image is built (-tags nodev).
 func TestProductionImports(t *testing.T) {
 	for name, pkg := range productionCommands {
 		t.Run(name, func(t *testing.T) {
@@ -233,20 +233,37 @@ func TestDevOnlyChains(t *testing.T) {
 	}
 }
 
-// TestDockerfileBuildsWithoutDev checks that the image is built the way
-// TestProductionImports checks the binary: with -tags nodev.
-func TestDockerfileBuildsWithoutDev(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "Dockerfile"))
+// TestImageBuildsWithoutDev checks that the image is built the way
+// TestProductionImports checks the binary: the Containerfile only copies a
+// binary (FROM scratch, nothing pulled from a registry), and the Makefile
+// builds that binary static and with -tags nodev.
+func TestImageBuildsWithoutDev(t *testing.T) {
+	containerfile, err := os.ReadFile(filepath.Join("..", "..", "Containerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "RUN ") && strings.Contains(line, "go build") && strings.Contains(line, "./cmd/herald") {
-			if !strings.Contains(line, "-tags nodev") {
-				t.Errorf("the Dockerfile builds herald without -tags nodev, so the image would link herald dev and internal/dev:\n%s", line)
+	var froms []string
+	for _, line := range strings.Split(string(containerfile), "\n") {
+		if f, ok := strings.CutPrefix(strings.TrimSpace(line), "FROM "); ok {
+			froms = append(froms, strings.TrimSpace(f))
+		}
+	}
+	if !slices.Equal(froms, []string{"scratch"}) {
+		t.Errorf("the Containerfile's FROM lines are %q; want only scratch, so that nothing is pulled from a registry", froms)
+	}
+	makefile, err := os.ReadFile(filepath.Join("..", "..", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(makefile), "\n") {
+		if strings.HasPrefix(line, "PROD_BUILD =") {
+			for _, want := range []string{"CGO_ENABLED=0", "-tags nodev"} {
+				if !strings.Contains(line, want) {
+					t.Errorf("the Makefile's production build (image and build-prod) lacks %s:\n%s", want, line)
+				}
 			}
 			return
 		}
 	}
-	t.Error("the Dockerfile has no `RUN ... go build ... ./cmd/herald` line")
+	t.Error("the Makefile has no `PROD_BUILD = ...` line")
 }

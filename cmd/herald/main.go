@@ -5,7 +5,7 @@
 // internal/receiver), and a local
 // development environment (herald dev, dev.go and internal/dev).
 //
-// Built with -tags nodev (make build-prod, the Dockerfile) the binary
+// Built with -tags nodev (make build-prod, make image) the binary
 // leaves herald dev out and links nothing from internal/dev; imports_test.go
 // checks that, and that the controller and apiserver packages never import
 // dev-only code.

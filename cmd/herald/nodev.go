@@ -9,7 +9,7 @@ import (
 )
 
 // newDevCommand stands in for `herald dev` in a production build
-// (-tags nodev, as `make build-prod` and the Dockerfile build it): the
+// (-tags nodev, as `make build-prod` and `make image` build it): the
 // binary links nothing from internal/dev, so it can only say where to get
 // the real command.
 func newDevCommand() *cobra.Command {

@@ -24,5 +24,6 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(apiserver.NewCommand())
 	root.AddCommand(receiver.NewCommand())
 	root.AddCommand(newDevCommand())
+	root.AddCommand(newVersionCommand())
 	return root
 }

@@ -16,7 +16,7 @@
 // (pki) and the test helpers (testutil/...). The production code paths,
 // `herald controller` and `herald apiserver` (cmd/herald/internal/...),
 // never import any of it; in the binary only cmd/herald/dev.go does, and a
-// build with -tags nodev (the Dockerfile, make build-prod) leaves it out.
+// build with -tags nodev (make image, make build-prod) leaves it out.
 // cmd/herald/imports_test.go checks all three.
 package dev
 

@@ -191,6 +191,9 @@ func (e *Env) inboxUserRBAC() ([]client.Object, error) {
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{inboxv1.GroupName}, Resources: []string{"inboxitems", "inboxitems/status"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
 			{APIGroups: []string{inboxv1.GroupName}, Resources: []string{stream.Resource}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{inboxv1.GroupName}, Resources: []string{"inboxcounts"}, Verbs: []string{"get"}},
+			{APIGroups: []string{inboxv1.GroupName}, Resources: []string{"bulkactions"}, Verbs: []string{"create"}},
+			{APIGroups: []string{inboxv1.GroupName}, Resources: []string{"preferences"}, Verbs: []string{"get", "update", "patch"}},
 		},
 	}
 	binding := &rbacv1.ClusterRoleBinding{

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
+	heraldinbox "github.com/herald-dev/herald/web/herald-inbox"
 )
 
 // The inbox page is plain HTML, CSS and JavaScript, embedded in the binary:
@@ -84,8 +85,11 @@ func (e *Env) startWeb() error {
 	mux.HandleFunc("GET /api/sinks", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, e.sinks.Messages())
 	})
-	inboxPath := "/apis/" + inboxv1.GroupName + "/" + inboxv1.GroupVersion.Version + "/namespaces/" + e.Namespace + "/"
-	forward := func(w http.ResponseWriter, r *http.Request, rest string) {
+	groupPath := "/apis/" + inboxv1.GroupName + "/" + inboxv1.GroupVersion.Version + "/"
+	inboxPath := groupPath + "namespaces/" + e.Namespace + "/"
+	var forwardTo func(w http.ResponseWriter, r *http.Request, path string)
+	forward := func(w http.ResponseWriter, r *http.Request, rest string) { forwardTo(w, r, inboxPath+rest) }
+	forwardTo = func(w http.ResponseWriter, r *http.Request, path string) {
 		user := r.PathValue("user")
 		users, err := e.demoUsernames(r.Context())
 		if err != nil {
@@ -97,7 +101,7 @@ func (e *Env) startWeb() error {
 			return
 		}
 		out := r.Clone(r.Context())
-		out.URL.Path = inboxPath + rest
+		out.URL.Path = path
 		out.URL.RawPath = ""
 		out.Header.Set(userHeader, user)
 		proxy.ServeHTTP(w, out)
@@ -114,6 +118,25 @@ func (e *Env) startWeb() error {
 	mux.HandleFunc("PATCH /api/users/{user}/inboxitems/{name}/status", func(w http.ResponseWriter, r *http.Request) {
 		forward(w, r, "inboxitems/"+r.PathValue("name")+"/status")
 	})
+	// The <herald-inbox> component speaks the inbox API's own paths below
+	// a base URL; this is its base for a demo user. Only the demo
+	// namespace and the cluster-scoped inboxcounts and bulkactions pass.
+	componentAPI := func(w http.ResponseWriter, r *http.Request) {
+		rest := r.PathValue("rest")
+		nsPrefix := "namespaces/" + e.Namespace + "/"
+		switch {
+		case strings.HasPrefix(rest, nsPrefix):
+			forward(w, r, strings.TrimPrefix(rest, nsPrefix))
+		case rest == "stream" || rest == "bulkactions" || strings.HasPrefix(rest, "inboxcounts/"):
+			forwardTo(w, r, groupPath+rest)
+		default:
+			http.Error(w, "herald dev forwards the demo namespace's inbox only", http.StatusForbidden)
+		}
+	}
+	for _, method := range []string{http.MethodGet, http.MethodPatch, http.MethodPost} {
+		mux.HandleFunc(method+" /api/users/{user}"+groupPath+"{rest...}", componentAPI)
+	}
+	mux.Handle("GET /herald-inbox.js", http.FileServerFS(heraldinbox.FS))
 
 	l, err := listen(e.Ports.Web)
 	if err != nil {

@@ -293,8 +293,20 @@ var _ = Describe("inboxitems", func() {
 				Expect(r.Kind).To(Equal("InboxItem"))
 				Expect(r.Verbs).To(ConsistOf("get", "list", "watch", "update", "patch"))
 			}
+			if r.Name == "inboxcounts" {
+				Expect(r.Namespaced).To(BeFalse())
+				Expect(r.Verbs).To(ConsistOf("get"))
+			}
+			if r.Name == "preferences" {
+				Expect(r.Namespaced).To(BeTrue())
+				Expect(r.Verbs).To(ConsistOf("get", "update", "patch"))
+			}
+			if r.Name == "bulkactions" {
+				Expect(r.Namespaced).To(BeFalse())
+				Expect(r.Verbs).To(ConsistOf("create"))
+			}
 		}
-		Expect(names).To(ConsistOf("inboxitems", "inboxitems/status"))
+		Expect(names).To(ConsistOf("inboxitems", "inboxitems/status", "inboxcounts", "bulkactions", "preferences"))
 
 		// What `kubectl explain inboxitems` reads.
 		code, body = get("/openapi/v3/apis/inbox.herald.dev/v1alpha1", "application/json")

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -452,6 +453,63 @@ func TestInboxPage(t *testing.T) {
 	})
 	t.Log("ok: carol's answer through kube-apiserver is recorded; alice's approval stands")
 
+	// The bell of the <herald-inbox> component: three new items, mark all
+	// read, and an item that returns from a snooze.
+	count := `document.querySelector('herald-inbox .hi-count').dataset.count`
+	for i := range 3 {
+		sendTo(t, ctx, env, fmt.Sprintf("badge-%d", i), "builds", notifyv1.ChannelInApp)
+	}
+	step("the badge shows 3", waitFor(count+` === '3'`))
+	step("the bell says so to screen readers", waitFor(`document.querySelector('herald-inbox .hi-bell').getAttribute('aria-label') === 'Inbox, 3 unread'`))
+	step("mark all read", click(`herald-inbox button[data-op="mark-all-read"]`))
+	step("the badge shows 0", waitFor(count+` === '0'`))
+	step("snooze one for an hour", click(`li.item[data-notification="badge-1"] button[data-op="snooze"][data-preset="1h"]`))
+	step("it leaves the list", waitFor(`!document.querySelector('li.item[data-notification="badge-1"]')`))
+	// Another of alice's clients marks badge-0 unread and snoozes it for a
+	// few seconds (the component's presets are an hour or more).
+	badge0 := &inboxv1.InboxItem{ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace, Name: notification.DeliveryName("badge-0", notifyv1.ChannelInApp, "alice")}}
+	until := time.Now().Add(4 * time.Second).UTC().Format(time.RFC3339)
+	if err := alice.Patch(ctx, badge0, client.RawPatch(types.MergePatchType, []byte(`{"status":{"read":false,"snoozedUntil":"`+until+`"}}`))); err != nil {
+		t.Fatalf("snoozing badge-0 through kube-apiserver: %v", err)
+	}
+	step("while snoozed it is gone and the badge stays 0", waitFor(`!document.querySelector('li.item[data-notification="badge-0"]') && `+count+` === '0'`))
+	step("it returns unread and the badge shows 1", waitFor(`!!document.querySelector('li.item[data-notification="badge-0"][data-read="false"]') && `+count+` === '1'`))
+
+	// Alice turns off WhatsApp for deployments from her own inbox.
+	step("open the preferences", click(`herald-inbox button[data-op="preferences"]`))
+	step("name the category", chromedp.Steps(chromedp.WaitVisible(chromedp.CSS(`herald-inbox input[name="new-category"]`)),
+		chromedp.SendKeys(chromedp.CSS(`herald-inbox input[name="new-category"]`), "deployments")))
+	step("save it", click(`herald-inbox button[data-op="save-preferences"]`))
+	whatsapp := `herald-inbox fieldset[data-field="category:deployments"] input[value="whatsapp"]`
+	step("untick WhatsApp for deployments", click(whatsapp))
+	step("save again", click(`herald-inbox button[data-op="save-preferences"]`))
+	step("saved", waitFor(`document.querySelector('herald-inbox .hi-prefs-result').textContent === 'Saved.' && !document.querySelector('`+whatsapp+`').checked`))
+	eventually(t, ctx, apiTimeout, "alice's Recipient carries the preference", func(ctx context.Context) error {
+		var r notifyv1.Recipient
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: env.Namespace, Name: "alice"}, &r); err != nil {
+			return err
+		}
+		for _, c := range r.Spec.Preferences.Categories {
+			if c.Category == "deployments" && len(c.Channels) > 0 && !slices.Contains(c.Channels, notifyv1.ChannelWhatsApp) {
+				return nil
+			}
+		}
+		return fmt.Errorf("preferences: %+v", r.Spec.Preferences)
+	})
+	sendTo(t, ctx, env, "deploy-next", "deployments", notifyv1.ChannelInApp, notifyv1.ChannelWhatsApp)
+	eventually(t, ctx, apiTimeout, "the next deployments notification skips alice's WhatsApp with the preference reason", func(ctx context.Context) error {
+		var d notifyv1.ChannelDelivery
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: env.Namespace, Name: notification.DeliveryName("deploy-next", notifyv1.ChannelWhatsApp, "alice")}, &d); err != nil {
+			return err
+		}
+		if d.Status.Phase != notifyv1.DeliverySkipped || d.Spec.Skip == nil || d.Spec.Skip.Reason != notifyv1.ReasonCategoryMuted {
+			return fmt.Errorf("phase %s, skip %+v", d.Status.Phase, d.Spec.Skip)
+		}
+		return nil
+	})
+	t.Log("ok: alice's WhatsApp delivery of deploy-next is Skipped: CategoryMuted")
+	step("the in-app one still arrives", chromedp.WaitVisible(chromedp.CSS(`li.item[data-notification="deploy-next"]`)))
+
 	// Another user sees their own inbox only.
 	step("switch to carol", click(`#users button[data-user="carol"]`))
 	step("carol sees her own inbox: her approval item, not alice's warning",
@@ -459,6 +517,22 @@ func TestInboxPage(t *testing.T) {
 
 	if probs := problems(); len(probs) > 0 {
 		t.Errorf("the page reported problems: %v", probs)
+	}
+}
+
+// sendTo creates an informational Notification for alice in category on
+// channels.
+func sendTo(t *testing.T, ctx context.Context, env *dev.Env, name, category string, channels ...notifyv1.Channel) {
+	t.Helper()
+	n := &notifyv1.Notification{
+		ObjectMeta: metav1.ObjectMeta{Namespace: env.Namespace, Name: name},
+		Spec: notifyv1.NotificationSpec{
+			Type: notifyv1.TypeInformational, Category: category, Title: "Title of " + name, Message: "Message of " + name,
+			Audience: notifyv1.Audience{Users: []string{"alice"}}, Channels: channels,
+		},
+	}
+	if err := env.Client.Create(ctx, n); err != nil {
+		t.Fatalf("creating notification %s: %v", name, err)
 	}
 }
 

@@ -17,16 +17,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/kustomize/api/krusty"
-	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
+	"github.com/herald-dev/herald/internal/dev/testutil/kustomize"
 )
 
 const namespace = "herald-system"
@@ -34,24 +34,9 @@ const namespace = "herald-system"
 // render builds a kustomization directory as `kubectl kustomize` does.
 func render(t *testing.T, dir string) []*unstructured.Unstructured {
 	t.Helper()
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	resMap, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	objs, err := kustomize.Render(dir)
 	if err != nil {
-		t.Fatalf("kustomize build %s: %v", dir, err)
-	}
-	var objs []*unstructured.Unstructured
-	for _, r := range resMap.Resources() {
-		// Through JSON: kustomize's own maps hold Go ints, which
-		// unstructured objects may not.
-		b, err := r.MarshalJSON()
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &unstructured.Unstructured{}
-		if err := u.UnmarshalJSON(b); err != nil {
-			t.Fatal(err)
-		}
-		objs = append(objs, u)
+		t.Fatal(err)
 	}
 	return objs
 }
@@ -186,15 +171,73 @@ func TestReceiverMayOnlyReadAndWriteStatus(t *testing.T) {
 	}
 }
 
+// TestDefaultNeedsNoCertManager checks that config/default brings its own
+// serving certificate (Herald's rotation), and that the cert-manager
+// overlay swaps it for cert-manager's without leaving the rotation behind.
+func TestDefaultNeedsNoCertManager(t *testing.T) {
+	root, err := heraldenvtest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inboxArgs := func(objs []*unstructured.Unstructured) string {
+		var d appsv1.Deployment
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(find(objs, "Deployment", "herald-inbox").Object, &d); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(d.Spec.Template.Spec.Containers[0].Args, " ")
+	}
+	rotation := []struct{ kind, name string }{
+		{"Secret", "herald-inbox-serving-cert"},
+		{"Role", "herald-inbox-cert-rotation"},
+		{"RoleBinding", "herald-inbox-cert-rotation"},
+		{"ClusterRole", "herald-inbox-cert-rotation"},
+		{"ClusterRoleBinding", "herald-inbox-cert-rotation"},
+	}
+
+	def := render(t, filepath.Join(root, "config", "default"))
+	for _, o := range def {
+		if strings.HasSuffix(o.GetAPIVersion(), "cert-manager.io/v1") || o.GetAnnotations()["cert-manager.io/inject-ca-from"] != "" {
+			t.Errorf("config/default uses cert-manager: %s %s", o.GetKind(), o.GetName())
+		}
+	}
+	for _, want := range rotation {
+		if find(def, want.kind, want.name) == nil {
+			t.Errorf("config/default has no %s %s for the certificate rotation", want.kind, want.name)
+		}
+	}
+	if args := inboxArgs(def); !strings.Contains(args, "--cert-rotation-secret=herald-system/herald-inbox-serving-cert") {
+		t.Errorf("the inbox server does not rotate its certificate: args %q", args)
+	}
+
+	cm := render(t, filepath.Join(root, "config", "overlays", "cert-manager"))
+	for _, want := range []struct{ kind, name string }{{"Issuer", "herald-inbox-selfsigned"}, {"Certificate", "herald-inbox-serving"}} {
+		if o := find(cm, want.kind, want.name); o == nil || o.GetNamespace() != namespace || o.GetLabels()["app.kubernetes.io/part-of"] != "herald" {
+			t.Errorf("the cert-manager overlay has no %s %s in %s labelled part-of herald", want.kind, want.name, namespace)
+		}
+	}
+	if got := find(cm, "APIService", "v1alpha1.inbox.herald.dev").GetAnnotations()["cert-manager.io/inject-ca-from"]; got != namespace+"/herald-inbox-serving" {
+		t.Errorf("the APIService's inject-ca-from is %q", got)
+	}
+	for _, gone := range rotation {
+		if find(cm, gone.kind, gone.name) != nil {
+			t.Errorf("the cert-manager overlay keeps %s %s of the rotation", gone.kind, gone.name)
+		}
+	}
+	if args := inboxArgs(cm); strings.Contains(args, "--cert-rotation") || !strings.Contains(args, "--tls-cert-file=") {
+		t.Errorf("with cert-manager the inbox server must not rotate, and must read the mounted certificate: args %q", args)
+	}
+}
+
 var clusterScoped = map[string]bool{
 	"Namespace": true, "CustomResourceDefinition": true, "ClusterRole": true,
 	"ClusterRoleBinding": true, "APIService": true,
 }
 
-// TestDefaultDryRun applies config/default to a real kube-apiserver with a
-// server-side dry run (what `kubectl apply -k config/default
-// --server-side --dry-run=server` does).
-func TestDefaultDryRun(t *testing.T) {
+// TestInstallDryRun applies every install path to a real kube-apiserver
+// with a server-side dry run (what `kubectl apply -k config/default
+// --server-side --dry-run=server` does): config/default, the cert-manager
+// overlay, and the Helm chart with each of its value sets.
+func TestInstallDryRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a control plane")
 	}
@@ -202,20 +245,38 @@ func TestDefaultDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs := render(t, filepath.Join(root, "config", "default"))
+	// Both install paths: Herald's own certificate and cert-manager's.
+	var objs []*unstructured.Unstructured
+	for _, dir := range []string{"default", "overlays/cert-manager"} {
+		objs = append(objs, render(t, filepath.Join(root, "config", dir))...)
+	}
+	for _, set := range chartValueSets {
+		objs = append(objs, renderChart(t, set)...)
+	}
+	dryRun(t, objs)
+}
+
+// dryRun applies objs to a fresh kube-apiserver with a server-side dry run
+// and fails for every object it refuses. Namespaces are created for real.
+func dryRun(t *testing.T, objs []*unstructured.Unstructured) {
+	t.Helper()
 
 	bins, err := heraldenvtest.BinaryDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	// No CRDs installed up front: the dry run must accept Herald's own.
-	// cert-manager is a prerequisite of config/apiserver; stand-ins for its
-	// two kinds let the Issuer and Certificate be checked for kind and
-	// scope (not for cert-manager's schema).
+	// cert-manager's and the Prometheus Operator's are the optional
+	// prerequisites of the cert-manager component and the chart's
+	// monitoring; stand-ins for their kinds let those objects be checked
+	// for kind and scope (not for the operators' schemas).
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: bins,
 		Scheme:                heraldenvtest.Scheme(),
-		CRDs:                  []*apiextensionsv1.CustomResourceDefinition{certManagerCRD("Issuer", "issuers"), certManagerCRD("Certificate", "certificates")},
+		CRDs: []*apiextensionsv1.CustomResourceDefinition{
+			stubCRD("cert-manager.io", "Issuer", "issuers"), stubCRD("cert-manager.io", "Certificate", "certificates"),
+			stubCRD("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"), stubCRD("monitoring.coreos.com", "PrometheusRule", "prometheusrules"),
+		},
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -230,12 +291,18 @@ func TestDefaultDryRun(t *testing.T) {
 	defer cancel()
 
 	// A dry run cannot create objects in a namespace that does not exist:
-	// the namespaces are created for real, everything else is dry run.
+	// the namespaces are created for real (the chart's too, which Helm
+	// creates with --create-namespace), everything else is dry run.
 	for _, o := range objs {
+		name := o.GetNamespace()
 		if o.GetKind() == "Namespace" {
-			if err := c.Create(ctx, o.DeepCopy()); err != nil {
-				t.Fatalf("creating namespace %s: %v", o.GetName(), err)
-			}
+			name = o.GetName()
+		}
+		if name == "" {
+			continue
+		}
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("creating namespace %s: %v", name, err)
 		}
 	}
 	for _, o := range objs {
@@ -260,11 +327,11 @@ func TestDefaultDryRun(t *testing.T) {
 	}
 }
 
-func certManagerCRD(kind, plural string) *apiextensionsv1.CustomResourceDefinition {
+func stubCRD(group, kind, plural string) *apiextensionsv1.CustomResourceDefinition {
 	return &apiextensionsv1.CustomResourceDefinition{
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s.cert-manager.io", plural)},
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s.%s", plural, group)},
 		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
-			Group: "cert-manager.io",
+			Group: group,
 			Names: apiextensionsv1.CustomResourceDefinitionNames{Kind: kind, ListKind: kind + "List", Plural: plural, Singular: strings.ToLower(kind)},
 			Scope: apiextensionsv1.NamespaceScoped,
 			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{

@@ -12,6 +12,7 @@ const (
 	FieldNotification = "spec.notification"
 	FieldRead         = "status.read"
 	FieldArchived     = "status.archived"
+	FieldSeen         = "status.seen"
 )
 
 // InboxAction is an answer an approval item offers.
@@ -70,10 +71,18 @@ type InboxItemResponse struct {
 	Time *metav1.Time `json:"time,omitempty"`
 }
 
-// InboxItemStatus is what the recipient did with the item. Only read,
-// archived and response can be changed; the times are set by the server.
+// InboxItemStatus is what the recipient did with the item. Only seen, read,
+// archived, snoozedUntil and response can be changed; the times are set by
+// the server.
 type InboxItemStatus struct {
-	// read is true once the recipient has read the item.
+	// seen is true once the item was shown to the recipient in a list;
+	// reading an item also sees it.
+	// +optional
+	Seen bool `json:"seen"`
+	// seenTime is when seen became true.
+	// +optional
+	SeenTime *metav1.Time `json:"seenTime,omitempty"`
+	// read is true once the recipient has read (opened) the item.
 	Read bool `json:"read"`
 	// readTime is when read became true.
 	// +optional
@@ -87,6 +96,11 @@ type InboxItemStatus struct {
 	// not changed afterwards.
 	// +optional
 	Response *InboxItemResponse `json:"response,omitempty"`
+	// snoozedUntil, when set to a future time no later than
+	// spec.expiresAt, hides the item from lists, watches, streams and
+	// counts until then; it comes back as a new item when due.
+	// +optional
+	SnoozedUntil *metav1.Time `json:"snoozedUntil,omitempty"`
 }
 
 // InboxItem is one in-app notification in the caller's inbox: a view of an

@@ -26,7 +26,7 @@ func Resource(resource string) schema.GroupResource {
 }
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &InboxItem{}, &InboxItemList{})
+	s.AddKnownTypes(GroupVersion, &InboxItem{}, &InboxItemList{}, &InboxCounts{}, &BulkAction{}, &InboxPreferences{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

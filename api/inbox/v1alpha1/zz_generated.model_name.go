@@ -22,8 +22,43 @@ limitations under the License.
 package v1alpha1
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
+func (in BulkAction) OpenAPIModelName() string {
+	return "dev.herald.inbox.v1alpha1.BulkAction"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in BulkActionSpec) OpenAPIModelName() string {
+	return "dev.herald.inbox.v1alpha1.BulkActionSpec"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in BulkActionStatus) OpenAPIModelName() string {
+	return "dev.herald.inbox.v1alpha1.BulkActionStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in BulkFailure) OpenAPIModelName() string {
+	return "dev.herald.inbox.v1alpha1.BulkFailure"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
 func (in InboxAction) OpenAPIModelName() string {
 	return "dev.herald.inbox.v1alpha1.InboxAction"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in InboxCategoryPreference) OpenAPIModelName() string {
+	return "dev.herald.inbox.v1alpha1.InboxCategoryPreference"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in InboxCountSummary) OpenAPIModelName() string {
+	return "dev.herald.inbox.v1alpha1.InboxCountSummary"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in InboxCounts) OpenAPIModelName() string {
+	return "dev.herald.inbox.v1alpha1.InboxCounts"
 }
 
 // OpenAPIModelName returns the OpenAPI model name for this type.
@@ -49,4 +84,29 @@ func (in InboxItemSpec) OpenAPIModelName() string {
 // OpenAPIModelName returns the OpenAPI model name for this type.
 func (in InboxItemStatus) OpenAPIModelName() string {
 	return "dev.herald.inbox.v1alpha1.InboxItemStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in InboxPreferences) OpenAPIModelName() string {
+	return "dev.herald.inbox.v1alpha1.InboxPreferences"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in InboxPreferencesSpec) OpenAPIModelName() string {
+	return "dev.herald.inbox.v1alpha1.InboxPreferencesSpec"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in InboxPreferencesStatus) OpenAPIModelName() string {
+	return "dev.herald.inbox.v1alpha1.InboxPreferencesStatus"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in InboxQuietHours) OpenAPIModelName() string {
+	return "dev.herald.inbox.v1alpha1.InboxQuietHours"
+}
+
+// OpenAPIModelName returns the OpenAPI model name for this type.
+func (in SnoozeUntil) OpenAPIModelName() string {
+	return "dev.herald.inbox.v1alpha1.SnoozeUntil"
 }

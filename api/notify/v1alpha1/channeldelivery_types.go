@@ -273,6 +273,14 @@ type ChannelDeliveryStatus struct {
 	// archivedTime is when the recipient archived an in-app item.
 	// +optional
 	ArchivedTime *metav1.Time `json:"archivedTime,omitempty"`
+	// seenTime is when the recipient first saw an in-app item in a list
+	// (reading it also sees it).
+	// +optional
+	SeenTime *metav1.Time `json:"seenTime,omitempty"`
+	// snoozedUntil hides an in-app item from its recipient's inbox until
+	// this time.
+	// +optional
+	SnoozedUntil *metav1.Time `json:"snoozedUntil,omitempty"`
 	// response is the recipient's answer to an approval.
 	// +optional
 	Response *InboxResponse `json:"response,omitempty"`

@@ -280,6 +280,14 @@ func (in *ChannelDeliveryStatus) DeepCopyInto(out *ChannelDeliveryStatus) {
 		in, out := &in.ArchivedTime, &out.ArchivedTime
 		*out = (*in).DeepCopy()
 	}
+	if in.SeenTime != nil {
+		in, out := &in.SeenTime, &out.SeenTime
+		*out = (*in).DeepCopy()
+	}
+	if in.SnoozedUntil != nil {
+		in, out := &in.SnoozedUntil, &out.SnoozedUntil
+		*out = (*in).DeepCopy()
+	}
 	if in.Response != nil {
 		in, out := &in.Response, &out.Response
 		*out = new(InboxResponse)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -20,7 +21,9 @@ import (
 	inboxv1 "github.com/herald-dev/herald/api/inbox/v1alpha1"
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/inbox/hub"
+	"github.com/herald-dev/herald/internal/inbox/registry/inboxcounts"
 	"github.com/herald-dev/herald/internal/inbox/registry/inboxitem"
+	"github.com/herald-dev/herald/internal/inbox/registry/preferences"
 	"github.com/herald-dev/herald/internal/inbox/stream"
 )
 
@@ -82,6 +85,10 @@ func (c CompletedConfig) New() (*Server, error) {
 	if err := notifyv1.AddToScheme(writeScheme); err != nil {
 		return nil, err
 	}
+	// Namespaces, for the policy that locks categories of preferences.
+	if err := corev1.AddToScheme(writeScheme); err != nil {
+		return nil, err
+	}
 	writer, err := client.New(x.Kube, client.Options{Scheme: writeScheme})
 	if err != nil {
 		return nil, fmt.Errorf("creating the delivery client: %w", err)
@@ -114,6 +121,9 @@ func (c CompletedConfig) New() (*Server, error) {
 	group.VersionedResourcesStorageMap[inboxv1.GroupVersion.Version] = map[string]rest.Storage{
 		"inboxitems":        items,
 		"inboxitems/status": status,
+		"inboxcounts":       inboxcounts.NewREST(h),
+		"bulkactions":       inboxitem.NewBulkREST(items),
+		"preferences":       preferences.NewREST(writer),
 	}
 	if err := generic.InstallAPIGroup(&group); err != nil {
 		return nil, err

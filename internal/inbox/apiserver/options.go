@@ -170,6 +170,10 @@ func (o *Options) NewServer() (*Server, error) {
 	return c.Complete().New()
 }
 
+// ClientConfig is the connection to kube-apiserver the server uses for
+// ChannelDeliveries (--kubeconfig, or the in-cluster service account).
+func (o *Options) ClientConfig() (*restclient.Config, error) { return o.restConfig() }
+
 func (o *Options) restConfig() (*restclient.Config, error) {
 	var cfg *restclient.Config
 	var err error

@@ -26,7 +26,7 @@ func init() {
 	// version and no conversions, so the internal version is the same Go
 	// type: a conversion between them is a no-op.
 	internal := schema.GroupVersion{Group: inboxv1.GroupName, Version: runtime.APIVersionInternal}
-	Scheme.AddKnownTypes(internal, &inboxv1.InboxItem{}, &inboxv1.InboxItemList{})
+	Scheme.AddKnownTypes(internal, &inboxv1.InboxItem{}, &inboxv1.InboxItemList{}, &inboxv1.InboxCounts{}, &inboxv1.BulkAction{}, &inboxv1.InboxPreferences{})
 	utilruntime.Must(Scheme.AddFieldLabelConversionFunc(inboxv1.GroupVersion.WithKind("InboxItem"), inboxitem.FieldLabelConversion))
 
 	// The generic API server reads list and get options in the empty

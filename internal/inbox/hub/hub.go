@@ -52,6 +52,8 @@ type Event struct {
 	Old, New *inboxv1.InboxItem
 	// Expired is set on the event that removes an item at its expiresAt.
 	Expired bool
+	// Woken is set on the event that brings a snoozed item back.
+	Woken bool
 
 	typ string // set once, when the hub publishes the event
 }
@@ -139,7 +141,9 @@ type Hub struct {
 	mu         sync.Mutex
 	deliveries cache.Indexer
 	shown      map[string]*shownItem
-	ring       []*Event // circular, ringLen events from ringStart
+	snoozed    map[string]*snoozedItem // live items hidden until a time
+	tallies    map[string]*tally       // counts, by user
+	ring       []*Event                // circular, ringLen events from ringStart
 	ringStart  int
 	ringLen    int
 	floor      uint64 // the oldest cursor the ring can resume from
@@ -171,6 +175,8 @@ func New(history int, clk clock.WithDelayedExecution, log logr.Logger) *Hub {
 			},
 		}),
 		shown:    map[string]*shownItem{},
+		snoozed:  map[string]*snoozedItem{},
+		tallies:  map[string]*tally{},
 		ring:     make([]*Event, history),
 		subs:     map[string]map[*Subscription]struct{}{},
 		advanced: make(chan struct{}),
@@ -258,11 +264,18 @@ func (h *Hub) Replace(list []any, rv string) error {
 	for key := range h.shown {
 		h.hideLocked(key)
 	}
+	for key := range h.snoozed {
+		h.unsnoozeLocked(key)
+	}
 	now := h.clock.Now()
 	for _, obj := range list {
 		d := obj.(*notifyv1.ChannelDelivery)
-		if view.Visible(d, now) {
-			h.showLocked(keyOf(d.Namespace, d.Name), view.Owner(d), view.Item(d))
+		key := keyOf(d.Namespace, d.Name)
+		switch {
+		case view.Visible(d, now):
+			h.showLocked(key, view.Owner(d), view.Item(d))
+		case view.Live(d, now):
+			h.snoozeLocked(key, d, now)
 		}
 	}
 	if h.synced {
@@ -320,6 +333,7 @@ func (h *Hub) apply(obj any, deleted bool) error {
 	key := keyOf(d.Namespace, d.Name)
 	old := h.shown[key]
 	h.hideLocked(key)
+	h.unsnoozeLocked(key)
 	var item *inboxv1.InboxItem
 	if deleted {
 		if err := h.deliveries.Delete(d); err != nil {
@@ -329,9 +343,13 @@ func (h *Hub) apply(obj any, deleted bool) error {
 		if err := h.deliveries.Update(d); err != nil {
 			return err
 		}
-		if view.Visible(d, h.clock.Now()) {
+		now := h.clock.Now()
+		switch {
+		case view.Visible(d, now):
 			item = view.Item(d)
 			h.showLocked(key, view.Owner(d), item)
+		case view.Live(d, now):
+			h.snoozeLocked(key, d, now)
 		}
 	}
 	if old != nil || item != nil {
@@ -360,6 +378,7 @@ func (h *Hub) showLocked(key, user string, item *inboxv1.InboxItem) {
 		s.timer = h.clock.AfterFunc(at.Sub(h.clock.Now()), func() { h.expire(key, item) })
 	}
 	h.shown[key] = s
+	h.tallyLocked(user).add(item, 1)
 }
 
 func (h *Hub) hideLocked(key string) {
@@ -368,7 +387,74 @@ func (h *Hub) hideLocked(key string) {
 			s.timer.Stop()
 		}
 		delete(h.shown, key)
+		h.tallyLocked(s.user).add(s.item, -1)
+		h.pruneTallyLocked(s.user)
 	}
+}
+
+// snoozedItem is a live delivery hidden until its snoozedUntil.
+type snoozedItem struct {
+	user      string
+	namespace string
+	category  string
+	typ       string
+	timer     clock.Timer
+}
+
+// snoozeLocked keeps a snoozed delivery out of sight and arms the timer
+// that brings it back, like an expiry in reverse.
+func (h *Hub) snoozeLocked(key string, d *notifyv1.ChannelDelivery, now time.Time) {
+	s := &snoozedItem{user: view.Owner(d), namespace: d.Namespace,
+		category: d.Spec.Content.Category, typ: string(d.Spec.Content.Type)}
+	rv := d.ResourceVersion
+	// The wake takes the hub's lock and reads the clock, so it runs on its
+	// own goroutine, as the real clock's timers do anyway: a fake clock
+	// calls timer functions while holding its own lock.
+	s.timer = h.clock.AfterFunc(d.Status.SnoozedUntil.Sub(now), func() { go h.wake(key, rv) })
+	h.snoozed[key] = s
+	h.tallyLocked(s.user).addSnoozed(s, 1)
+}
+
+func (h *Hub) unsnoozeLocked(key string) {
+	if s := h.snoozed[key]; s != nil {
+		if s.timer != nil {
+			s.timer.Stop()
+		}
+		delete(h.snoozed, key)
+		h.tallyLocked(s.user).addSnoozed(s, -1)
+		h.pruneTallyLocked(s.user)
+	}
+}
+
+// wake brings a snoozed item back when its snoozedUntil is due, unless its
+// delivery changed meanwhile (the change armed a timer of its own). Like an
+// expiry, its event takes the hub's current resourceVersion as id; the
+// item keeps its delivery's resourceVersion, so writes to it work as usual.
+func (h *Hub) wake(key, rv string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.snoozed[key] == nil {
+		return
+	}
+	obj, ok, _ := h.deliveries.GetByKey(key)
+	if !ok {
+		return
+	}
+	d := obj.(*notifyv1.ChannelDelivery)
+	if d.ResourceVersion != rv {
+		return
+	}
+	h.unsnoozeLocked(key)
+	now := h.clock.Now()
+	if !view.Visible(d, now) {
+		if view.Live(d, now) { // woken early: wait on
+			h.snoozeLocked(key, d, now)
+		}
+		return
+	}
+	item := view.Item(d)
+	h.showLocked(key, view.Owner(d), item)
+	h.publishLocked(&Event{ID: h.head, User: view.Owner(d), Namespace: d.Namespace, Name: d.Name, New: item, Woken: true})
 }
 
 // expire removes an item at its expiresAt, unless it changed meanwhile.
@@ -379,7 +465,8 @@ func (h *Hub) expire(key string, item *inboxv1.InboxItem) {
 	if s == nil || s.item != item {
 		return
 	}
-	delete(h.shown, key)
+	s.timer = nil // fired; stopping it from its own callback could deadlock a fake clock
+	h.hideLocked(key)
 	gone := item.DeepCopy()
 	gone.ResourceVersion = strconv.FormatUint(h.head, 10)
 	h.publishLocked(&Event{ID: h.head, User: s.user, Namespace: item.Namespace, Name: item.Name, Old: gone, Expired: true})
@@ -562,19 +649,29 @@ func (h *Hub) Get(user, namespace, name string) (*inboxv1.InboxItem, error) {
 	if !h.synced {
 		return nil, ErrNotSynced
 	}
-	s := h.shown[keyOf(namespace, name)]
+	key := keyOf(namespace, name)
+	if z := h.snoozed[key]; z != nil && z.user == user {
+		// Snoozed: out of lists, but its owner can still read it (and
+		// unsnooze it).
+		if obj, ok, _ := h.deliveries.GetByKey(key); ok {
+			return view.Item(obj.(*notifyv1.ChannelDelivery)), nil
+		}
+	}
+	s := h.shown[key]
 	if s == nil || s.user != user || view.Expired(s.item.Spec.ExpiresAt, h.clock.Now()) {
 		return nil, nil
 	}
 	return s.item, nil
 }
 
-// Delivery returns the cached delivery behind an item user sees.
+// Delivery returns the cached delivery behind an item user sees, or has
+// snoozed.
 func (h *Hub) Delivery(user, namespace, name string) *notifyv1.ChannelDelivery {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	key := keyOf(namespace, name)
-	if s := h.shown[key]; s == nil || s.user != user {
+	s, z := h.shown[key], h.snoozed[key]
+	if (s == nil || s.user != user) && (z == nil || z.user != user) {
 		return nil
 	}
 	obj, ok, _ := h.deliveries.GetByKey(key)

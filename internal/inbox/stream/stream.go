@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	genericapirequest "k8s.io/apiserver/pkg/endpoints/request"
 	"k8s.io/utils/clock"
@@ -34,6 +35,7 @@ const DefaultHeartbeat = 15 * time.Second
 // Hub is what the stream needs of the inbox hub (*hub.Hub): to wait for a
 // resourceVersion a client brings, and to follow the caller's events.
 type Hub interface {
+	Counts(user, namespace string) (*inboxv1.InboxCounts, uint64, error)
 	WaitFor(ctx context.Context, rv uint64, timeout time.Duration) bool
 	Subscribe(user, namespace string, cursor *uint64) (*hub.Subscription, hub.Start, error)
 	Unsubscribe(*hub.Subscription)
@@ -105,12 +107,29 @@ func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			cursor = nil
 		}
 	}
+	// ?counts=true adds a counts event whenever the caller's counts change.
+	withCounts, _ := strconv.ParseBool(r.URL.Query().Get("counts"))
 	sub, start, err := s.hub.Subscribe(user, namespace, cursor)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	defer s.hub.Unsubscribe(sub)
+	var lastCounts *inboxv1.InboxCounts
+	// counts writes a counts event when the counts differ from the last
+	// ones sent. It is called when no hub event is pending, so a burst of
+	// changes (a bulk action) sends one counts event, not one per item.
+	counts := func(buf *bytes.Buffer) error {
+		if !withCounts || len(sub.Events) > 0 {
+			return nil
+		}
+		c, _, err := s.hub.Counts(user, namespace)
+		if err != nil || (lastCounts != nil && equality.Semantic.DeepEqual(c, lastCounts)) {
+			return nil
+		}
+		lastCounts = c
+		return writeCounts(buf, c)
+	}
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -146,6 +165,10 @@ func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if err := counts(&buf); err != nil {
+		s.log.Error(err, "encoding inbox counts")
+		return
+	}
 	if _, err := w.Write(buf.Bytes()); err != nil {
 		return
 	}
@@ -169,6 +192,10 @@ func (s *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			if err := writeHubEvent(&buf, ev); err != nil {
 				s.log.Error(err, "encoding inbox event")
+				return
+			}
+			if err := counts(&buf); err != nil {
+				s.log.Error(err, "encoding inbox counts")
 				return
 			}
 			if buf.Len() == 0 {
@@ -198,6 +225,20 @@ func writeHubEvent(buf *bytes.Buffer, ev *hub.Event) error {
 	default:
 		return writeEvent(buf, ev.ID, typ, ev.New)
 	}
+}
+
+// EventCounts is the SSE event type of an InboxCounts, sent on streams
+// opened with ?counts=true. It has no id: it is derived from the events
+// around it, and resuming from an item event brings the counts again.
+const EventCounts = "counts"
+
+func writeCounts(buf *bytes.Buffer, c *inboxv1.InboxCounts) error {
+	data, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(buf, "event: %s\ndata: %s\n\n", EventCounts, data)
+	return nil
 }
 
 // writeEvent writes one event: id, type and a one-line JSON payload.

@@ -40,6 +40,11 @@ func delivery(name string, rv int, phase notifyv1.DeliveryPhase) *notifyv1.Chann
 
 // open serves h's stream to alice from cursor and returns its events.
 func open(t *testing.T, h *hub.Hub, cursor string) <-chan ssetest.Event {
+	return openURL(t, h, cursor, "")
+}
+
+// openURL is open with a query string.
+func openURL(t *testing.T, h *hub.Hub, cursor, query string) <-chan ssetest.Event {
 	t.Helper()
 	handler := stream.NewHandler(h, time.Hour, clocktesting.NewFakeClock(time.Now()), logr.Discard())
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -49,7 +54,7 @@ func open(t *testing.T, h *hub.Hub, cursor string) <-chan ssetest.Event {
 	}))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() { cancel(); srv.Close() })
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+query, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,5 +117,66 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+func unreadOf(t *testing.T, ev ssetest.Event) int32 {
+	t.Helper()
+	var c inboxv1.InboxCounts
+	must(t, json.Unmarshal([]byte(ev.Data), &c))
+	if ev.ID != "" || c.Kind != "InboxCounts" || c.Name != "ns" {
+		t.Fatalf("a counts event of namespace ns without id, got id %q: %s", ev.ID, ev.Data)
+	}
+	return c.Counts.Unread
+}
+
+// With counts=true the stream follows its first events with the counts,
+// and sends them again when, and only when, they change.
+func TestCountsEvents(t *testing.T) {
+	h := hub.New(100, clocktesting.NewFakeClock(time.Now()), logr.Discard())
+	must(t, h.Replace(nil, "100"))
+	must(t, h.Add(delivery("a", 101, notifyv1.DeliverySucceeded)))
+	events := openURL(t, h, "", "?counts=true")
+	if ev := next(t, events); ev.Type != hub.EventReset {
+		t.Fatalf("want a reset first, got %s", ev.Type)
+	}
+	if ev := next(t, events); ev.Type != stream.EventCounts || unreadOf(t, ev) != 1 {
+		t.Fatalf("want counts with 1 unread, got %s %s", ev.Type, ev.Data)
+	}
+	must(t, h.Add(delivery("b", 102, notifyv1.DeliverySucceeded)))
+	if ev := next(t, events); ev.Type != hub.EventItem {
+		t.Fatalf("want the item, got %s", ev.Type)
+	}
+	if ev := next(t, events); ev.Type != stream.EventCounts || unreadOf(t, ev) != 2 {
+		t.Fatalf("want counts with 2 unread, got %s %s", ev.Type, ev.Data)
+	}
+	// A change the counts do not see: an update, and no counts after it.
+	retitled := delivery("b", 103, notifyv1.DeliverySucceeded)
+	retitled.Spec.Content.Title = "new title"
+	must(t, h.Update(retitled))
+	if ev := next(t, events); ev.Type != hub.EventUpdate {
+		t.Fatalf("want the update, got %s", ev.Type)
+	}
+	read := delivery("a", 104, notifyv1.DeliverySucceeded)
+	now := metav1.Now()
+	read.Status.ReadTime = &now
+	must(t, h.Update(read))
+	// The next event is the read, not counts about the retitle.
+	for _, want := range []string{hub.EventUpdate, stream.EventCounts} {
+		ev := next(t, events)
+		if ev.Type != want {
+			t.Fatalf("want %s, got %s %s", want, ev.Type, ev.Data)
+		}
+		if ev.Type == stream.EventCounts && unreadOf(t, ev) != 1 {
+			t.Fatalf("want 1 unread, got %s", ev.Data)
+		}
+	}
+
+	// Without counts=true there are none.
+	plain := open(t, h, "100")
+	for _, want := range []string{hub.EventItem, hub.EventItem, hub.EventUpdate, hub.EventUpdate} {
+		if ev := next(t, plain); ev.Type != want {
+			t.Fatalf("plain stream: want %s, got %s", want, ev.Type)
+		}
 	}
 }

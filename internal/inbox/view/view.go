@@ -24,12 +24,26 @@ func Owner(d *notifyv1.ChannelDelivery) string {
 }
 
 // Visible reports whether d is an item of its owner's inbox at now: an
-// in-app delivery that succeeded, is not being deleted and has not expired.
+// in-app delivery that succeeded, is not being deleted, has not expired
+// and is not snoozed.
 func Visible(d *notifyv1.ChannelDelivery, now time.Time) bool {
+	return Live(d, now) && !Snoozed(d, now)
+}
+
+// Live reports whether d is an item of its owner's inbox at now, snoozed or
+// not: an in-app delivery that succeeded, is not being deleted and has not
+// expired.
+func Live(d *notifyv1.ChannelDelivery, now time.Time) bool {
 	if Owner(d) == "" || d.Status.Phase != notifyv1.DeliverySucceeded || d.DeletionTimestamp != nil {
 		return false
 	}
 	return !Expired(d.Spec.ExpiresAt, now)
+}
+
+// Snoozed reports whether d is snoozed at now: hidden until
+// status.snoozedUntil.
+func Snoozed(d *notifyv1.ChannelDelivery, now time.Time) bool {
+	return d.Status.SnoozedUntil != nil && now.Before(d.Status.SnoozedUntil.Time)
 }
 
 // Expired reports whether an item that expires at at (nil: never) has
@@ -60,6 +74,10 @@ func Item(d *notifyv1.ChannelDelivery) *inboxv1.InboxItem {
 			ExpiresAt:    d.Spec.ExpiresAt.DeepCopy(),
 		},
 		Status: inboxv1.InboxItemStatus{
+			// Reading an item sees it.
+			Seen:         d.Status.SeenTime != nil || d.Status.ReadTime != nil,
+			SeenTime:     d.Status.SeenTime.DeepCopy(),
+			SnoozedUntil: d.Status.SnoozedUntil.DeepCopy(),
 			Read:         d.Status.ReadTime != nil,
 			ReadTime:     d.Status.ReadTime.DeepCopy(),
 			Archived:     d.Status.ArchivedTime != nil,
@@ -74,6 +92,9 @@ func Item(d *notifyv1.ChannelDelivery) *inboxv1.InboxItem {
 	}
 	for _, a := range d.Spec.Content.Actions {
 		it.Spec.Actions = append(it.Spec.Actions, inboxv1.InboxAction{ID: a.ID, Label: a.Label, Outcome: string(a.Outcome)})
+	}
+	if it.Status.SeenTime == nil {
+		it.Status.SeenTime = d.Status.ReadTime.DeepCopy()
 	}
 	if ct := d.Status.CompletionTime; ct != nil {
 		// Whole seconds, as metav1.Time serializes: a patched copy of the

@@ -35,6 +35,12 @@ func StartCommand(root, kubeconfig, subcommand string, args ...string) (*Process
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("%s not found: run 'make build' first", bin)
 	}
+	return StartBinary(bin, kubeconfig, subcommand, args...)
+}
+
+// StartBinary runs a sub-command of the herald binary bin (such as one a
+// test built with -tags nodev) the same way.
+func StartBinary(bin, kubeconfig, subcommand string, args ...string) (*Process, error) {
 	cmd := exec.Command(bin, append([]string{subcommand}, args...)...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

@@ -35,6 +35,7 @@ func fieldSet(it *inboxv1.InboxItem) fields.Set {
 		inboxv1.FieldNotification: it.Spec.Notification,
 		inboxv1.FieldRead:         strconv.FormatBool(it.Status.Read),
 		inboxv1.FieldArchived:     strconv.FormatBool(it.Status.Archived),
+		inboxv1.FieldSeen:         strconv.FormatBool(it.Status.Seen),
 	}
 }
 
@@ -44,9 +45,9 @@ func FieldLabelConversion(label, value string) (string, string, error) {
 	switch label {
 	case "metadata.name", "metadata.namespace",
 		inboxv1.FieldCategory, inboxv1.FieldType, inboxv1.FieldNotification,
-		inboxv1.FieldRead, inboxv1.FieldArchived:
+		inboxv1.FieldRead, inboxv1.FieldArchived, inboxv1.FieldSeen:
 		return label, value, nil
 	}
-	return "", "", fmt.Errorf("field label not supported for inboxitems: %s (supported: metadata.name, metadata.namespace, %s, %s, %s, %s, %s)",
-		label, inboxv1.FieldCategory, inboxv1.FieldType, inboxv1.FieldNotification, inboxv1.FieldRead, inboxv1.FieldArchived)
+	return "", "", fmt.Errorf("field label not supported for inboxitems: %s (supported: metadata.name, metadata.namespace, %s, %s, %s, %s, %s, %s)",
+		label, inboxv1.FieldCategory, inboxv1.FieldType, inboxv1.FieldNotification, inboxv1.FieldSeen, inboxv1.FieldRead, inboxv1.FieldArchived)
 }

@@ -161,13 +161,25 @@ func (s *REST) List(ctx context.Context, opts *metainternalversion.ListOptions) 
 // to it; a PUT carrying a resourceVersion fails instead, as it would on any
 // Kubernetes object. The answer comes once the change is back in the hub.
 func (s *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObjectInfo, _ rest.ValidateObjectFunc, updateValidation rest.ValidateObjectUpdateFunc, _ bool, opts *metav1.UpdateOptions) (runtime.Object, bool, error) {
-	user, ns := caller(ctx), genericapirequest.NamespaceValue(ctx)
+	dryRun := opts != nil && len(opts.DryRun) > 0
+	out, _, err := s.update(ctx, caller(ctx), genericapirequest.NamespaceValue(ctx), name, objInfo, updateValidation, dryRun, true)
+	if err != nil {
+		return nil, false, err
+	}
+	return out, false, nil
+}
+
+// update writes one item of user; wait says whether to wait for the change
+// to come back into the hub (a bulk action waits once, for all its
+// writes). It returns the item as written and the resourceVersion written
+// (0 when nothing was).
+func (s *REST) update(ctx context.Context, user, ns, name string, objInfo rest.UpdatedObjectInfo, updateValidation rest.ValidateObjectUpdateFunc, dryRun, wait bool) (*inboxv1.InboxItem, uint64, error) {
 	d := s.hub.Delivery(user, ns, name)
 	if d == nil {
-		return nil, false, notFound(name)
+		return nil, 0, notFound(name)
 	}
-	dryRun := opts != nil && len(opts.DryRun) > 0
 	var out *inboxv1.InboxItem
+	var written uint64
 	first := true
 	// retry.OnError rather than RetryOnConflict: an answer that differs
 	// from the recorded one, and a PUT whose resourceVersion is stale
@@ -185,7 +197,7 @@ func (s *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObje
 			d = &live
 		}
 		var err error
-		out, err = s.write(ctx, d, user, objInfo, updateValidation, dryRun, first)
+		out, written, err = s.write(ctx, d, user, objInfo, updateValidation, dryRun, first)
 		first = false
 		return err
 	})
@@ -194,9 +206,14 @@ func (s *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObje
 		err = r.err // out of attempts
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, 0, err
 	}
-	return out, false, nil
+	if wait && written > 0 {
+		// Wait for the write to come back through the watch, so the
+		// caller's next read (and its SSE streams) already show it.
+		s.hub.WaitFor(ctx, written, hub.CatchUpTimeout)
+	}
+	return out, written, nil
 }
 
 // retriable marks an attempt that failed because the delivery it started
@@ -217,56 +234,53 @@ func isRetriable(err error) bool {
 // from the hub rather than from a live read. It returns the item as
 // written (or as it would be, on a dry run, or unchanged when nothing
 // changes).
-func (s *REST) write(ctx context.Context, d *notifyv1.ChannelDelivery, user string, objInfo rest.UpdatedObjectInfo, updateValidation rest.ValidateObjectUpdateFunc, dryRun, cached bool) (*inboxv1.InboxItem, error) {
-	if view.Owner(d) != user || !view.Visible(d, s.clock.Now()) {
-		return nil, notFound(d.Name)
+func (s *REST) write(ctx context.Context, d *notifyv1.ChannelDelivery, user string, objInfo rest.UpdatedObjectInfo, updateValidation rest.ValidateObjectUpdateFunc, dryRun, cached bool) (*inboxv1.InboxItem, uint64, error) {
+	// A snoozed item can be written too: that is how it is unsnoozed.
+	if view.Owner(d) != user || !view.Live(d, s.clock.Now()) {
+		return nil, 0, notFound(d.Name)
 	}
 	old := view.Item(d)
 	obj, err := objInfo.UpdatedObject(ctx, old.DeepCopy())
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	upd, ok := obj.(*inboxv1.InboxItem)
 	if !ok {
-		return nil, apierrors.NewBadRequest(fmt.Sprintf("expected an InboxItem, got %T", obj))
+		return nil, 0, apierrors.NewBadRequest(fmt.Sprintf("expected an InboxItem, got %T", obj))
 	}
 	if upd.ResourceVersion != "" && upd.ResourceVersion != old.ResourceVersion {
 		conflict := apierrors.NewConflict(itemsResource, d.Name,
 			fmt.Errorf("the object has been modified; please apply your changes to the latest version and try again"))
 		if cached {
-			return nil, retriable{conflict} // the cache may be behind the caller; compare live
+			return nil, 0, retriable{conflict} // the cache may be behind the caller; compare live
 		}
-		return nil, conflict
+		return nil, 0, conflict
 	}
 	if updateValidation != nil {
 		if err := updateValidation(ctx, upd, old); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	next, err := applyStatus(d, old, upd, user, s.clock.Now())
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, 0, err
 	case next == nil:
-		return old, nil // nothing changed
+		return old, 0, nil // nothing changed
 	case dryRun:
-		return view.Item(next), nil
+		return view.Item(next), 0, nil
 	}
 	// Only what applyStatus changed (readTime, archivedTime, response) is
 	// sent, with d's resourceVersion as precondition.
 	if _, err := patch.NewHelper(d, s.writer, patch.InboxFieldOwner).Patch(ctx, next, patch.WithOptimisticLock()); err != nil {
 		switch {
 		case apierrors.IsConflict(err):
-			return nil, retriable{err}
+			return nil, 0, retriable{err}
 		case apierrors.IsNotFound(err):
-			return nil, notFound(d.Name)
+			return nil, 0, notFound(d.Name)
 		}
-		return nil, err
+		return nil, 0, err
 	}
-	// Wait for the write to come back through the watch, so the caller's
-	// next read (and its SSE streams) already show it.
-	if rv, err := hub.ParseRV(next.ResourceVersion); err == nil {
-		s.hub.WaitFor(ctx, rv, hub.CatchUpTimeout)
-	}
-	return view.Item(next), nil
+	rv, _ := hub.ParseRV(next.ResourceVersion)
+	return view.Item(next), rv, nil
 }

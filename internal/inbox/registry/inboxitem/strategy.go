@@ -15,7 +15,8 @@ import (
 )
 
 // What a recipient may change of an item, and how it lands on the
-// delivery: status.read, status.archived and one answer; nothing else.
+// delivery: status.seen, status.read, status.archived, status.snoozedUntil
+// and one answer; nothing else.
 
 // maxCommentLength bounds a response's comment.
 const maxCommentLength = 1024
@@ -33,7 +34,7 @@ func applyStatus(d *notifyv1.ChannelDelivery, old, upd *inboxv1.InboxItem, user 
 		errs = append(errs, field.Invalid(field.NewPath("metadata", "namespace"), upd.Namespace, "does not match the item"))
 	}
 	if !equality.Semantic.DeepEqual(upd.Spec, old.Spec) {
-		errs = append(errs, field.Forbidden(field.NewPath("spec"), "inbox items are read-only except status.read, status.archived and status.response"))
+		errs = append(errs, field.Forbidden(field.NewPath("spec"), "inbox items are read-only except status.seen, status.read, status.archived, status.snoozedUntil and status.response"))
 	}
 	if !equality.Semantic.DeepEqual(upd.Labels, old.Labels) || len(upd.Annotations) > 0 {
 		errs = append(errs, field.Forbidden(field.NewPath("metadata"), "labels and annotations of inbox items are read-only"))
@@ -50,11 +51,33 @@ func applyStatus(d *notifyv1.ChannelDelivery, old, upd *inboxv1.InboxItem, user 
 	case !upd.Status.Read:
 		next.Status.ReadTime = nil
 	}
+	// A read item shows as seen without a seenTime of its own (see
+	// view.Item), so marking read writes only readTime; marking it unread
+	// keeps it seen, since when it was read.
+	switch {
+	case upd.Status.Seen && next.Status.SeenTime == nil && next.Status.ReadTime == nil:
+		next.Status.SeenTime = &t
+		if old.Status.SeenTime != nil {
+			next.Status.SeenTime = old.Status.SeenTime.DeepCopy()
+		}
+	case !upd.Status.Seen:
+		next.Status.SeenTime = nil
+	}
 	switch {
 	case upd.Status.Archived && next.Status.ArchivedTime == nil:
 		next.Status.ArchivedTime = &t
 	case !upd.Status.Archived:
 		next.Status.ArchivedTime = nil
+	}
+	if !upd.Status.SnoozedUntil.Equal(old.Status.SnoozedUntil) {
+		if err := checkSnooze(old, upd.Status.SnoozedUntil, now); err != nil {
+			return nil, err
+		}
+		next.Status.SnoozedUntil = nil
+		if u := upd.Status.SnoozedUntil; u != nil {
+			until := metav1.NewTime(u.Time.Truncate(time.Second))
+			next.Status.SnoozedUntil = &until
+		}
 	}
 	if err := applyResponse(next, old, upd.Status.Response, user, t); err != nil {
 		return nil, err
