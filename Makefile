@@ -38,6 +38,7 @@ manifests: controller-gen ## Generate CRDs and RBAC from markers (and copy them 
 	rm -f dist/chart/files/crds/*.yaml
 	cp config/crd/bases/*.yaml dist/chart/files/crds/
 	cp config/rbac/role.yaml dist/chart/files/rbac/controller-role.yaml
+	mkdir -p dist/chart/files/prometheus && cp config/prometheus/alerts.yaml dist/chart/files/prometheus/alerts.yaml
 
 .PHONY: generate
 generate: controller-gen openapi-gen ## Generate DeepCopy methods and the inbox server's OpenAPI definitions.
