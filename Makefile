@@ -38,6 +38,7 @@ manifests: controller-gen ## Generate CRDs and RBAC from markers (and copy them 
 	rm -f dist/chart/files/crds/*.yaml
 	cp config/crd/bases/*.yaml dist/chart/files/crds/
 	cp config/rbac/role.yaml dist/chart/files/rbac/controller-role.yaml
+	mkdir -p dist/chart/files/prometheus && cp config/prometheus/alerts.yaml dist/chart/files/prometheus/alerts.yaml
 
 .PHONY: generate
 generate: controller-gen openapi-gen ## Generate DeepCopy methods and the inbox server's OpenAPI definitions.
@@ -68,7 +69,7 @@ vet: ## Run go vet (also on the production build, -tags nodev).
 ##@ Test
 
 .PHONY: test
-test: envtest-bins vet verify-generated test-chart test-web ## Vet, check generated files, lint the Helm chart, check the web component, run unit and envtest suites.
+test: envtest-bins vet verify-generated test-chart test-web test-alerts ## Vet, check generated files, lint the Helm chart, check the web component and the alert rules, run unit and envtest suites.
 	KUBEBUILDER_ASSETS=$(K8S_BIN) HERALD_MAILPIT=$(MAILPIT) HERALD_HELM=$(HELM) $(GO) test $(TEST_FLAGS) -count=1 -timeout 30m ./...
 
 # The chart's value combinations that change what it renders; test/manifests
@@ -92,6 +93,13 @@ test-web: ## Check and unit-test the <herald-inbox> web component (needs Node.js
 	  $(NODE) --check web/herald-inbox/herald-inbox.js && $(NODE) --test web/herald-inbox/; \
 	else echo "test-web: $(NODE) not found; the component is still driven by make test-e2e" >&2; fi
 
+# The alert rules and the dashboard are checked with Prometheus's own
+# parsers, in a module of their own: Prometheus stays out of Herald's
+# go.mod and binaries.
+.PHONY: test-alerts
+test-alerts: ## Parse config/prometheus alert rules and check every query of them and of the dashboard uses documented metrics.
+	cd hack/tools/promrules && $(GO) test -count=1 ./...
+
 .PHONY: test-unit
 test-unit: ## Run only the tests that need no control plane.
 	$(GO) test $(TEST_FLAGS) -short ./...
@@ -99,8 +107,9 @@ test-unit: ## Run only the tests that need no control plane.
 ##@ Build
 
 .PHONY: build
-build: ## Build the herald binary into bin/ (with `herald dev`).
+build: ## Build the herald binary and the kubectl plugin kubectl-herald into bin/ (herald with `herald dev`).
 	$(GO) build -o $(LOCALBIN)/herald ./cmd/herald
+	$(GO) build -o $(LOCALBIN)/kubectl-herald ./cmd/kubectl-herald
 
 # The production build: static (CGO_ENABLED=0), and -tags nodev leaves
 # `herald dev` and everything under internal/dev out of the binary;

@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/clock"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/controllers/selfalert"
 	"github.com/herald-dev/herald/internal/channel/egress"
 	"github.com/herald-dev/herald/internal/retry"
 )
@@ -34,6 +35,9 @@ type Options struct {
 	StatusInterval time.Duration
 	// SuccessEvents emits a Normal Event for each delivered notification.
 	SuccessEvents bool
+	// Alerts are Herald's alerts about itself, sent through Herald
+	// (controllers/selfalert); off unless Alerts.Namespace is set.
+	Alerts selfalert.Options
 	// DefaultRetry is the retry policy of deliveries whose Notification
 	// sets none; it is complete (every field set).
 	DefaultRetry   retry.Policy
@@ -104,6 +108,7 @@ func DefaultOptions() Options {
 		// Certificates are verified: a provider may not opt out alone.
 		AllowInsecureSkipVerify: false,
 		Clock:                   clock.RealClock{},
+		Alerts:                  selfalert.DefaultOptions(),
 		Manager: ManagerOptions{
 			MetricsAddr: ":8080",
 			ProbeAddr:   ":8081",
@@ -144,6 +149,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.AllowInsecureSkipVerify, "allow-insecure-skip-verify", o.AllowInsecureSkipVerify, "Let SMTP providers set insecureSkipVerify (no certificate verification); without it such a provider is not Ready. For test clusters only.")
 	fs.StringVar(&o.InboxURL, "inbox-url", o.InboxURL, "Address of the inbox web page; Slack and Teams messages of approval notifications link to their item there (?item=<inbox item>&namespace=<ns>&notification=<name>). A provider's spec.<channel>.inboxURL overrides it.")
 	fs.BoolVar(&o.SuccessEvents, "success-events", o.SuccessEvents, "Emit a Normal Event for every delivered Notification (one more API write each); failures always get Warning Events.")
+	o.Alerts.AddFlags(fs)
 }
 
 // Complete turns what the flags gave into options and checks them.
@@ -187,7 +193,7 @@ func (o *Options) Validate() error {
 			return fmt.Errorf("--inbox-url must be an absolute http or https URL, got %q", o.InboxURL)
 		}
 	}
-	return nil
+	return o.Alerts.Validate()
 }
 
 // EgressPolicy is the policy senders connect under.

@@ -30,6 +30,7 @@ import (
 	"github.com/herald-dev/herald/controllers/provider"
 	"github.com/herald-dev/herald/controllers/recipient"
 	"github.com/herald-dev/herald/controllers/schedule"
+	"github.com/herald-dev/herald/controllers/selfalert"
 	"github.com/herald-dev/herald/controllers/template"
 	"github.com/herald-dev/herald/internal/channel"
 	"github.com/herald-dev/herald/internal/channel/factory"
@@ -169,6 +170,12 @@ func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Cache, error) {
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up event rule controller: %w", err)
 	}
+	if opts.Alerts.Namespace != "" {
+		if err := mgr.Add(&selfalert.Alerter{Client: mgr.GetClient(), Options: opts.Alerts, Clock: opts.Clock}); err != nil {
+			return nil, fmt.Errorf("setting up Herald's alerts: %w", err)
+		}
+	}
 	metrics.RegisterPhaseGauge(mgr.GetCache())
+	metrics.RegisterHealth(mgr.GetCache(), opts.Clock)
 	return senders, nil
 }

@@ -99,7 +99,7 @@ func (w *statusWrite) recoverAbandoned(ctx context.Context, policy retry.Policy,
 	s.LastError = entry.Error
 	s.LastErrorReason = notifyv1.ReasonTimeout
 	s.AttemptStartTime = nil
-	if int(s.Attempts) >= policy.MaxAttempts {
+	if policyAttempts(s, s.Attempts) >= policy.MaxAttempts {
 		return w.finish(ctx, notifyv1.DeliveryFailed, notifyv1.ReasonAttemptsExhausted,
 			fmt.Sprintf("%d attempts made; the last was abandoned", s.Attempts))
 	}
@@ -122,7 +122,7 @@ func (w *statusWrite) recoverAbandoned(ctx context.Context, policy retry.Policy,
 // duration whatever happens, so the wait is bounded.
 func (w *statusWrite) waitForProvider(ctx context.Context, pw *Wait, now time.Time) (ctrl.Result, error) {
 	wait := pw.For
-	if exp := w.d.Spec.ExpiresAt; exp != nil && exp.Sub(now) < wait {
+	if exp := deadline(w.d); exp != nil && exp.Sub(now) < wait {
 		wait = max(exp.Sub(now), time.Millisecond)
 	}
 	s := &w.d.Status
@@ -166,6 +166,7 @@ func (a attemptMade) record(s *notifyv1.ChannelDeliveryStatus, outcome string, r
 func (w *statusWrite) recordSuccess(ctx context.Context, a attemptMade, res channel.Result) error {
 	s := &w.d.Status
 	a.record(s, OutcomeSucceeded, "", "")
+	observeAttempt(w.d, a, OutcomeSucceeded)
 	s.Provider = a.provider
 	s.ProviderMessageID = res.ProviderMessageID
 	// A receipt is about the message providerMessageID names: one left
@@ -186,6 +187,7 @@ func (w *statusWrite) recordFailure(ctx context.Context, policy retry.Policy, a 
 	reason := ce.Reason
 	errText := truncate(ce.Error(), 1024)
 	a.record(s, OutcomeFailed, reason, errText)
+	observeAttempt(w.d, a, OutcomeFailed)
 	attempt := a.number
 	s.LastError = errText
 	s.LastErrorReason = reason
@@ -199,14 +201,14 @@ func (w *statusWrite) recordFailure(ctx context.Context, policy retry.Policy, a 
 	case !ce.Retryable():
 		return w.finish(ctx, notifyv1.DeliveryFailed, permanentReason(ce), errText)
 	}
-	delay, again := policy.Next(int(attempt), ce.RetryAfter, w.r.rand)
+	delay, again := policy.Next(policyAttempts(s, attempt), ce.RetryAfter, w.r.rand)
 	if !again {
 		reason := notifyv1.ReasonAttemptsExhausted
 		if ce.Code == notifyv1.ReasonProviderNotReady {
 			reason = notifyv1.ReasonProviderNotReady
 		}
 		return w.finish(ctx, notifyv1.DeliveryFailed, reason,
-			fmt.Sprintf("%d of %d attempts failed; last error: %s", attempt, policy.MaxAttempts, errText))
+			fmt.Sprintf("%d of %d attempts failed; last error: %s", policyAttempts(s, attempt), policy.MaxAttempts, errText))
 	}
 	now := w.r.Clock.Now()
 	next := now.Add(delay)
@@ -220,7 +222,7 @@ func (w *statusWrite) recordFailure(ctx context.Context, policy retry.Policy, a 
 	// reconcile at expiresAt ends it Expired, on time, however long the
 	// backoff or the provider's Retry-After (capped at maxDelay by
 	// policy.Next, which may still be later than expiresAt).
-	if exp := w.d.Spec.ExpiresAt; exp != nil && next.After(exp.Time) {
+	if exp := deadline(w.d); exp != nil && next.After(exp.Time) {
 		next = exp.Time
 		delay = max(next.Sub(now), 0)
 		s.Message = fmt.Sprintf("attempt %d failed (%s); the next retry would come after expiresAt, so the delivery expires at %s",

@@ -87,12 +87,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	policy := retry.Resolve(d.Spec.Retry, r.DefaultRetry)
 	timeout := r.timeout(&d)
 
-	if d.Spec.ExpiresAt != nil && !now.Before(d.Spec.ExpiresAt.Time) {
+	if exp := deadline(&d); exp != nil && !now.Before(exp.Time) {
 		return w.finish(ctx, notifyv1.DeliveryExpired, notifyv1.ReasonExpired,
-			fmt.Sprintf("not delivered before it expired at %s", d.Spec.ExpiresAt.UTC().Format(time.RFC3339)))
+			fmt.Sprintf("not delivered before it expired at %s", exp.UTC().Format(time.RFC3339)))
 	}
 	if d.Status.Phase == notifyv1.DeliverySending {
 		return w.recoverAbandoned(ctx, policy, timeout, now)
+	}
+	// A cancelled notification's deliveries start no attempt; its
+	// controller marks them Cancelled.
+	if cancelled, err := r.cancelRequested(ctx, &d); cancelled || err != nil {
+		return ctrl.Result{}, err
 	}
 	if d.Spec.NotBefore != nil && now.Before(d.Spec.NotBefore.Time) {
 		return ctrl.Result{RequeueAfter: d.Spec.NotBefore.Sub(now)}, nil

@@ -28,6 +28,7 @@ func (r *Reconciler) aggregate(ctx context.Context, n *notifyv1.Notification, no
 	for _, ch := range n.Spec.Channels {
 		perChannel[ch] = &notifyv1.DeliveryCounts{}
 	}
+	memo := r.progress.memo(client.ObjectKeyFromObject(n), n.UID)
 	var problems, unfinished int32
 	var responses []notifyv1.Response
 	for i := range list.Items {
@@ -41,9 +42,14 @@ func (r *Reconciler) aggregate(ctx context.Context, n *notifyv1.Notification, no
 			perChannel[d.Spec.Channel] = c
 		}
 		acks.add(d)
-		count(&total, d.Status.Phase)
-		count(c, d.Status.Phase)
-		switch d.Status.Phase {
+		phase := d.Status.Phase
+		if awaitingRedrive(memo, d) {
+			// The cache has not caught up with the re-drive yet.
+			phase = notifyv1.DeliveryPending
+		}
+		count(&total, phase)
+		count(c, phase)
+		switch phase {
 		case notifyv1.DeliveryFailed, notifyv1.DeliveryExpired, notifyv1.DeliveryCancelled:
 			problems++
 		case notifyv1.DeliverySkipped:
@@ -103,6 +109,9 @@ func (r *Reconciler) aggregate(ctx context.Context, n *notifyv1.Notification, no
 	}
 	acks.decide(n)
 
+	if n.Status.Cancel != nil {
+		return acks, finishCancelled(n, &total, unfinished, now)
+	}
 	// The cache may not show every delivery just created; the notification
 	// is only finished when all that were planned are accounted for.
 	expected := int32(len(n.Spec.Channels)) * (n.Status.Recipients + int32(len(n.Status.Unresolved)))
@@ -165,4 +174,29 @@ func capList(s []string, n int) []string {
 		return s[:n]
 	}
 	return s
+}
+
+// finishCancelled sets the phase of a cancelled notification: Cancelled
+// once no delivery is in flight any more. Deliveries the fan-out never
+// created count as cancelled.
+func finishCancelled(n *notifyv1.Notification, total *notifyv1.DeliveryCounts, unfinished int32, now time.Time) error {
+	notCreated := n.Status.Cancel.NotCreated
+	total.Total += notCreated
+	total.Cancelled += notCreated
+	n.Status.Deliveries = *total
+	if unfinished > 0 {
+		n.Status.Phase = notifyv1.NotificationDispatching
+		notifyv1.SetCondition(n, notifyv1.ConditionDelivered, metav1.ConditionUnknown, notifyv1.ReasonCancelled,
+			fmt.Sprintf("cancelling: %d deliveries not finished yet (an attempt in flight finishes)", unfinished))
+		n.Status.CompletionTime = nil
+		return nil
+	}
+	n.Status.Phase = notifyv1.NotificationCancelled
+	notifyv1.SetCondition(n, notifyv1.ConditionDelivered, metav1.ConditionFalse, notifyv1.ReasonCancelled,
+		fmt.Sprintf("cancelled: %d delivered before the cancel, %d cancelled, %d failed, %d skipped, %d expired",
+			total.Succeeded, total.Cancelled, total.Failed, total.Skipped, total.Expired))
+	if n.Status.CompletionTime == nil {
+		n.Status.CompletionTime = &metav1.Time{Time: now}
+	}
+	return nil
 }

@@ -85,6 +85,8 @@ func (r *Reconciler) followUp(ctx context.Context, n *notifyv1.Notification, ack
 // or "" while they still may.
 func (r *Reconciler) followUpsStopped(n *notifyv1.Notification, now time.Time) string {
 	switch {
+	case n.Status.Cancel != nil:
+		return "cancelled"
 	case meta.IsStatusConditionTrue(n.Status.Conditions, notifyv1.ConditionAcknowledged):
 		return "acknowledged"
 	case meta.IsStatusConditionTrue(n.Status.Conditions, notifyv1.ConditionApproved),

@@ -87,6 +87,16 @@ func (r *Reconciler) dispatch(ctx context.Context, n *notifyv1.Notification, now
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	if out.notCreated > 0 {
+		// Cancelled mid-way (operator.go): the deliveries not created
+		// never will be, and count as cancelled.
+		n.Status.Recipients = int32(len(res.Recipients))
+		n.Status.Unresolved = capList(res.Unresolved, 100)
+		n.Status.Cancel = &notifyv1.CancelRecord{Value: notifyv1.FitText(out.cancelValue, maxAnnotationValue), NotCreated: out.notCreated}
+		notifyv1.SetCondition(n, notifyv1.ConditionDispatched, metav1.ConditionFalse, notifyv1.ReasonCancelled,
+			fmt.Sprintf("the fan-out stopped when the notification was cancelled: %d of %d deliveries were not created", out.notCreated, len(deliveries)))
+		return ctrl.Result{}, nil
+	}
 	if len(out.waiting) > 0 {
 		// Deliveries of an earlier Notification of this name still hold
 		// some names; the garbage collector deletes them shortly.
@@ -217,6 +227,10 @@ func (r *Reconciler) newDelivery(n *notifyv1.Notification, ch notifyv1.Channel, 
 			ExpiresAt:    n.Spec.ExpiresAt,
 		},
 	}
+	if n.Labels[notifyv1.LabelHeraldAlert] == "true" {
+		// Herald's alerts about itself never count towards another alert.
+		d.Labels[notifyv1.LabelHeraldAlert] = "true"
+	}
 	if ch == notifyv1.ChannelInApp {
 		// An in-app delivery is recorded, not sent: it has no attempt that
 		// could time out or be retried, so it carries no policy for them.
@@ -277,6 +291,10 @@ type createOutcome struct {
 	// waiting are names held by deliveries of an earlier Notification of
 	// the same name, within oldDeliveriesWait.
 	waiting []string
+	// notCreated counts the deliveries not created because the
+	// notification was cancelled (cancelValue) during the fan-out.
+	notCreated  int32
+	cancelValue string
 }
 
 // createAll creates the deliveries that do not exist yet. A create the API
@@ -310,6 +328,13 @@ func (r *Reconciler) createAll(ctx context.Context, n *notifyv1.Notification, de
 			continue
 		}
 		g.Go(func() error {
+			if v := r.cancelSeen(gctx, n); v != "" {
+				mu.Lock()
+				out.notCreated++
+				out.cancelValue = v
+				mu.Unlock()
+				return nil
+			}
 			if found {
 				var holder notifyv1.ChannelDelivery
 				if err := r.Get(gctx, client.ObjectKeyFromObject(d), &holder); err == nil {

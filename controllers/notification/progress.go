@@ -32,6 +32,10 @@ type progressMemo struct {
 	dispatch *dispatchSnapshot
 	// since is when status was last written (or the fan-out ran).
 	since time.Time
+	// cancelled holds the UIDs of the deliveries this process cancelled;
+	// redriven, those it re-drove, with the resourceVersion each had
+	// before (operator.go).
+	cancelled, redriven sync.Map
 }
 
 func (p *progressMemos) memo(key types.NamespacedName, uid types.UID) *progressMemo {

@@ -86,6 +86,7 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications/status,verbs=patch
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notifications/finalizers,verbs=update
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=channeldeliveries,verbs=create
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=channeldeliveries/status,verbs=patch
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=recipients,verbs=get;list;watch
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationtemplates,verbs=get;list;watch
 
@@ -109,11 +110,55 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	now := r.Clock.Now()
 	memo := r.progress.memo(req.NamespacedName, n.UID)
 
-	result, dispatched, err := r.ensureDispatched(ctx, &n, memo, now)
-	if err != nil {
-		return ctrl.Result{}, err
+	// An operator's cancel (operator.go) stops the fan-out, even one in
+	// progress, and every delivery not yet sent.
+	cancelling := cancelAnnotated(&n) || n.Status.Cancel != nil
+	var (
+		result     ctrl.Result
+		dispatched bool
+		err        error
+	)
+	if !cancelling {
+		result, dispatched, err = r.ensureDispatched(ctx, &n, memo, now)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		cancelling = n.Status.Cancel != nil
 	}
-	if wait := r.countLater(&n, memo, dispatched, now); wait > 0 {
+	// writeNow is set by operator requests, whose record must reach the
+	// API server before anything else happens.
+	writeNow := false
+	if cancelling {
+		if memo.dispatch != nil {
+			// A fan-out whose status write was deferred.
+			memo.dispatch.applyTo(&n.Status)
+		}
+		finishedBefore := n.Status.Phase.Finished()
+		recorded, err := r.recordCancel(ctx, &n, patcher, before)
+		if err != nil {
+			return patch.RequeueOnConflict(err, "notification cancel")
+		}
+		if recorded {
+			// The helper now holds what was written.
+			memo.written(&n.Status, now)
+			before = n.Status.DeepCopy()
+		}
+		if finishedBefore {
+			// Nothing left to cancel; the record says it was asked.
+			return r.deleteAfterTTL(ctx, &n, now)
+		}
+		if _, err := r.cancelDeliveries(ctx, &n, memo, now); err != nil {
+			return ctrl.Result{}, err
+		}
+		dispatched = true
+	} else if dispatched {
+		redriven, err := r.redrive(ctx, &n, memo, now)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		writeNow = redriven
+	}
+	if wait := r.countLater(&n, memo, dispatched, now); wait > 0 && !writeNow {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	// nextFollowUp is when the next escalation step or reminder is due.
@@ -133,9 +178,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	n.Status.ObservedGeneration = n.Generation
 
 	if !equality.Semantic.DeepEqual(before, &n.Status) {
-		// A step or reminder that just ran is written at once: its record
-		// is what keeps it from running again.
-		if wait := r.writeLater(&n, memo, dispatched, now); wait > 0 && len(n.Status.Escalation) == len(before.Escalation) && len(n.Status.Reminders) == len(before.Reminders) {
+		// A step or reminder that just ran is written at once, like an
+		// operator's request: its record is what keeps it from running
+		// again.
+		writeNow = writeNow || len(n.Status.Escalation) != len(before.Escalation) || len(n.Status.Reminders) != len(before.Reminders)
+		if wait := r.writeLater(&n, memo, dispatched, now); wait > 0 && !writeNow {
 			return ctrl.Result{RequeueAfter: wait}, nil
 		}
 		// The status is derived from the cache: it must not overwrite a
@@ -217,7 +264,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("indexing notifications by template: %w", err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&notifyv1.Notification{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&notifyv1.Notification{}, builder.WithPredicates(predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, operatorAnnotations))).
 		Owns(&notifyv1.ChannelDelivery{}).
 		Watches(&notifyv1.NotificationTemplate{}, handler.EnqueueRequestsFromMapFunc(waitingFor(mgr.GetClient())),
 			builder.WithPredicates(predicate.GenerationChangedPredicate{})).

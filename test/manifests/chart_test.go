@@ -252,15 +252,18 @@ func TestChartValues(t *testing.T) {
 	}
 }
 
-// TestChartCopiesAreCurrent checks that the CRDs and the controller's
-// ClusterRole in the chart are config/'s, byte for byte (`make manifests`
-// copies them).
+// TestChartCopiesAreCurrent checks that the CRDs, the controller's
+// ClusterRole and the alert rules in the chart are config/'s, byte for byte
+// (`make manifests` copies them).
 func TestChartCopiesAreCurrent(t *testing.T) {
 	root, err := heraldenvtest.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pairs := map[string]string{filepath.Join(root, "config", "rbac", "role.yaml"): filepath.Join(root, "dist", "chart", "files", "rbac", "controller-role.yaml")}
+	pairs := map[string]string{
+		filepath.Join(root, "config", "rbac", "role.yaml"):         filepath.Join(root, "dist", "chart", "files", "rbac", "controller-role.yaml"),
+		filepath.Join(root, "config", "prometheus", "alerts.yaml"): filepath.Join(root, "dist", "chart", "files", "prometheus", "alerts.yaml"),
+	}
 	bases, _ := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
 	for _, b := range bases {
 		pairs[b] = filepath.Join(root, "dist", "chart", "files", "crds", filepath.Base(b))
@@ -278,6 +281,23 @@ func TestChartCopiesAreCurrent(t *testing.T) {
 		if err != nil || !bytes.Equal(a, b) {
 			t.Errorf("%s is not a copy of %s: run 'make manifests'", dst, src)
 		}
+	}
+}
+
+// TestChartAlertsAreConfigs checks that the chart's PrometheusRule renders
+// the rules of config/prometheus, so both install paths alert alike.
+func TestChartAlertsAreConfigs(t *testing.T) {
+	root, err := heraldenvtest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := find(render(t, filepath.Join(root, "config", "prometheus")), "PrometheusRule", "herald")
+	got := find(renderChart(t, "metrics.prometheusRule.enabled=true"), "PrometheusRule", "herald")
+	if want == nil || got == nil {
+		t.Fatalf("PrometheusRule herald: config/prometheus has it %v, the chart %v", want != nil, got != nil)
+	}
+	if !reflect.DeepEqual(want.Object["spec"], got.Object["spec"]) {
+		t.Errorf("the chart's alert rules differ from config/prometheus/alerts.yaml: run 'make manifests'")
 	}
 }
 

@@ -256,6 +256,17 @@ type ChannelDeliveryStatus struct {
 	// +optional
 	CompletionTime *metav1.MicroTime `json:"completionTime,omitempty"`
 
+	// attemptsBeforeRetry is the number of attempts made before the
+	// delivery was last re-driven (AnnotationRetry on its Notification):
+	// the retry policy counts only the attempts after it, while attempts
+	// and history go on counting them all.
+	// +optional
+	AttemptsBeforeRetry int32 `json:"attemptsBeforeRetry,omitempty"`
+	// expiresAt, when set, replaces spec.expiresAt: a re-driven delivery
+	// that had expired gets a new deadline (docs/operations.md).
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
 	// readTime is when the recipient read an in-app item.
 	// +optional
 	ReadTime *metav1.Time `json:"readTime,omitempty"`

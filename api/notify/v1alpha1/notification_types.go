@@ -128,7 +128,7 @@ type NotificationSpec struct {
 }
 
 // NotificationPhase summarises a notification's progress.
-// +kubebuilder:validation:Enum=Pending;Dispatching;Delivered;PartiallyDelivered;Failed;Expired
+// +kubebuilder:validation:Enum=Pending;Dispatching;Delivered;PartiallyDelivered;Failed;Expired;Cancelled
 type NotificationPhase string
 
 const (
@@ -138,12 +138,15 @@ const (
 	NotificationPartiallyDelivered NotificationPhase = "PartiallyDelivered"
 	NotificationFailed             NotificationPhase = "Failed"
 	NotificationExpired            NotificationPhase = "Expired"
+	// NotificationCancelled: an operator cancelled it (AnnotationCancel);
+	// no delivery not yet sent was sent.
+	NotificationCancelled NotificationPhase = "Cancelled"
 )
 
 // Finished reports whether the phase is terminal.
 func (p NotificationPhase) Finished() bool {
 	switch p {
-	case NotificationDelivered, NotificationPartiallyDelivered, NotificationFailed, NotificationExpired:
+	case NotificationDelivered, NotificationPartiallyDelivered, NotificationFailed, NotificationExpired, NotificationCancelled:
 		return true
 	}
 	return false
@@ -277,6 +280,14 @@ type NotificationStatus struct {
 
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// retry records the last re-drive handled (AnnotationRetry).
+	// +optional
+	Retry *RetryRecord `json:"retry,omitempty"`
+
+	// cancel records that the notification was cancelled (AnnotationCancel).
+	// +optional
+	Cancel *CancelRecord `json:"cancel,omitempty"`
 
 	// +listType=map
 	// +listMapKey=type
