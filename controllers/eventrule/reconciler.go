@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -136,6 +137,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, r.writeStatus(ctx, &rule, tally{}, metav1.ConditionFalse, reason, err.Error())
 	}
 
+	if g := rule.Spec.Grouping; g != nil {
+		t, next, scanErr := r.scanGroups(ctx, &rule, p, now)
+		msg := fmt.Sprintf("watching Events in namespace %s; grouping by [%s], wait %s, interval %s",
+			rule.Namespace, strings.Join(g.By, ", "), g.Wait.Duration, g.Interval.Duration)
+		if err := r.writeStatus(ctx, &rule, t, metav1.ConditionTrue, notifyv1.ReasonWatching, msg); err != nil {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{RequeueAfter: next}, scanErr
+	}
 	t, scanErr := r.scan(ctx, &rule, p, now)
 	msg := fmt.Sprintf("watching Events in namespace %s; throttle %s", rule.Namespace, rule.Spec.Throttle.Duration)
 	if err := r.writeStatus(ctx, &rule, t, metav1.ConditionTrue, notifyv1.ReasonWatching, msg); err != nil {
@@ -167,6 +177,11 @@ func (r *Reconciler) prepare(ctx context.Context, rule *notifyv1.EventRule) (*pr
 	sample := map[string]string{}
 	for _, k := range EventParams {
 		sample[k] = "sample"
+	}
+	if rule.Spec.Grouping != nil {
+		for _, k := range GroupParams {
+			sample[k] = "sample"
+		}
 	}
 	params, err := renderParams(spec.Params, sample)
 	if err != nil {
@@ -202,7 +217,7 @@ func (r *Reconciler) prepare(ctx context.Context, rule *notifyv1.EventRule) (*pr
 
 // tally is what one reconcile adds to a rule's counts.
 type tally struct {
-	matched, emitted, throttled int64
+	matched, emitted, throttled, grouped int64
 	lastEmit                    time.Time
 }
 
@@ -427,7 +442,28 @@ func eventFields(e *corev1.Event, occurred time.Time) map[string]string {
 //   - without one, title and message are rendered with the event fields
 //     and the rule's params (which win on a clash).
 func (r *Reconciler) notificationFor(rule *notifyv1.EventRule, tmpl *notifyv1.NotificationTemplate, e *corev1.Event, occurred time.Time) (*notifyv1.Notification, error) {
-	fields := eventFields(e, occurred)
+	spec, err := renderSpec(rule, tmpl, eventFields(e, occurred), "")
+	if err != nil {
+		return nil, err
+	}
+	window := ThrottleWindow(occurred, rule.Spec.Throttle.Duration)
+	// Owned by the rule: deleting the rule deletes its Notifications.
+	n, err := emit.OwnedNotification(rule, r.Scheme(), EventNotificationName(rule.Name, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, window),
+		rule.Spec.Notification.Metadata, *spec)
+	if err != nil {
+		return nil, err
+	}
+	n.Labels[notifyv1.LabelEventRule] = notifyv1.LabelValue(rule.Name)
+	n.Annotations[AnnotationInvolvedObject] = e.InvolvedObject.Kind + "/" + e.InvolvedObject.Name
+	n.Annotations[AnnotationEventReason] = e.Reason
+	n.Annotations[AnnotationThrottleWindow] = window.Format(time.RFC3339)
+	return n, nil
+}
+
+// renderSpec renders the rule's Notification spec with fields; suffix,
+// when set, is appended to a message the rule writes itself (not to a
+// template's).
+func renderSpec(rule *notifyv1.EventRule, tmpl *notifyv1.NotificationTemplate, fields map[string]string, suffix string) (*notifyv1.NotificationSpec, error) {
 	spec := rule.Spec.Notification.Spec.DeepCopy()
 	params, err := renderParams(spec.Params, fields)
 	if err != nil {
@@ -446,6 +482,9 @@ func (r *Reconciler) notificationFor(rule *notifyv1.EventRule, tmpl *notifyv1.No
 		if spec.Message == "" {
 			return nil, errors.New("the message renders empty")
 		}
+		if suffix != "" {
+			spec.Message += "\n\n" + suffix
+		}
 		spec.Title = notifyv1.FitText(spec.Title, 256)
 		spec.Message = notifyv1.FitText(spec.Message, 16384)
 	}
@@ -453,19 +492,7 @@ func (r *Reconciler) notificationFor(rule *notifyv1.EventRule, tmpl *notifyv1.No
 	if len(params) > 0 {
 		spec.Params = params
 	}
-
-	window := ThrottleWindow(occurred, rule.Spec.Throttle.Duration)
-	// Owned by the rule: deleting the rule deletes its Notifications.
-	n, err := emit.OwnedNotification(rule, r.Scheme(), EventNotificationName(rule.Name, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, window),
-		rule.Spec.Notification.Metadata, *spec)
-	if err != nil {
-		return nil, err
-	}
-	n.Labels[notifyv1.LabelEventRule] = notifyv1.LabelValue(rule.Name)
-	n.Annotations[AnnotationInvolvedObject] = e.InvolvedObject.Kind + "/" + e.InvolvedObject.Name
-	n.Annotations[AnnotationEventReason] = e.Reason
-	n.Annotations[AnnotationThrottleWindow] = window.Format(time.RFC3339)
-	return n, nil
+	return spec, nil
 }
 
 func renderParams(given, fields map[string]string) (map[string]string, error) {
@@ -552,6 +579,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, rule *notifyv1.EventRule, 
 		st.Matched += t.matched
 		st.Emitted += t.emitted
 		st.Throttled += t.throttled
+		st.Grouped += t.grouped
 		if !t.lastEmit.IsZero() {
 			st.LastEmitTime = &metav1.Time{Time: t.lastEmit}
 		}

@@ -30,6 +30,37 @@ type EventMatch struct {
 	Selector *metav1.LabelSelector `json:"selector,omitempty"`
 }
 
+// EventGrouping says how a rule groups Events into Notifications.
+// +kubebuilder:validation:XValidation:rule="duration(self.wait) < duration(self.interval)",message="grouping.wait must be shorter than grouping.interval"
+type EventGrouping struct {
+	// by are the keys Events are grouped on: reason, type, kind, name,
+	// namespace, or label:<key> for a label of the involved object. No
+	// keys put every matching Event in one group.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=5
+	// +kubebuilder:validation:items:Pattern=`^(reason|type|kind|name|namespace|label:([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$`
+	// +kubebuilder:validation:items:MaxLength=320
+	// +optional
+	By []string `json:"by,omitempty"`
+	// wait is how long after a group's first Event in an interval its
+	// Notification is made, collecting the Events that follow, e.g. "30s".
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(s|m|h))+$`
+	// +kubebuilder:validation:Type=string
+	// +optional
+	Wait metav1.Duration `json:"wait,omitempty"`
+	// interval is the length of the windows, aligned to the Unix epoch,
+	// that Events are grouped in (at most 24h). Events of a group that
+	// arrive after its Notification was made are folded into one more
+	// Notification at the end of the window.
+	// +kubebuilder:default="5m"
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(s|m|h))+$`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('24h')",message="grouping.interval must be between 1s and 24h"
+	// +optional
+	Interval metav1.Duration `json:"interval,omitempty"`
+}
+
 // EventRuleSpec turns matching cluster Events into Notifications.
 type EventRuleSpec struct {
 	// match selects the Events in this namespace that trigger the rule.
@@ -42,6 +73,12 @@ type EventRuleSpec struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	// +kubebuilder:validation:Type=string
 	Throttle metav1.Duration `json:"throttle,omitempty"`
+	// grouping, when set, collects matching Events into groups (like
+	// Alertmanager's group_by) and makes one Notification per group and
+	// interval that carries their count and objects, instead of one per
+	// involved object and reason; throttle then does not apply.
+	// +optional
+	Grouping *EventGrouping `json:"grouping,omitempty"`
 	// suspend stops the rule.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
@@ -59,6 +96,9 @@ type EventRuleStatus struct {
 	Emitted int64 `json:"emitted,omitempty"`
 	// +optional
 	Throttled int64 `json:"throttled,omitempty"`
+	// grouped counts Events folded into a grouped Notification.
+	// +optional
+	Grouped int64 `json:"grouped,omitempty"`
 	// +optional
 	LastEmitTime *metav1.Time `json:"lastEmitTime,omitempty"`
 	// +optional

@@ -261,6 +261,12 @@ var _ = Describe("admission", func() {
 		Entry("template without message", "NotificationTemplate", "title: hi\n",
 			`spec.message: Required value`),
 		// EventRule.
+		Entry("unknown grouping key", "EventRule", "match: {}\ngrouping:\n  by: [pod]\nnotification:\n  spec:\n"+indent(notificationBody, "    "),
+			`spec.grouping.by[0] in body should match`),
+		Entry("grouping wait not shorter than interval", "EventRule", "match: {}\ngrouping:\n  wait: 10m\n  interval: 5m\nnotification:\n  spec:\n"+indent(notificationBody, "    "),
+			`grouping.wait must be shorter than grouping.interval`),
+		Entry("grouping interval over a day", "EventRule", "match: {}\ngrouping:\n  interval: 25h\nnotification:\n  spec:\n"+indent(notificationBody, "    "),
+			`grouping.interval must be between 1s and 24h`),
 		Entry("unknown event type", "EventRule", "match:\n  types: [Error]\nnotification:\n  spec:\n"+indent(notificationBody, "    "),
 			`Unsupported value: "Error"`),
 	)
