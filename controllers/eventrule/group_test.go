@@ -61,7 +61,7 @@ func TestGroupNotificationName(t *testing.T) {
 func TestGroupObjectsIsBounded(t *testing.T) {
 	var batch []groupedEvent
 	for i := range 30 {
-		e := &corev1.Event{InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: string(rune('a' + i%26)) + "x"}}
+		e := &corev1.Event{InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: string(rune('a'+i%26)) + "x"}}
 		batch = append(batch, groupedEvent{e: e}, groupedEvent{e: e})
 	}
 	got := groupObjects(batch)

@@ -218,7 +218,7 @@ func (r *Reconciler) prepare(ctx context.Context, rule *notifyv1.EventRule) (*pr
 // tally is what one reconcile adds to a rule's counts.
 type tally struct {
 	matched, emitted, throttled, grouped int64
-	lastEmit                    time.Time
+	lastEmit                             time.Time
 }
 
 // scan acts on the namespace's recent Events that the rule has not
