@@ -98,7 +98,41 @@ type ChannelDeliverySpec struct {
 	// with this reason, visible to kubectl like any other outcome.
 	// +optional
 	Skip *SkipDecision `json:"skip,omitempty"`
+	// digest, when set, holds the delivery for the recipient's digest: it
+	// is not sent on its own but listed in the digest delivery named
+	// here, sent at until.
+	// +optional
+	Digest *DigestHold `json:"digest,omitempty"`
+	// digestOf lists the held deliveries a digest delivery carries.
+	// +kubebuilder:validation:MaxItems=500
+	// +optional
+	DigestOf []string `json:"digestOf,omitempty"`
 }
+
+// DigestHold says which digest a held delivery goes into.
+type DigestHold struct {
+	// name of the digest ChannelDelivery.
+	Name string `json:"name"`
+	// until is the end of the digest's window.
+	Until metav1.Time `json:"until"`
+}
+
+// MaxDigestItems is how many held deliveries one digest carries; more are
+// sent on their own.
+const MaxDigestItems = 500
+
+// LabelDigest is the label of held deliveries, naming (by LabelValue)
+// their digest delivery, and of digest deliveries, naming themselves.
+const LabelDigest = "notify.herald.dev/digest"
+
+// Reasons of held and digest deliveries.
+const (
+	ReasonHeldForDigest = "HeldForDigest"
+	ReasonDigested      = "Digested"
+	// ReasonDigestMissed: a held delivery reached its digest too late to
+	// be listed in it, and was sent on its own.
+	ReasonDigestMissed = "DigestMissed"
+)
 
 // SkipDecision is why a delivery is not sent.
 type SkipDecision struct {
@@ -289,6 +323,9 @@ type ChannelDeliveryStatus struct {
 	// response is the recipient's answer to an approval.
 	// +optional
 	Response *InboxResponse `json:"response,omitempty"`
+	// digestedBy is the digest delivery that carried this held delivery.
+	// +optional
+	DigestedBy string `json:"digestedBy,omitempty"`
 }
 
 // ChannelDelivery is one (notification, channel, recipient) unit of work.

@@ -52,6 +52,42 @@ type Preferences struct {
 	Categories []CategoryPreference `json:"categories,omitempty"`
 	// +optional
 	QuietHours *QuietHours `json:"quietHours,omitempty"`
+	// digests hold matching informational and warning notifications on
+	// email, WhatsApp and chat channels and send one message per channel
+	// listing them at the end of each window. In-app, webhook, critical
+	// and approval notifications are never held.
+	// +kubebuilder:validation:MaxItems=10
+	// +optional
+	Digests []DigestPreference `json:"digests,omitempty"`
+}
+
+// DigestPreference is one digest: which notifications it holds and when
+// it is sent.
+// +kubebuilder:validation:XValidation:rule="has(self.every) != has(self.schedule)",message="a digest needs exactly one of every (e.g. 1h) or schedule (a cron expression)"
+type DigestPreference struct {
+	// categories the digest holds; empty, every category.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:MaxLength=63
+	// +optional
+	Categories []string `json:"categories,omitempty"`
+	// types the digest holds: informational and/or warning; empty, both.
+	// +listType=set
+	// +kubebuilder:validation:items:Enum=informational;warning
+	// +optional
+	Types []NotificationType `json:"types,omitempty"`
+	// every sends the digest at the end of each window of this length,
+	// aligned to the Unix epoch (1h: on the hour), between 1m and 168h.
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(s|m|h))+$`
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1m') && duration(self) <= duration('168h')",message="digest every must be between 1m and 168h"
+	// +optional
+	Every *metav1.Duration `json:"every,omitempty"`
+	// schedule sends the digest at the times of this cron expression
+	// (five fields, e.g. "0 9 * * 1-5"), in the recipient's timezone.
+	// +kubebuilder:validation:MaxLength=100
+	// +optional
+	Schedule string `json:"schedule,omitempty"`
 }
 
 // RecipientSpec describes a person who receives notifications.
