@@ -63,7 +63,7 @@ type Reconciler struct {
 	unrecorded sync.Map
 }
 
-// +kubebuilder:rbac:groups=notify.herald.dev,resources=channeldeliveries,verbs=get;list;watch
+// +kubebuilder:rbac:groups=notify.herald.dev,resources=channeldeliveries,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=channeldeliveries/status,verbs=patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -98,6 +98,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	// controller marks them Cancelled.
 	if cancelled, err := r.cancelRequested(ctx, &d); cancelled || err != nil {
 		return ctrl.Result{}, err
+	}
+	if d.Spec.Digest != nil && d.Status.Reason != notifyv1.ReasonDigestMissed {
+		return r.holdForDigest(ctx, &d, w, now)
 	}
 	if d.Spec.NotBefore != nil && now.Before(d.Spec.NotBefore.Time) {
 		return ctrl.Result{RequeueAfter: d.Spec.NotBefore.Sub(now)}, nil

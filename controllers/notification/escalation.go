@@ -200,10 +200,11 @@ func (r *Reconciler) remind(ctx context.Context, n *notifyv1.Notification, acks 
 			},
 			Spec: *orig.Spec.DeepCopy(),
 		}
-		for _, l := range []string{notifyv1.LabelNotification, notifyv1.LabelChannel, notifyv1.LabelRecipient} {
+		for _, l := range []string{notifyv1.LabelNotification, notifyv1.LabelChannel, notifyv1.LabelRecipient} { // not LabelDigest
 			d.Labels[l] = orig.Labels[l]
 		}
-		d.Spec.NotBefore = nil
+		// A reminder is sent when due, never held for a digest.
+		d.Spec.NotBefore, d.Spec.Digest = nil, nil
 		d.Spec.Content.Title = reminderTitle(d.Spec.Content.Title, j, 256)
 		if e := d.Spec.Content.Email; e != nil && e.Subject != "" {
 			e.Subject = reminderTitle(e.Subject, j, 998)

@@ -17,6 +17,7 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/audience"
+	"github.com/herald-dev/herald/internal/digest"
 	"github.com/herald-dev/herald/internal/render"
 	"github.com/herald-dev/herald/internal/retry"
 )
@@ -164,6 +165,25 @@ func (r *Reconciler) plan(n *notifyv1.Notification, content notifyv1.RenderedCon
 				d.Spec.Skip = &notifyv1.SkipDecision{Reason: dec.Reason, Message: dec.Message}
 			case dec.NotBefore != nil:
 				d.Spec.NotBefore = &metav1.Time{Time: *dec.NotBefore}
+			}
+			if !dec.Send {
+				out = append(out, d)
+				continue
+			}
+			if p := digest.Find(rc.Spec.Preferences.Digests, n.Spec.Type, n.Spec.Category, ch); p != nil {
+				// Held for the window that is open when it would be sent;
+				// a schedule that cannot be used (the Recipient's
+				// AddressesValid condition says why) holds nothing.
+				from := sendAt
+				if dec.NotBefore != nil && dec.NotBefore.After(from) {
+					from = *dec.NotBefore
+				}
+				if end, err := digest.WindowEnd(p, rc.Spec.Timezone, from); err == nil {
+					name := digest.DeliveryName(rc.Name, ch, end)
+					d.Spec.Digest = &notifyv1.DigestHold{Name: name, Until: metav1.NewTime(end)}
+					d.Spec.NotBefore = nil
+					d.Labels[notifyv1.LabelDigest] = notifyv1.LabelValue(name)
+				}
 			}
 			out = append(out, d)
 		}

@@ -16,6 +16,7 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/channel/whatsapp"
+	"github.com/herald-dev/herald/internal/digest"
 	"github.com/herald-dev/herald/internal/patch"
 )
 
@@ -64,6 +65,17 @@ func AddressProblems(s *notifyv1.RecipientSpec) []string {
 	if s.Timezone != "" {
 		if _, err := time.LoadLocation(s.Timezone); err != nil {
 			out = append(out, fmt.Sprintf("timezone %q is not an IANA time zone", s.Timezone))
+		}
+	}
+	// A digest whose schedule cannot be used holds nothing: its
+	// notifications are sent one by one, and this says why.
+	for i := range s.Preferences.Digests {
+		p := &s.Preferences.Digests[i]
+		if p.Schedule == "" {
+			continue
+		}
+		if _, err := digest.WindowEnd(p, s.Timezone, time.Now()); err != nil {
+			out = append(out, fmt.Sprintf("preferences.digests[%d]: %v; matching notifications are sent one by one", i, err))
 		}
 	}
 	return out

@@ -27,7 +27,8 @@ var _ = Describe("preferences", func() {
 		for name, user := range map[string]string{"alice-work": "alice", "bob": "bob"} {
 			Expect(k8sClient.Create(suiteCtx, &notifyv1.Recipient{
 				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-				Spec:       notifyv1.RecipientSpec{Username: user, Email: user + "@example.com", Phone: "+4915112345678"},
+				Spec: notifyv1.RecipientSpec{Username: user, Email: user + "@example.com", Phone: "+4915112345678",
+					Preferences: notifyv1.Preferences{Digests: []notifyv1.DigestPreference{{Categories: []string{"builds"}, Schedule: "0 9 * * *"}}}},
 			})).To(Succeed())
 		}
 		alice, bob, carol := userClient("alice"), userClient("bob"), userClient("carol")
@@ -46,6 +47,8 @@ var _ = Describe("preferences", func() {
 		Expect(r.Spec.Timezone).To(Equal("Europe/Berlin"))
 		Expect(r.Spec.Preferences.Categories).To(Equal([]notifyv1.CategoryPreference{{Category: "deployments", Channels: []notifyv1.Channel{"inApp", "email"}}}))
 		Expect(r.ManagedFields).To(ContainElement(HaveField("Manager", patch.InboxFieldOwner)))
+		Expect(r.Spec.Preferences.Digests).To(Equal([]notifyv1.DigestPreference{{Categories: []string{"builds"}, Schedule: "0 9 * * *"}}),
+			"saving preferences/me keeps the Recipient's digests")
 		// What the fan-out decides for her next deployments notification.
 		dec := audience.Decide(&r, notifyv1.TypeInformational, "deployments", notifyv1.ChannelWhatsApp, time.Now())
 		Expect(dec.Send).To(BeFalse())

@@ -184,6 +184,10 @@ func (s *REST) Update(ctx context.Context, name string, objInfo rest.UpdatedObje
 		prefs, tz := ToRecipient(upd.Spec)
 		for i := range mine {
 			r := &mine[i]
+			// Digests are set by whoever manages the Recipient, not
+			// through preferences/me: each Recipient keeps its own.
+			prefs := *prefs.DeepCopy()
+			prefs.Digests = r.Spec.Preferences.Digests
 			if equality.Semantic.DeepEqual(r.Spec.Preferences, prefs) && r.Spec.Timezone == tz {
 				continue
 			}
