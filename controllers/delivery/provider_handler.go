@@ -135,13 +135,21 @@ func (h *ProviderHandler) Send(ctx context.Context, d *notifyv1.ChannelDelivery,
 		return "", channel.Result{}, err
 	}
 	var lastErr error
-	for i, e := range ready {
-		// Admit already paced the first provider; a fallback takes a token
-		// of its own or the attempt waits as rate limited.
-		if i > 0 {
+	for _, e := range ready {
+		// Admit paced the provider that was first then. If that is still
+		// this one, its token is used up now; any other provider (a
+		// fallback, or a new first one because the first tripped since
+		// Admit) takes a token of its own, or the attempt waits as rate
+		// limited.
+		if !e.Pacer.Take(string(d.UID)) {
 			if wait := e.Pacer.Admit(string(d.UID)+"/"+e.Name, h.Clock.Now()); wait > 0 {
-				return e.Name, channel.Result{}, channel.NewRateLimited("fallback "+e.Name, wait, fmt.Errorf("fallback provider %s is rate limited: %w", e.Name, lastErr))
+				why := fmt.Errorf("provider %s is rate limited", e.Name)
+				if lastErr != nil {
+					why = fmt.Errorf("fallback provider %s is rate limited: %w", e.Name, lastErr)
+				}
+				return e.Name, channel.Result{}, channel.NewRateLimited("fallback "+e.Name, wait, why)
 			}
+			e.Pacer.Take(string(d.UID) + "/" + e.Name)
 		}
 		res, err := e.Sender.Send(ctx, msg)
 		if err == nil {
@@ -155,7 +163,7 @@ func (h *ProviderHandler) Send(ctx context.Context, d *notifyv1.ChannelDelivery,
 		if ce.ProviderFault() && !ce.Retryable() {
 			h.trip(e, ce)
 		}
-		if !ce.ProviderFault() || i == len(ready)-1 {
+		if !ce.ProviderFault() || e == ready[len(ready)-1] {
 			return e.Name, res, err
 		}
 	}

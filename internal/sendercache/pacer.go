@@ -21,6 +21,11 @@ type Pacer struct {
 
 	mu       sync.Mutex
 	reserved map[string]time.Time
+	// granted holds the deliveries admitted (given a token) but not yet
+	// sent, so that the send can tell a token it holds from none: between
+	// Admit and the send another provider of the chain may have become
+	// the one to use.
+	granted map[string]time.Time
 }
 
 // NewPacer allows limit events per second with the given burst.
@@ -30,6 +35,7 @@ func NewPacer(limit rate.Limit, burst int) *Pacer {
 		Limit:    limit,
 		Burst:    burst,
 		reserved: map[string]time.Time{},
+		granted:  map[string]time.Time{},
 	}
 }
 
@@ -45,9 +51,15 @@ func (p *Pacer) Admit(key string, now time.Time) time.Duration {
 	if at, ok := p.reserved[key]; ok {
 		if !now.Before(at) {
 			delete(p.reserved, key)
+			p.granted[key] = now
 			return 0
 		}
 		return at.Sub(now)
+	}
+	if _, ok := p.granted[key]; ok {
+		// Admitted before and not sent yet (the claim was retried): the
+		// token it holds still counts.
+		return 0
 	}
 	r := p.limiter.ReserveN(now, 1)
 	if !r.OK() {
@@ -57,6 +69,8 @@ func (p *Pacer) Admit(key string, now time.Time) time.Duration {
 	}
 	d := r.DelayFrom(now)
 	if d <= 0 {
+		p.granted[key] = now
+		p.forgetStale(now)
 		return 0
 	}
 	p.reserved[key] = now.Add(d)
@@ -64,15 +78,32 @@ func (p *Pacer) Admit(key string, now time.Time) time.Duration {
 	return d
 }
 
-// forgetStale drops reservations of deliveries that never came back (they
-// were deleted or finished elsewhere), so the map cannot grow without bound.
-func (p *Pacer) forgetStale(now time.Time) {
-	if len(p.reserved) < 1024 {
-		return
+// Take reports whether the delivery identified by key holds a token of this
+// pacer from Admit, and uses it up. A nil pacer (no rate limit) always
+// says yes.
+func (p *Pacer) Take(key string) bool {
+	if p == nil {
+		return true
 	}
-	for k, at := range p.reserved {
-		if now.Sub(at) > time.Hour {
-			delete(p.reserved, k)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.granted[key]
+	delete(p.granted, key)
+	return ok
+}
+
+// forgetStale drops reservations and tokens of deliveries that never came
+// back or never sent (they were deleted or finished elsewhere), so the maps
+// cannot grow without bound.
+func (p *Pacer) forgetStale(now time.Time) {
+	for _, m := range []map[string]time.Time{p.reserved, p.granted} {
+		if len(m) < 1024 {
+			continue
+		}
+		for k, at := range m {
+			if now.Sub(at) > time.Hour {
+				delete(m, k)
+			}
 		}
 	}
 }
