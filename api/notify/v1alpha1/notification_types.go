@@ -307,6 +307,7 @@ type NotificationStatus struct {
 // +kubebuilder:printcolumn:name="Recipients",type=integer,JSONPath=`.status.recipients`
 // +kubebuilder:printcolumn:name="Succeeded",type=integer,JSONPath=`.status.deliveries.succeeded`
 // +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.deliveries.failed`
+// +kubebuilder:printcolumn:name="Acknowledged",type=string,JSONPath=`.status.conditions[?(@.type=="Acknowledged")].status`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type Notification struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -225,3 +225,23 @@ func TestHubClassifiesAnEventOnce(t *testing.T) {
 		t.Fatalf("Type compares the views again on every call (%v allocations a call)", allocs)
 	}
 }
+
+// Acknowledging an item is a change its owner's stream shows, as an
+// update that carries the acknowledgement.
+func TestHubStreamsAnAcknowledgement(t *testing.T) {
+	h, _ := newTestHub(t, 100)
+	must(t, h.Add(delivery("a", "alice", 101, notifyv1.DeliverySucceeded)))
+	sub, _, err := h.Subscribe("alice", "", ptr(uint64(101)))
+	must(t, err)
+	acked := delivery("a", "alice", 102, notifyv1.DeliverySucceeded)
+	now := metav1.Now()
+	acked.Status.AcknowledgedTime = &now
+	must(t, h.Update(acked))
+	ev := <-sub.Events
+	if ev.Type() != EventUpdate {
+		t.Fatalf("want an update, got %q", ev.Type())
+	}
+	if it := ev.New; it == nil || !it.Status.Acknowledged || it.Status.AcknowledgedTime == nil || it.Status.Read || ev.Old.Status.Acknowledged {
+		t.Fatalf("the update does not carry the acknowledgement: %+v", ev.New)
+	}
+}
