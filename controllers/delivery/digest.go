@@ -48,22 +48,21 @@ func (r *Reconciler) holdForDigest(ctx context.Context, d *notifyv1.ChannelDeliv
 	switch {
 	case apierrors.IsNotFound(err):
 		made, err := r.makeDigest(ctx, d)
-		if err != nil {
+		switch {
+		case err == nil:
+			dg = *made
+		case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) || apierrors.IsRequestEntityTooLargeError(err):
+			// The API server will not take the digest (a quota, a
+			// policy): the held deliveries are sent one by one.
+			return r.leaveDigest(ctx, d, w, fmt.Sprintf("digest %s cannot be created (%v): sent on its own", hold.Name, err))
+		default:
 			return ctrl.Result{}, err
 		}
-		dg = *made
 	case err != nil:
 		return ctrl.Result{}, fmt.Errorf("reading digest %s: %w", hold.Name, err)
 	}
 	if !slices.Contains(dg.Spec.DigestOf, d.Name) {
-		s.Phase = notifyv1.DeliveryPending
-		s.Reason = notifyv1.ReasonDigestMissed
-		s.Message = fmt.Sprintf("not listed in digest %s (made before this delivery reached it, or full): sent on its own", hold.Name)
-		if err := w.write(ctx); err != nil {
-			return patch.RequeueOnConflict(err, "leaving a digest")
-		}
-		r.Recorder.Eventf(d, nil, "Warning", notifyv1.ReasonDigestMissed, "Digest", "%s", s.Message)
-		return ctrl.Result{Requeue: true}, nil
+		return r.leaveDigest(ctx, d, w, fmt.Sprintf("not listed in digest %s (made before this delivery reached it, or full): sent on its own", hold.Name))
 	}
 	s.DigestedBy = hold.Name
 	res, err := w.finish(ctx, notifyv1.DeliverySucceeded, notifyv1.ReasonDigested, fmt.Sprintf("carried by digest %s", hold.Name))
@@ -79,6 +78,20 @@ func (r *Reconciler) holdForDigest(ctx context.Context, d *notifyv1.ChannelDeliv
 		}
 	}
 	return res, nil
+}
+
+// leaveDigest sends a held delivery on its own after all, with reason
+// DigestMissed and a Warning Event that says why.
+func (r *Reconciler) leaveDigest(ctx context.Context, d *notifyv1.ChannelDelivery, w *statusWrite, why string) (ctrl.Result, error) {
+	s := &d.Status
+	s.Phase = notifyv1.DeliveryPending
+	s.Reason = notifyv1.ReasonDigestMissed
+	s.Message = why
+	if err := w.write(ctx); err != nil {
+		return patch.RequeueOnConflict(err, "leaving a digest")
+	}
+	r.Recorder.Eventf(d, nil, "Warning", notifyv1.ReasonDigestMissed, "Digest", "%s", why)
+	return ctrl.Result{Requeue: true}, nil
 }
 
 // settleHeld ends the held delivery name as carried by digest, if it is

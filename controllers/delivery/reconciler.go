@@ -99,7 +99,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if cancelled, err := r.cancelRequested(ctx, &d); cancelled || err != nil {
 		return ctrl.Result{}, err
 	}
-	if d.Spec.Digest != nil && d.Status.Reason != notifyv1.ReasonDigestMissed {
+	// A held delivery that left its digest (DigestMissed) goes on as any
+	// other; its attempts say so even after their reasons replaced that.
+	if d.Spec.Digest != nil && d.Status.Reason != notifyv1.ReasonDigestMissed && d.Status.Attempts == 0 {
 		return r.holdForDigest(ctx, &d, w, now)
 	}
 	if d.Spec.NotBefore != nil && now.Before(d.Spec.NotBefore.Time) {
