@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -13,8 +15,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/controllers/notification"
 	"github.com/herald-dev/herald/internal/digest"
 	"github.com/herald-dev/herald/internal/patch"
+	"github.com/herald-dev/herald/internal/render"
 )
 
 // holdForDigest keeps a held delivery Pending (reason HeldForDigest) until
@@ -94,6 +98,51 @@ func (r *Reconciler) leaveDigest(ctx context.Context, d *notifyv1.ChannelDeliver
 	return ctrl.Result{Requeue: true}, nil
 }
 
+// digestContent renders a digest: Herald's default, or the template the
+// digest names. A template that is missing or does not render falls back
+// to the default, with a Warning Event on the held delivery that says why.
+func (r *Reconciler) digestContent(ctx context.Context, d *notifyv1.ChannelDelivery, items []digest.Item) notifyv1.RenderedContent {
+	title, message := digest.Content(items, d.Spec.Recipient.Timezone)
+	def := notifyv1.RenderedContent{Type: notifyv1.TypeInformational, Category: "digest", Title: title, Message: message}
+	name := d.Spec.Digest.Template
+	if name == "" {
+		return def
+	}
+	var t notifyv1.NotificationTemplate
+	if err := r.Get(ctx, client.ObjectKey{Namespace: d.Namespace, Name: name}, &t); err != nil {
+		r.Recorder.Eventf(d, nil, "Warning", notifyv1.ReasonTemplateNotFound, "Digest",
+			"digest template %q cannot be read (%v): the digest uses Herald's default", name, err)
+		return def
+	}
+	var cats []string
+	for _, it := range items {
+		if it.Category != "" && !slices.Contains(cats, it.Category) {
+			cats = append(cats, it.Category)
+		}
+	}
+	who := d.Spec.Recipient.DisplayName
+	if who == "" {
+		who = d.Spec.Recipient.Name
+	}
+	offered := map[string]string{"count": strconv.Itoa(len(items)), "items": message, "categories": strings.Join(cats, ", "), "recipient": who}
+	params := map[string]string{}
+	for _, p := range t.Spec.Params {
+		if v, ok := offered[p.Name]; ok {
+			params[p.Name] = v
+		}
+	}
+	spec := &notifyv1.NotificationSpec{Type: notifyv1.TypeInformational, Category: "digest",
+		TemplateRef: &notifyv1.TemplateReference{Name: name}, Params: params}
+	c, err := render.Content(spec, &t.Spec)
+	if err != nil {
+		r.Recorder.Eventf(d, nil, "Warning", notifyv1.ReasonTemplateInvalid, "Digest",
+			"digest template %q does not render (%v): the digest uses Herald's default", name, err)
+		return def
+	}
+	c.Title, c.Message = notifyv1.FitText(c.Title, 256), notifyv1.FitText(c.Message, 16384)
+	return notification.ContentFor(c, d.Spec.Channel)
+}
+
 // settleHeld ends the held delivery name as carried by digest, if it is
 // still unfinished; any failure leaves it to settle itself.
 func (r *Reconciler) settleHeld(ctx context.Context, namespace, name, digestName string) {
@@ -142,7 +191,7 @@ func (r *Reconciler) makeDigest(ctx context.Context, d *notifyv1.ChannelDelivery
 			Category: h.Spec.Content.Category, Type: h.Spec.Content.Type, Time: h.CreationTimestamp.Time})
 		names = append(names, h.Name)
 	}
-	title, message := digest.Content(items, d.Spec.Recipient.Timezone)
+	content := r.digestContent(ctx, d, items)
 	dg := &notifyv1.ChannelDelivery{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      hold.Name,
@@ -157,7 +206,7 @@ func (r *Reconciler) makeDigest(ctx context.Context, d *notifyv1.ChannelDelivery
 			Channel:   d.Spec.Channel,
 			Recipient: d.Spec.Recipient,
 			Provider:  d.Spec.Provider,
-			Content:   notifyv1.RenderedContent{Type: notifyv1.TypeInformational, Category: "digest", Title: title, Message: message},
+			Content:   content,
 			Retry:     d.Spec.Retry,
 			Timeout:   d.Spec.Timeout,
 			DigestOf:  names,

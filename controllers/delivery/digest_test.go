@@ -2,6 +2,7 @@ package delivery_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,5 +116,69 @@ func TestDigestHoldsThenCarriesOrSendsOnItsOwn(t *testing.T) {
 	reconcile("late")
 	if d := get("late"); d.Status.Phase != notifyv1.DeliverySucceeded || d.Status.Reason != notifyv1.ReasonDelivered || h.sends != 1 {
 		t.Fatalf("late after it left the digest: %+v, %d sends", d.Status, h.sends)
+	}
+}
+
+// A digest that names a template is rendered from it, with the params it
+// declares; a missing template falls back to the default.
+func TestDigestTemplate(t *testing.T) {
+	ctx := context.Background()
+	end := time.Date(2026, 3, 1, 13, 0, 0, 0, time.UTC)
+	scheme := runtime.NewScheme()
+	if err := notifyv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &notifyv1.NotificationTemplate{
+		ObjectMeta: metav1.ObjectMeta{Name: "digest", Namespace: "ns"},
+		Spec: notifyv1.NotificationTemplateContent{
+			Params:  []notifyv1.TemplateParam{{Name: "count", Required: true}, {Name: "items"}, {Name: "recipient"}},
+			Title:   "{{ .count }} updates for {{ .recipient }}",
+			Message: "Since the last digest:\n{{ .items }}",
+			Email:   &notifyv1.EmailContent{Subject: "[herald] {{ .count }} updates"},
+		},
+	}
+	heldFor := func(name, template string) *notifyv1.ChannelDelivery {
+		return &notifyv1.ChannelDelivery{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ns", UID: types.UID("uid-" + name), CreationTimestamp: metav1.NewTime(end.Add(-time.Minute)),
+				Labels: map[string]string{notifyv1.LabelChannel: "email", notifyv1.LabelDigest: "digest-" + name}},
+			Spec: notifyv1.ChannelDeliverySpec{
+				Notification: name, Channel: notifyv1.ChannelEmail,
+				Recipient: notifyv1.RecipientSnapshot{Name: "alice", DisplayName: "Alice"},
+				Content:   notifyv1.RenderedContent{Title: "Deployed " + name},
+				Digest:    &notifyv1.DigestHold{Name: "digest-" + name, Until: metav1.NewTime(end), Template: template},
+			},
+		}
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(tmpl, heldFor("a", "digest"), heldFor("b", "missing")).
+		WithStatusSubresource(&notifyv1.ChannelDelivery{}).Build()
+	rec := events.NewFakeRecorder(100)
+	r := &delivery.Reconciler{Client: c, Channel: notifyv1.ChannelEmail, Handler: &counting{}, Recorder: rec,
+		Clock: testingclock.NewFakeClock(end), DefaultTimeout: 10 * time.Second}
+	for _, name := range []string{"a", "b"} {
+		if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Namespace: "ns", Name: name}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var a, b notifyv1.ChannelDelivery
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "ns", Name: "digest-a"}, &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Spec.Content.Title != "1 updates for Alice" || a.Spec.Content.Email == nil || a.Spec.Content.Email.Subject != "[herald] 1 updates" ||
+		a.Spec.Content.Message != "Since the last digest:\n1. [2026-03-01 12:59 UTC] Deployed a" {
+		t.Fatalf("templated digest content %+v (email %+v)", a.Spec.Content, a.Spec.Content.Email)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "ns", Name: "digest-b"}, &b); err != nil {
+		t.Fatal(err)
+	}
+	if b.Spec.Content.Title != "Digest: 1 notification" {
+		t.Fatalf("fallback digest content %+v", b.Spec.Content)
+	}
+	select {
+	case ev := <-rec.Events:
+		if !strings.Contains(ev, "TemplateNotFound") || !strings.Contains(ev, `"missing"`) {
+			t.Fatalf("event %q", ev)
+		}
+	default:
+		t.Fatal("no Warning Event for the missing template")
 	}
 }

@@ -181,6 +181,9 @@ func (r *Reconciler) plan(n *notifyv1.Notification, content notifyv1.RenderedCon
 				if end, err := digest.WindowEnd(p, rc.Spec.Timezone, from); err == nil {
 					name := digest.DeliveryName(rc.Name, ch, end)
 					d.Spec.Digest = &notifyv1.DigestHold{Name: name, Until: metav1.NewTime(end)}
+					if p.TemplateRef != nil {
+						d.Spec.Digest.Template = p.TemplateRef.Name
+					}
 					d.Spec.NotBefore = nil
 					d.Labels[notifyv1.LabelDigest] = notifyv1.LabelValue(name)
 				}
@@ -260,6 +263,11 @@ func (r *Reconciler) newDelivery(n *notifyv1.Notification, ch notifyv1.Channel, 
 	// changes wake the notification's reconciler.
 	_ = controllerutil.SetControllerReference(n, d, r.Scheme())
 	return d
+}
+
+// ContentFor is contentFor for the digests the delivery reconcilers make.
+func ContentFor(c notifyv1.RenderedContent, ch notifyv1.Channel) notifyv1.RenderedContent {
+	return contentFor(c, ch)
 }
 
 // contentFor keeps of the rendered content what ch sends, so that one

@@ -115,6 +115,10 @@ type DigestHold struct {
 	Name string `json:"name"`
 	// until is the end of the digest's window.
 	Until metav1.Time `json:"until"`
+	// template is the NotificationTemplate the digest is rendered from;
+	// empty, Herald's default.
+	// +optional
+	Template string `json:"template,omitempty"`
 }
 
 // MaxDigestItems is how many held deliveries one digest carries; more are

@@ -88,6 +88,13 @@ type DigestPreference struct {
 	// +kubebuilder:validation:MaxLength=100
 	// +optional
 	Schedule string `json:"schedule,omitempty"`
+	// templateRef renders the digest from a NotificationTemplate of the
+	// namespace instead of Herald's default. It is given the params it
+	// declares of: count (the number of notifications), items (the
+	// default list, one numbered entry per notification), categories
+	// (comma-separated) and recipient (the display name).
+	// +optional
+	TemplateRef *TemplateReference `json:"templateRef,omitempty"`
 }
 
 // RecipientSpec describes a person who receives notifications.
