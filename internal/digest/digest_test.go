@@ -135,3 +135,23 @@ func TestContentListsEveryItem(t *testing.T) {
 		t.Errorf("message:\n%s", msg)
 	}
 }
+
+// WindowEnd never panics on what a Recipient may hold, and a window it
+// gives always ends after now.
+func FuzzWindowEnd(f *testing.F) {
+	f.Add("0 9 * * 1-5", "Europe/Berlin", int64(1774749600), int64(0))
+	f.Add("30 2 * * *", "America/New_York", int64(1793520000), int64(0))
+	f.Add("", "", int64(1764590400), int64(3600))
+	f.Add("@every 1m", "Asia/Kolkata", int64(0), int64(0))
+	f.Fuzz(func(t *testing.T, schedule, tz string, unix, everySeconds int64) {
+		p := &notifyv1.DigestPreference{Schedule: schedule}
+		if everySeconds != 0 {
+			p = &notifyv1.DigestPreference{Every: &metav1.Duration{Duration: time.Duration(everySeconds) * time.Second}}
+		}
+		now := time.Unix(unix%(1<<40), 0)
+		end, err := WindowEnd(p, tz, now)
+		if err == nil && !end.After(now) {
+			t.Fatalf("WindowEnd(%q, %q, every %ds, %s) = %s, not after now", schedule, tz, everySeconds, now, end)
+		}
+	})
+}
