@@ -157,6 +157,11 @@ func (r *Reconciler) runStep(ctx context.Context, n *notifyv1.Notification, acks
 	for _, d := range deliveries {
 		d.Name = DeliveryName(n.Name+"/"+tag, d.Spec.Channel, d.Spec.Recipient.Name)
 		d.Labels[notifyv1.LabelEscalationStep] = strconv.Itoa(k)
+		// An escalation is urgent: never held for a digest.
+		if d.Spec.Digest != nil {
+			d.Spec.Digest = nil
+			delete(d.Labels, notifyv1.LabelDigest)
+		}
 	}
 	if err := r.createFollowUps(ctx, n, deliveries, now); err != nil {
 		return err
