@@ -158,6 +158,34 @@ var _ = Describe("Acknowledgement, escalation and reminders", func() {
 		}, "1s").Should(Succeed())
 	})
 
+	It("sends only the latest of several reminder rounds that came due together", func() {
+		createRecipient(ns, "alice", nil)
+		n := &notifyv1.Notification{
+			ObjectMeta: metav1.ObjectMeta{Name: "backlog", Namespace: ns},
+			Spec: notifyv1.NotificationSpec{
+				Message:  "review the backlog",
+				Audience: notifyv1.Audience{Users: []string{"alice"}},
+				Channels: []notifyv1.Channel{notifyv1.ChannelInApp, notifyv1.ChannelEmail},
+				Remind:   &notifyv1.ReminderPolicy{Every: metav1.Duration{Duration: time.Minute}, Max: 5},
+			},
+		}
+		Expect(k8sClient.Create(suiteCtx, n)).To(Succeed())
+		Eventually(func(g Gomega) {
+			g.Expect(deliveries(ns, "backlog")).To(HaveLen(2))
+		}).Should(Succeed())
+		clock.Step(3*time.Minute + time.Second)
+		touch(getDelivery(ns, "backlog", notifyv1.ChannelInApp, "alice"))
+		Eventually(func(g Gomega) {
+			runs := getNotification(ns, "backlog").Status.Reminders
+			g.Expect(runs).To(HaveLen(3))
+			g.Expect([]bool{runs[0].Overdue, runs[1].Overdue, runs[2].Overdue}).To(Equal([]bool{true, true, false}))
+			g.Expect(runs[2].Recipients).To(Equal(int32(1)))
+			g.Expect(labelled(ns, "backlog", notifyv1.LabelReminder, "3")).To(HaveLen(1))
+		}).Should(Succeed())
+		Expect(labelled(ns, "backlog", notifyv1.LabelReminder, "1")).To(BeEmpty())
+		Expect(labelled(ns, "backlog", notifyv1.LabelReminder, "2")).To(BeEmpty())
+	})
+
 	It("reminds only the recipients who have not acknowledged, on their channels other than in-app, at most max times", func() {
 		createRecipient(ns, "alice", nil)
 		createRecipient(ns, "bob", nil)

@@ -59,11 +59,17 @@ func (r *Reconciler) followUp(ctx context.Context, n *notifyv1.Notification, ack
 	}
 
 	if rp := n.Spec.Remind; rp != nil && rp.Every.Duration > 0 {
-		for j := int32(len(n.Status.Reminders)) + 1; j <= min(rp.Max, notifyv1.MaxReminders); j++ {
+		last := min(rp.Max, notifyv1.MaxReminders)
+		for j := int32(len(n.Status.Reminders)) + 1; j <= last; j++ {
 			at := start.Add(time.Duration(j) * rp.Every.Duration)
 			if now.Before(at) {
 				due(at)
 				break
+			}
+			if j < last && !now.Before(start.Add(time.Duration(j+1)*rp.Every.Duration)) {
+				// The next round is due too: only the latest is sent.
+				n.Status.Reminders = append(n.Status.Reminders, notifyv1.ReminderRun{Round: j, Time: metav1.NewTime(now), Overdue: true})
+				continue
 			}
 			if err := r.remind(ctx, n, acks, j, now); err != nil {
 				r.Recorder.Eventf(n, nil, "Warning", notifyv1.ReasonEscalationFailed, "Remind",

@@ -95,6 +95,11 @@ type ReminderRun struct {
 	Time metav1.Time `json:"time"`
 	// recipients is the number of recipients reminded.
 	Recipients int32 `json:"recipients"`
+	// overdue is true for a round that was not sent because a later
+	// round was due too (the controller was not running): recipients get
+	// one reminder, not a burst of them.
+	// +optional
+	Overdue bool `json:"overdue,omitempty"`
 }
 
 // Labels of the deliveries escalation steps and reminders create.
