@@ -217,6 +217,10 @@ func (r *Reconciler) newDelivery(n *notifyv1.Notification, ch notifyv1.Channel, 
 			ExpiresAt:    n.Spec.ExpiresAt,
 		},
 	}
+	if key, ok := n.Labels[notifyv1.LabelShardKey]; ok {
+		// The delivery is worked on by its notification's shard.
+		d.Labels[notifyv1.LabelShardKey] = key
+	}
 	if ch == notifyv1.ChannelInApp {
 		// An in-app delivery is recorded, not sent: it has no attempt that
 		// could time out or be retried, so it carries no policy for them.
