@@ -364,7 +364,7 @@ func start(t *testing.T) *suite {
 	args := env.ControlPlane.GetAPIServer().Configure()
 	args.Set("audit-policy-file", policy)
 	args.Set("audit-log-path", auditLog)
-	cfg, err := env.Start()
+	cfg, err := heraldenvtest.Start(env)
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = env.Stop() })
 	cfg.QPS, cfg.Burst = -1, 0
