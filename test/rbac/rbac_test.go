@@ -364,7 +364,8 @@ func start(t *testing.T) *suite {
 	args := env.ControlPlane.GetAPIServer().Configure()
 	args.Set("audit-policy-file", policy)
 	args.Set("audit-log-path", auditLog)
-	cfg, err := heraldenvtest.Start(env)
+	// config/default below installs the CRDs' admission policies too.
+	cfg, err := env.Start()
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = env.Stop() })
 	cfg.QPS, cfg.Burst = -1, 0
