@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/utils/clock"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
@@ -208,8 +209,14 @@ func (o *Options) Validate() error {
 	if o.DefaultTTLAfterFinished < 0 {
 		return fmt.Errorf("--default-ttl-after-finished must not be negative, got %s", o.DefaultTTLAfterFinished)
 	}
-	if _, err := o.Manager.ShardSelector(); err != nil {
+	shard, err := o.Manager.ShardSelector()
+	if err != nil {
 		return err
+	}
+	if o.Manager.LeaderElection && o.Manager.LeaderElectionID == DefaultLeaderElectionID && namesAShard(shard) {
+		// Sharing the unsharded controller's lease, the shard would wait
+		// for that controller forever, or it for the shard.
+		return fmt.Errorf("--watch-label-selector %q selects a shard: give it a --leader-election-id of its own", o.Manager.WatchLabelSelector)
 	}
 	if o.Manager.LeaderElectionID == "" {
 		return fmt.Errorf("--leader-election-id must not be empty")
@@ -226,6 +233,27 @@ func (o *Options) Validate() error {
 		}
 	}
 	return nil
+}
+
+// namesAShard reports whether sel selects only objects that carry the
+// shard label (key=value, key in (...), key): a named shard, as opposed to
+// the controller of unlabelled objects (!key), which keeps the default
+// lease so that moving from one controller to shards hands over through it.
+func namesAShard(sel labels.Selector) bool {
+	if sel == nil {
+		return false
+	}
+	reqs, _ := sel.Requirements()
+	for _, r := range reqs {
+		if r.Key() != notifyv1.LabelShardKey {
+			continue
+		}
+		switch r.Operator() {
+		case selection.Equals, selection.DoubleEquals, selection.In, selection.Exists:
+			return true
+		}
+	}
+	return false
 }
 
 // EgressPolicy is the policy senders connect under.

@@ -28,6 +28,31 @@ func TestShardSelector(t *testing.T) {
 	}
 }
 
+// A named shard with leader election needs a lease of its own; the
+// controller of unlabelled objects keeps the default one.
+func TestNamedShardNeedsItsOwnLease(t *testing.T) {
+	for _, tc := range []struct {
+		selector, id string
+		ok           bool
+	}{
+		{"", DefaultLeaderElectionID, true},
+		{"!sharding.herald.dev/key", DefaultLeaderElectionID, true},
+		{"sharding.herald.dev/key notin (a)", DefaultLeaderElectionID, true},
+		{"sharding.herald.dev/key=a", DefaultLeaderElectionID, false},
+		{"sharding.herald.dev/key in (a, b)", DefaultLeaderElectionID, false},
+		{"sharding.herald.dev/key", DefaultLeaderElectionID, false},
+		{"sharding.herald.dev/key=a", "herald-shard-a", true},
+		{"team=a", DefaultLeaderElectionID, true},
+	} {
+		o := DefaultOptions()
+		o.Manager.LeaderElection = true
+		o.Manager.WatchLabelSelector, o.Manager.LeaderElectionID = tc.selector, tc.id
+		if err := o.Validate(); (err == nil) != tc.ok {
+			t.Errorf("selector %q, lease %q: %v", tc.selector, tc.id, err)
+		}
+	}
+}
+
 // Only the kinds that carry a shard's work are filtered; what every shard
 // reads is cached whole.
 func TestShardCacheFiltersOnlyShardedKinds(t *testing.T) {
