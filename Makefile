@@ -36,7 +36,7 @@ manifests: controller-gen ## Generate CRDs and RBAC from markers (and copy them 
 	$(CONTROLLER_GEN) rbac:roleName=herald-controller crd:allowDangerousTypes=false paths="./api/notify/..." paths="./controllers/..." output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	@# The Helm chart installs the same CRDs and ClusterRole, copied verbatim.
 	rm -f dist/chart/files/crds/*.yaml
-	cp config/crd/bases/*.yaml dist/chart/files/crds/
+	cp config/crd/bases/*.yaml config/crd/policies/*.yaml dist/chart/files/crds/
 	cp config/rbac/role.yaml dist/chart/files/rbac/controller-role.yaml
 	mkdir -p dist/chart/files/prometheus && cp config/prometheus/alerts.yaml dist/chart/files/prometheus/alerts.yaml
 

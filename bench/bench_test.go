@@ -86,7 +86,7 @@ func TestBench(t *testing.T) {
 	if _, err := heraldenvtest.ConfigureFrontProxy(env, t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := env.Start()
+	cfg, err := heraldenvtest.Start(env)
 	if err != nil {
 		t.Fatal(err)
 	}

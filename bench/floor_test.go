@@ -28,8 +28,17 @@ type writeCosts map[string]time.Duration
 // as the controller writes it), with no
 // controller running, and deletes them afterwards.
 func (h *harness) measureWriteCosts() writeCosts {
-	ns := h.namespace("floor")
-	n := boundCreates
+	costs := h.writeCostsIn(h.namespace("floor"), boundCreates)
+	for _, k := range []string{"notifications", "channeldeliveries"} {
+		h.report.bound(fmt.Sprintf("%s creates/s, 32 goroutines", k), float64(time.Second)/float64(costs[k+" POST"]))
+		h.report.bound(fmt.Sprintf("%s status patches/s, 32 goroutines", k), float64(time.Second)/float64(costs[k+"/status PATCH"]))
+	}
+	return costs
+}
+
+// writeCostsIn measures the write costs with n objects of each kind in
+// namespace ns.
+func (h *harness) writeCostsIn(ns string, n int) writeCosts {
 	costs := writeCosts{}
 	kinds := []struct {
 		resource string
@@ -92,8 +101,6 @@ func (h *harness) measureWriteCosts() writeCosts {
 			return err
 		})
 		costs[k.resource+"/status PATCH"] = d / time.Duration(n)
-		h.report.bound(fmt.Sprintf("%s creates/s, 32 goroutines", k.resource), float64(time.Second)/float64(costs[k.resource+" POST"]))
-		h.report.bound(fmt.Sprintf("%s status patches/s, 32 goroutines", k.resource), float64(time.Second)/float64(costs[k.resource+"/status PATCH"]))
 	}
 	for _, obj := range []client.Object{&notifyv1.ChannelDelivery{}, &notifyv1.Notification{}} {
 		if err := h.c.DeleteAllOf(context.Background(), obj, client.InNamespace(ns)); err != nil {

@@ -59,6 +59,8 @@ type inboxResult struct {
 	// its peak while the items arrived.
 	BaselineRSS, ConnectedRSS, PeakRSS int64
 	Deliveries                         int
+	// Hops splits Latency into the steps of one item's way (traceHops).
+	Hops []hop
 }
 
 // measureInbox runs the inbox API server as its own process behind
@@ -107,6 +109,7 @@ func (h *harness) measureInbox() {
 	// Succeeded.
 	var mu sync.Mutex
 	seen := map[string]time.Time{}
+	added := map[string]time.Time{} // the delivery first seen by the watch
 	dc, err := cache.New(h.cfg, cache.Options{Scheme: h.env.Scheme, DefaultNamespaces: map[string]cache.Config{ns: {}}})
 	if err != nil {
 		h.t.Fatal(err)
@@ -117,7 +120,15 @@ func (h *harness) measureInbox() {
 	}
 	note := func(obj any) {
 		d, ok := obj.(*notifyv1.ChannelDelivery)
-		if !ok || d.Status.Phase != notifyv1.DeliverySucceeded {
+		if !ok {
+			return
+		}
+		mu.Lock()
+		if _, done := added[d.Spec.Recipient.Username]; !done {
+			added[d.Spec.Recipient.Username] = time.Now()
+		}
+		mu.Unlock()
+		if d.Status.Phase != notifyv1.DeliverySucceeded {
 			return
 		}
 		mu.Lock()
@@ -133,28 +144,36 @@ func (h *harness) measureInbox() {
 	dc.WaitForCacheSync(ctx)
 
 	created := make([]time.Time, subscribers)
+	createReturned := make([]time.Time, subscribers)
 	limiter := rate.NewLimiter(rate.Limit(inboxRate), 1)
 	parallel(16, subscribers, func(i int) error {
 		if err := limiter.Wait(ctx); err != nil {
 			return err
 		}
 		created[i] = time.Now()
-		return h.c.Create(ctx, h.notification(ns, "to-"+users[i], notifyv1.ChannelInApp, notifyv1.Audience{Users: []string{users[i]}}))
+		err := h.c.Create(ctx, h.notification(ns, "to-"+users[i], notifyv1.ChannelInApp, notifyv1.Audience{Users: []string{users[i]}}))
+		createReturned[i] = time.Now()
+		return err
 	})
 	res := inboxResult{Subscribers: subscribers, Rate: inboxRate, Connect: connect, BaselineRSS: baseline, ConnectedRSS: connected, Deliveries: held}
 	deadline := time.Now().Add(10 * time.Minute)
+	evented := make([]time.Time, subscribers)
 	for i, s := range streams {
 		select {
 		case at := <-s.item:
+			evented[i] = at
 			res.Latency = append(res.Latency, at.Sub(created[i]))
 		case <-time.After(time.Until(deadline)):
 			h.t.Fatalf("%s got no item within 10 minutes of the first notification", users[i])
 		}
 	}
 	h.eventually(time.Minute, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == subscribers }, "every delivery seen by the plain watch")
+	traces := make([]itemTrace, subscribers)
 	for i, u := range users {
 		res.Watch = append(res.Watch, seen[u].Sub(created[i]))
+		traces[i] = itemTrace{User: u, Create: created[i], CreateReturned: createReturned[i], DeliverySeen: added[u], SucceededSeen: seen[u], Event: evented[i]}
 	}
+	res.Hops = h.traceHops(ns, traces)
 	res.PeakRSS = proc.PeakRSS()
 	// Each subscriber must have seen exactly its own item: another user's
 	// item on a stream would be a leak, a second one a duplicate.

@@ -261,7 +261,8 @@ func (r *report) markdown() string {
 		b.WriteString("Bound = notification created → the delivery Succeeded as a plain watch on kube-apiserver sees it (the inbox cannot be earlier); ratio = latency ÷ bound.\n\n")
 		b.WriteString("| run | all connected in | latency p50 / p99 | bound p50 / p99 | ratio p50 / p99 | server RSS started / connected / peak | per subscriber |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 		b.WriteString(inboxLine(*in) + "\n\n")
-		fmt.Fprintf(&b, "- The server held the %d deliveries of the earlier runs when it started; each of the %d streams carried exactly its own item.\n", in.Deliveries, in.Subscribers)
+		fmt.Fprintf(&b, "- The server held the %d deliveries of the earlier runs when it started; each of the %d streams carried exactly its own item.\n\n", in.Deliveries, in.Subscribers)
+		b.WriteString(hopsMarkdown(in.Hops))
 	}
 	return b.String()
 }

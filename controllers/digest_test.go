@@ -69,7 +69,7 @@ var _ = Describe("Digests", func() {
 			s.Channels = []notifyv1.Channel{notifyv1.ChannelEmail}
 		})
 		end := hour.Add(time.Hour)
-		digestName := digest.DeliveryName("alice", notifyv1.ChannelEmail, end)
+		digestName := digest.DeliveryName("alice", notifyv1.ChannelEmail, end, "")
 		Eventually(func(g Gomega) {
 			for i := range 20 {
 				var d notifyv1.ChannelDelivery

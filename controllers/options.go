@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/utils/clock"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
@@ -83,8 +85,33 @@ type ManagerOptions struct {
 	PprofAddr               string
 	LeaderElection          bool
 	LeaderElectionNamespace string
-	QPS                     float64
-	Burst                   int
+	// LeaderElectionID names the lease; each shard needs its own.
+	LeaderElectionID string
+	QPS              float64
+	Burst            int
+	// WatchLabelSelector limits the controller to the Notifications,
+	// ChannelDeliveries, NotificationSchedules and EventRules it matches:
+	// one shard (docs/scaling.md). Empty watches them all.
+	WatchLabelSelector string
+	// SharedStatus writes the status of the objects every shard reads
+	// (providers, recipients, templates). Exactly one controller of a
+	// sharded installation should; the others still load providers.
+	SharedStatus bool
+}
+
+// DefaultLeaderElectionID is the lease of an unsharded controller.
+const DefaultLeaderElectionID = "herald-controller.notify.herald.dev"
+
+// ShardSelector parses WatchLabelSelector; nil means every object.
+func (m ManagerOptions) ShardSelector() (labels.Selector, error) {
+	if m.WatchLabelSelector == "" {
+		return nil, nil
+	}
+	sel, err := labels.Parse(m.WatchLabelSelector)
+	if err != nil {
+		return nil, fmt.Errorf("--watch-label-selector: %w", err)
+	}
+	return sel, nil
 }
 
 // DefaultOptions returns the defaults documented in docs/operations.md.
@@ -114,6 +141,9 @@ func DefaultOptions() Options {
 			ProbeAddr:   ":8081",
 			QPS:         100,
 			Burst:       200,
+
+			LeaderElectionID: DefaultLeaderElectionID,
+			SharedStatus:     true,
 		},
 	}
 }
@@ -126,6 +156,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&m.PprofAddr, "pprof-bind-address", m.PprofAddr, "Address of the net/http/pprof endpoints, for profiling; empty disables them.")
 	fs.BoolVar(&m.LeaderElection, "leader-elect", m.LeaderElection, "Elect a leader so that only one replica reconciles at a time.")
 	fs.StringVar(&m.LeaderElectionNamespace, "leader-election-namespace", m.LeaderElectionNamespace, "Namespace of the leader election lease (default: the pod's namespace).")
+	fs.StringVar(&m.LeaderElectionID, "leader-election-id", m.LeaderElectionID, "Name of the leader election lease; every shard needs its own.")
+	fs.StringVar(&m.WatchLabelSelector, "watch-label-selector", m.WatchLabelSelector, "Handle only the Notifications, ChannelDeliveries, NotificationSchedules and EventRules this label selector matches, e.g. 'sharding.herald.dev/key in (shard1)' or '!sharding.herald.dev/key' (docs/scaling.md).")
+	fs.BoolVar(&m.SharedStatus, "shared-status", m.SharedStatus, "Write the status of providers, recipients and templates, which every shard reads; turn it off on all shards but one.")
 	fs.Float64Var(&m.QPS, "kube-api-qps", m.QPS, "Queries per second to the Kubernetes API server.")
 	fs.IntVar(&m.Burst, "kube-api-burst", m.Burst, "Burst of queries to the Kubernetes API server.")
 
@@ -182,6 +215,18 @@ func (o *Options) Validate() error {
 	if o.DefaultTTLAfterFinished < 0 {
 		return fmt.Errorf("--default-ttl-after-finished must not be negative, got %s", o.DefaultTTLAfterFinished)
 	}
+	shard, err := o.Manager.ShardSelector()
+	if err != nil {
+		return err
+	}
+	if o.Manager.LeaderElection && o.Manager.LeaderElectionID == DefaultLeaderElectionID && namesAShard(shard) {
+		// Sharing the unsharded controller's lease, the shard would wait
+		// for that controller forever, or it for the shard.
+		return fmt.Errorf("--watch-label-selector %q selects a shard: give it a --leader-election-id of its own", o.Manager.WatchLabelSelector)
+	}
+	if o.Manager.LeaderElectionID == "" {
+		return fmt.Errorf("--leader-election-id must not be empty")
+	}
 	if o.DefaultTimeout <= 0 {
 		return fmt.Errorf("default attempt timeout must be positive, got %s", o.DefaultTimeout)
 	}
@@ -194,6 +239,27 @@ func (o *Options) Validate() error {
 		}
 	}
 	return o.Alerts.Validate()
+}
+
+// namesAShard reports whether sel selects only objects that carry the
+// shard label (key=value, key in (...), key): a named shard, as opposed to
+// the controller of unlabelled objects (!key), which keeps the default
+// lease so that moving from one controller to shards hands over through it.
+func namesAShard(sel labels.Selector) bool {
+	if sel == nil {
+		return false
+	}
+	reqs, _ := sel.Requirements()
+	for _, r := range reqs {
+		if r.Key() != notifyv1.LabelShardKey {
+			continue
+		}
+		switch r.Operator() {
+		case selection.Equals, selection.DoubleEquals, selection.In, selection.Exists:
+			return true
+		}
+	}
+	return false
 }
 
 // EgressPolicy is the policy senders connect under.

@@ -17,6 +17,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -43,12 +44,30 @@ import (
 // they are often the larger part of a small object, and a patch sent
 // without them leaves the server's record as it is.
 func CacheOptions() cache.Options {
-	return cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
+	return ShardCacheOptions(nil)
+}
+
+// ShardCacheOptions is CacheOptions for one shard: the kinds that carry
+// the work (ShardedKinds) are cached only where shard matches them, while
+// what every shard reads (providers, recipients, templates, Secrets,
+// Events) is cached whole. A nil shard caches everything.
+func ShardCacheOptions(shard labels.Selector) cache.Options {
+	byObject := map[client.Object]cache.ByObject{
 		// Events are cached cluster-wide for the EventRule controller,
 		// which reads only part of each.
-		ByObject: map[client.Object]cache.ByObject{&corev1.Event{}: {Transform: eventrule.TrimEvent}},
+		&corev1.Event{}: {Transform: eventrule.TrimEvent},
 	}
+	if shard != nil {
+		for _, obj := range ShardedKinds() {
+			byObject[obj] = cache.ByObject{Label: shard}
+		}
+	}
+	return cache.Options{DefaultTransform: cache.TransformStripManagedFields(), ByObject: byObject}
+}
+
+// ShardedKinds are the kinds --watch-label-selector applies to.
+func ShardedKinds() []client.Object {
+	return []client.Object{&notifyv1.Notification{}, &notifyv1.ChannelDelivery{}, &notifyv1.NotificationSchedule{}, &notifyv1.EventRule{}}
 }
 
 // Setup registers every Herald controller with the manager. It fails when a
@@ -149,14 +168,19 @@ func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Cache, error) {
 			AllowInsecureSkipVerify: opts.AllowInsecureSkipVerify,
 			InboxURL:                opts.InboxURL,
 		},
+		ReadOnly: !opts.Manager.SharedStatus,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up provider controller: %w", err)
 	}
-	if err := (&recipient.Reconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
-		return nil, fmt.Errorf("setting up recipient controller: %w", err)
-	}
-	if err := (&template.Reconciler{Client: mgr.GetClient(), Recorder: recorder}).SetupWithManager(mgr); err != nil {
-		return nil, fmt.Errorf("setting up template controller: %w", err)
+	// Recipients and templates are read by every shard; their checks only
+	// write status, so one controller of a sharded installation runs them.
+	if opts.Manager.SharedStatus {
+		if err := (&recipient.Reconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("setting up recipient controller: %w", err)
+		}
+		if err := (&template.Reconciler{Client: mgr.GetClient(), Recorder: recorder}).SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("setting up template controller: %w", err)
+		}
 	}
 	if err := (&schedule.Reconciler{Client: mgr.GetClient(), Recorder: recorder, Clock: opts.Clock}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up schedule controller: %w", err)

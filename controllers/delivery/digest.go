@@ -212,6 +212,11 @@ func (r *Reconciler) makeDigest(ctx context.Context, d *notifyv1.ChannelDelivery
 			DigestOf:  names,
 		},
 	}
+	if key, ok := d.Labels[notifyv1.LabelShardKey]; ok {
+		// Sent by the shard whose deliveries it carries (its name is
+		// that shard's, see digest.DeliveryName).
+		dg.Labels[notifyv1.LabelShardKey] = key
+	}
 	var rc notifyv1.Recipient
 	if err := r.Get(ctx, client.ObjectKey{Namespace: d.Namespace, Name: d.Spec.Recipient.Name}, &rc); err == nil {
 		_ = ctrl.SetControllerReference(&rc, dg, r.Scheme())

@@ -211,8 +211,10 @@ func (r *Reconciler) remind(ctx context.Context, n *notifyv1.Notification, acks 
 			},
 			Spec: *orig.Spec.DeepCopy(),
 		}
-		for _, l := range []string{notifyv1.LabelNotification, notifyv1.LabelChannel, notifyv1.LabelRecipient} { // not LabelDigest
-			d.Labels[l] = orig.Labels[l]
+		for _, l := range []string{notifyv1.LabelNotification, notifyv1.LabelChannel, notifyv1.LabelRecipient, notifyv1.LabelShardKey, notifyv1.LabelHeraldAlert} { // not LabelDigest
+			if v, ok := orig.Labels[l]; ok {
+				d.Labels[l] = v
+			}
 		}
 		// A reminder is sent when due, never held for a digest.
 		d.Spec.NotBefore, d.Spec.Digest = nil, nil

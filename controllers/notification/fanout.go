@@ -179,7 +179,7 @@ func (r *Reconciler) plan(n *notifyv1.Notification, content notifyv1.RenderedCon
 					from = *dec.NotBefore
 				}
 				if end, err := digest.WindowEnd(p, rc.Spec.Timezone, from); err == nil {
-					name := digest.DeliveryName(rc.Name, ch, end)
+					name := digest.DeliveryName(rc.Name, ch, end, n.Labels[notifyv1.LabelShardKey])
 					d.Spec.Digest = &notifyv1.DigestHold{Name: name, Until: metav1.NewTime(end)}
 					if p.TemplateRef != nil {
 						d.Spec.Digest.Template = p.TemplateRef.Name
@@ -253,6 +253,10 @@ func (r *Reconciler) newDelivery(n *notifyv1.Notification, ch notifyv1.Channel, 
 	if n.Labels[notifyv1.LabelHeraldAlert] == "true" {
 		// Herald's alerts about itself never count towards another alert.
 		d.Labels[notifyv1.LabelHeraldAlert] = "true"
+	}
+	if key, ok := n.Labels[notifyv1.LabelShardKey]; ok {
+		// The delivery is worked on by its notification's shard.
+		d.Labels[notifyv1.LabelShardKey] = key
 	}
 	if ch == notifyv1.ChannelInApp {
 		// An in-app delivery is recorded, not sent: it has no attempt that

@@ -55,6 +55,10 @@ type Reconciler struct {
 	// Settings are what every sender is built with: the egress policy
 	// and the HTTP client dialling under it.
 	Settings factory.Settings
+	// ReadOnly loads providers into the Registry without writing their
+	// status: a shard other than the one writing shared status
+	// (--shared-status=false) reads providers but does not report on them.
+	ReadOnly bool
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=notificationproviders,verbs=get;list;watch
@@ -113,6 +117,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if defs := r.Registry.Defaults(p.Namespace, entry.Channel); len(defs) > 1 && defs[0].Name != p.Name {
 			cond.Message += fmt.Sprintf("; warning: %s is also a default %s provider and is used instead", defs[0].Name, p.Spec.Channel)
 		}
+	}
+	if r.ReadOnly {
+		return ctrl.Result{RequeueAfter: requeue}, nil
 	}
 	meta.SetStatusCondition(&p.Status.Conditions, cond)
 	p.Status.ObservedGeneration = p.Generation

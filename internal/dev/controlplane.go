@@ -1,6 +1,7 @@
 package dev
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/herald-dev/herald/internal/dev/pki"
+	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 )
 
 // controlPlane starts etcd and kube-apiserver with envtest's ControlPlane:
@@ -91,6 +93,10 @@ func (e *Env) startControlPlane() error {
 		return fmt.Errorf("starting etcd and kube-apiserver (logs in %s): %w", e.state.path("logs"), err)
 	}
 	e.env = te
+	// The admission policies shipped with the CRDs (config/crd/policies).
+	if err := heraldenvtest.InstallPolicies(context.Background(), cfg, heraldenvtest.PolicyDir(e.opts.RepoRoot)); err != nil {
+		return fmt.Errorf("installing the CRDs' admission policies: %w", err)
+	}
 	e.Config = rest.CopyConfig(cfg)
 	e.Config.QPS, e.Config.Burst = 200, 400
 

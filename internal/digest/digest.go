@@ -79,9 +79,15 @@ func WindowEnd(p *notifyv1.DigestPreference, timezone string, now time.Time) (ti
 
 // DeliveryName is the deterministic name of the digest delivery of
 // recipient on ch for the window ending at end: a restarted controller
-// finds the digest it made instead of sending another.
-func DeliveryName(recipient string, ch notifyv1.Channel, end time.Time) string {
+// finds the digest it made instead of sending another. shard is the
+// notifications' controller shard (sharding.herald.dev/key, "" unsharded):
+// each shard sees only its own deliveries, so each makes a digest of its
+// own under its own name.
+func DeliveryName(recipient string, ch notifyv1.Channel, end time.Time, shard string) string {
 	key := fmt.Sprintf("%d:%s|%s|%d", len(recipient), recipient, ch, end.Unix())
+	if shard != "" {
+		key += "|shard=" + shard
+	}
 	sum := sha256.Sum256([]byte(key))
 	prefix := sanitize("digest-" + recipient + "-" + string(ch))
 	if len(prefix) > 200 {

@@ -95,23 +95,28 @@ func TestWindowEnd(t *testing.T) {
 
 func TestDeliveryName(t *testing.T) {
 	end := at(t, "2026-11-28T11:00:00Z")
-	a := DeliveryName("alice", notifyv1.ChannelEmail, end)
-	if a != DeliveryName("alice", notifyv1.ChannelEmail, end) {
+	a := DeliveryName("alice", notifyv1.ChannelEmail, end, "")
+	if a != DeliveryName("alice", notifyv1.ChannelEmail, end, "") {
 		t.Fatal("not deterministic")
 	}
 	if !strings.HasPrefix(a, "digest-alice-email-") {
 		t.Errorf("name %q", a)
 	}
 	for _, b := range []string{
-		DeliveryName("alice", notifyv1.ChannelWhatsApp, end),
-		DeliveryName("alice", notifyv1.ChannelEmail, end.Add(time.Hour)),
-		DeliveryName("Alice", notifyv1.ChannelEmail, end),
+		DeliveryName("alice", notifyv1.ChannelWhatsApp, end, ""),
+		DeliveryName("alice", notifyv1.ChannelEmail, end.Add(time.Hour), ""),
+		DeliveryName("Alice", notifyv1.ChannelEmail, end, ""),
+		// Each controller shard makes its own digest.
+		DeliveryName("alice", notifyv1.ChannelEmail, end, "a"),
 	} {
 		if a == b {
 			t.Errorf("%s collides", b)
 		}
 	}
-	if n := DeliveryName(strings.Repeat("x", 253), notifyv1.ChannelTelegram, end); len(n) > 253 {
+	if DeliveryName("alice", notifyv1.ChannelEmail, end, "a") == DeliveryName("alice", notifyv1.ChannelEmail, end, "b") {
+		t.Error("two shards share a digest")
+	}
+	if n := DeliveryName(strings.Repeat("x", 253), notifyv1.ChannelTelegram, end, strings.Repeat("s", 63)); len(n) > 253 {
 		t.Errorf("%d characters", len(n))
 	}
 }

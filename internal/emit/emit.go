@@ -30,5 +30,11 @@ func OwnedNotification(owner client.Object, scheme *runtime.Scheme, name string,
 	}
 	maps.Copy(n.Labels, tmpl.Labels)
 	maps.Copy(n.Annotations, tmpl.Annotations)
+	// The child goes to its owner's shard whatever the template says: the
+	// owner's controller must see it to track it.
+	delete(n.Labels, notifyv1.LabelShardKey)
+	if key, ok := owner.GetLabels()[notifyv1.LabelShardKey]; ok {
+		n.Labels[notifyv1.LabelShardKey] = key
+	}
 	return n, controllerutil.SetControllerReference(owner, n, scheme)
 }

@@ -96,7 +96,7 @@ var _ = BeforeSuite(func() {
 	args := testEnv.ControlPlane.GetAPIServer().Configure()
 	// Short, so that a test can show that ?watch=1 keeps a stream past it.
 	args.Set("request-timeout", requestTimeout.String())
-	cfg, err = testEnv.Start()
+	cfg, err = heraldenvtest.Start(testEnv)
 	Expect(err).NotTo(HaveOccurred())
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	Expect(err).NotTo(HaveOccurred())

@@ -55,7 +55,7 @@ var _ = BeforeSuite(func() {
 	testEnv.ControlPlane.GetAPIServer().CertDir = certDir
 	// Past this, a stop becomes SIGKILL: an outage, not a drain.
 	testEnv.ControlPlane.GetAPIServer().StopTimeout = 5 * time.Second
-	cfg, err = testEnv.Start()
+	cfg, err = heraldenvtest.Start(testEnv)
 	Expect(err).NotTo(HaveOccurred())
 	cfg.QPS, cfg.Burst = -1, 0
 	k8s, err = client.New(cfg, client.Options{Scheme: testEnv.Scheme})

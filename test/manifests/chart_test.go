@@ -252,9 +252,9 @@ func TestChartValues(t *testing.T) {
 	}
 }
 
-// TestChartCopiesAreCurrent checks that the CRDs, the controller's
-// ClusterRole and the alert rules in the chart are config/'s, byte for byte
-// (`make manifests` copies them).
+// TestChartCopiesAreCurrent checks that the CRDs, the admission policies
+// shipped with them, the controller's ClusterRole and the alert rules in the
+// chart are config/'s, byte for byte (`make manifests` copies them).
 func TestChartCopiesAreCurrent(t *testing.T) {
 	root, err := heraldenvtest.RepoRoot()
 	if err != nil {
@@ -265,12 +265,14 @@ func TestChartCopiesAreCurrent(t *testing.T) {
 		filepath.Join(root, "config", "prometheus", "alerts.yaml"): filepath.Join(root, "dist", "chart", "files", "prometheus", "alerts.yaml"),
 	}
 	bases, _ := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
+	policies, _ := filepath.Glob(filepath.Join(root, "config", "crd", "policies", "*.yaml"))
+	bases = append(bases, policies...)
 	for _, b := range bases {
 		pairs[b] = filepath.Join(root, "dist", "chart", "files", "crds", filepath.Base(b))
 	}
 	copies, _ := filepath.Glob(filepath.Join(root, "dist", "chart", "files", "crds", "*.yaml"))
 	if len(copies) != len(bases) {
-		t.Errorf("the chart has %d CRDs, config/crd/bases %d: run 'make manifests'", len(copies), len(bases))
+		t.Errorf("the chart has %d CRDs and policies, config/crd/bases and policies %d: run 'make manifests'", len(copies), len(bases))
 	}
 	for src, dst := range pairs {
 		a, err := os.ReadFile(src)

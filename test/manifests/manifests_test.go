@@ -231,6 +231,7 @@ func TestDefaultNeedsNoCertManager(t *testing.T) {
 var clusterScoped = map[string]bool{
 	"Namespace": true, "CustomResourceDefinition": true, "ClusterRole": true,
 	"ClusterRoleBinding": true, "APIService": true,
+	"ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true,
 }
 
 // TestInstallDryRun applies every install path to a real kube-apiserver

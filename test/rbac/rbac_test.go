@@ -364,6 +364,7 @@ func start(t *testing.T) *suite {
 	args := env.ControlPlane.GetAPIServer().Configure()
 	args.Set("audit-policy-file", policy)
 	args.Set("audit-log-path", auditLog)
+	// config/default below installs the CRDs' admission policies too.
 	cfg, err := env.Start()
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = env.Stop() })

@@ -350,7 +350,8 @@ type ChannelDelivery struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable"
+	// The spec is immutable: the ValidatingAdmissionPolicy in
+	// config/crd/policies refuses changes to it, but not on status writes.
 	Spec   ChannelDeliverySpec   `json:"spec"`
 	Status ChannelDeliveryStatus `json:"status,omitempty"`
 }

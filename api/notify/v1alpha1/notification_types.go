@@ -313,7 +313,8 @@ type Notification struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec is immutable: create a new Notification instead"
+	// The spec is immutable: the ValidatingAdmissionPolicy in
+	// config/crd/policies refuses changes to it, but not on status writes.
 	Spec   NotificationSpec   `json:"spec"`
 	Status NotificationStatus `json:"status,omitempty"`
 }

@@ -41,7 +41,7 @@ var _ = BeforeSuite(func() {
 	var err error
 	testEnv, err = heraldenvtest.New()
 	Expect(err).NotTo(HaveOccurred())
-	cfg, err = testEnv.Start()
+	cfg, err = heraldenvtest.Start(testEnv)
 	Expect(err).NotTo(HaveOccurred())
 	k8sClient, err = client.New(cfg, client.Options{Scheme: testEnv.Scheme})
 	Expect(err).NotTo(HaveOccurred())

@@ -280,6 +280,22 @@ var _ = Describe("admission", func() {
 		Expect(err.Error()).To(ContainSubstring("spec is immutable: create a new Notification instead"))
 	})
 
+	It("keeps a ChannelDelivery's spec immutable, not its status", func() {
+		obj := manifest("ChannelDelivery", "immutable", "notification: note1\nchannel: inApp\nrecipient:\n  name: alice\ncontent:\n  title: hi\n  message: hi\n")
+		Expect(create(obj)).To(Succeed())
+		// Status writes are not matched by the policy.
+		Expect(unstructured.SetNestedField(obj.Object, "Succeeded", "status", "phase")).To(Succeed())
+		Expect(k8sClient.Status().Update(ctx, obj)).To(Succeed())
+		Expect(unstructured.SetNestedField(obj.Object, "bob", "spec", "recipient", "name")).To(Succeed())
+		err := k8sClient.Update(ctx, obj)
+		Expect(err).To(HaveOccurred())
+		Expect(err.Error()).To(ContainSubstring("spec is immutable"))
+		// Metadata may still change: labels, annotations, finalizers.
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+		obj.SetAnnotations(map[string]string{"note": "x"})
+		Expect(k8sClient.Update(ctx, obj)).To(Succeed())
+	})
+
 	It("fills defaults a person would expect", func() {
 		obj := manifest("Notification", "defaults", notificationBody)
 		Expect(create(obj)).To(Succeed())

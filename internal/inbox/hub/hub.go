@@ -33,7 +33,10 @@ const CatchUpTimeout = 5 * time.Second
 
 // subscriberBuffer is how many events a slow reader may fall behind before
 // the hub drops it; a dropped stream or watch resumes from its last id.
-const subscriberBuffer = 1024
+// It is allocated whole for every subscriber (8 bytes an event): 256 holds
+// a full bulk action (inboxitem.MaxBulkItems) with room to spare, and costs
+// 2 KiB a subscriber where 1024 cost 8 KiB (docs/performance.md).
+const subscriberBuffer = 256
 
 // Event is one change to one user's inbox. Its ID is the resourceVersion
 // of the ChannelDelivery change it comes from, so the ids of a user's

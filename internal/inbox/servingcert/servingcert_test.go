@@ -67,7 +67,7 @@ func TestRotatorFillsSecretAndCABundle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := env.Start()
+	cfg, err := heraldenvtest.Start(env)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,15 +50,19 @@ func NewCommand() *cobra.Command {
 				return fmt.Errorf("loading kubeconfig: %w", err)
 			}
 			m := opts.Manager
+			shard, err := m.ShardSelector()
+			if err != nil {
+				return err
+			}
 			cfg.QPS, cfg.Burst = float32(m.QPS), m.Burst
 			mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 				Scheme:                  Scheme(),
-				Cache:                   controllers.CacheOptions(),
+				Cache:                   controllers.ShardCacheOptions(shard),
 				Metrics:                 metricsserver.Options{BindAddress: m.MetricsAddr},
 				HealthProbeBindAddress:  m.ProbeAddr,
 				PprofBindAddress:        m.PprofAddr,
 				LeaderElection:          m.LeaderElection,
-				LeaderElectionID:        "herald-controller.notify.herald.dev",
+				LeaderElectionID:        m.LeaderElectionID,
 				LeaderElectionNamespace: m.LeaderElectionNamespace,
 				// The process ends as soon as the manager stops, so the
 				// lease can be given up then: a rolling update hands over
@@ -77,7 +81,7 @@ func NewCommand() *cobra.Command {
 			if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 				return err
 			}
-			ctrl.Log.WithName("setup").Info("starting controller", "workers", opts.DefaultWorkers, "retry", opts.DefaultRetry)
+			ctrl.Log.WithName("setup").Info("starting controller", "shard", m.WatchLabelSelector, "workers", opts.DefaultWorkers, "retry", opts.DefaultRetry)
 			return mgr.Start(cmd.Context())
 		},
 	}
