@@ -122,7 +122,7 @@ var _ = Describe("kubectl herald inbox --follow", func() {
 		Expect(err.Error()).To(ContainSubstring("403"))
 	})
 
-	It("lists, shows, marks read and answers items as the caller", func() {
+	It("lists, shows, marks read, acknowledges and answers items as the caller", func() {
 		ns := newNamespace()
 		kubeconfig, _, err := heraldenvtest.AdminKubeconfig(testEnv, "kubectl-herald-items", GinkgoT().TempDir())
 		Expect(err).NotTo(HaveOccurred())
@@ -144,6 +144,10 @@ var _ = Describe("kubectl herald inbox --follow", func() {
 
 		out, err = run("inbox", "read", "ship-it")
 		Expect(err).NotTo(HaveOccurred(), out)
+		out, err = run("inbox", "ack", "ship-it")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("ship-it acknowledged"))
+		Eventually(func() (string, error) { return run("inbox") }).Should(ContainSubstring("read,acknowledged,awaiting answer"))
 		out, err = run("inbox", "answer", "ship-it", "maybe")
 		Expect(err).To(HaveOccurred(), "an action the item does not offer")
 		out, err = run("inbox", "answer", "ship-it", "approve", "--comment", "go")
@@ -154,6 +158,7 @@ var _ = Describe("kubectl herald inbox --follow", func() {
 		Expect(err).NotTo(HaveOccurred(), out)
 		Expect(out).To(ContainSubstring(`"kind": "InboxItem"`))
 		Expect(out).To(ContainSubstring(`"read": true`))
+		Expect(out).To(ContainSubstring(`"acknowledged": true`))
 		Expect(out).To(ContainSubstring(`"action": "approve"`))
 
 		_, err = run("inbox", "get", "not-mine")

@@ -69,8 +69,11 @@ Server-Sent Events stream through kube-apiserver.`,
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "after the list, print new items and changes as they happen")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "every namespace")
 	addOutputFlag(cmd, &output, "items")
-	cmd.AddCommand(newInboxGetCommand(o), newInboxMarkCommand(o, "read", "Mark an item read", `{"status":{"read":true}}`),
-		newInboxMarkCommand(o, "archive", "Archive an item", `{"status":{"archived":true}}`), newInboxAnswerCommand(o))
+	cmd.AddCommand(newInboxGetCommand(o),
+		newInboxMarkCommand(o, "read", "read", "Mark an item read", `{"status":{"read":true}}`),
+		newInboxMarkCommand(o, "archive", "archived", "Archive an item", `{"status":{"archived":true}}`),
+		newInboxMarkCommand(o, "ack", "acknowledged", "Acknowledge an item: final; it stops the notification's escalation and reminders for you", `{"status":{"acknowledged":true}}`),
+		newInboxAnswerCommand(o))
 	return cmd
 }
 
@@ -100,7 +103,7 @@ func newInboxGetCommand(o *Options) *cobra.Command {
 	return cmd
 }
 
-func newInboxMarkCommand(o *Options, verb, short, patch string) *cobra.Command {
+func newInboxMarkCommand(o *Options, verb, done, short, patch string) *cobra.Command {
 	return &cobra.Command{
 		Use:               verb + " NAME",
 		Short:             short,
@@ -110,7 +113,7 @@ func newInboxMarkCommand(o *Options, verb, short, patch string) *cobra.Command {
 			if err := o.patchItem(cmd.Context(), args[0], patch); err != nil {
 				return err
 			}
-			fmt.Fprintf(o.Out, "inboxitem.inbox.herald.dev/%s %s\n", args[0], strings.TrimSuffix(verb, "e")+"ed")
+			fmt.Fprintf(o.Out, "inboxitem.inbox.herald.dev/%s %s\n", args[0], done)
 			return nil
 		},
 	}
@@ -371,6 +374,9 @@ func itemState(it *inboxv1.InboxItem) string {
 	}
 	if it.Status.Archived {
 		s = append(s, "archived")
+	}
+	if it.Status.Acknowledged {
+		s = append(s, "acknowledged")
 	}
 	if r := it.Status.Response; r != nil {
 		s = append(s, "answered "+r.Action)

@@ -88,7 +88,7 @@ func TestSendFlags(t *testing.T) {
 
 func TestCommandTree(t *testing.T) {
 	cmd := NewCommand(testStreams())
-	for _, path := range [][]string{{"send"}, {"status"}, {"retry"}, {"cancel"}, {"inbox"}, {"inbox", "get"}, {"inbox", "read"}, {"inbox", "archive"}, {"inbox", "answer"}} {
+	for _, path := range [][]string{{"send"}, {"status"}, {"retry"}, {"cancel"}, {"inbox"}, {"inbox", "get"}, {"inbox", "read"}, {"inbox", "archive"}, {"inbox", "ack"}, {"inbox", "answer"}} {
 		c, _, err := cmd.Find(path)
 		if err != nil || c.Name() != path[len(path)-1] {
 			t.Errorf("no command %v: %v", path, err)
