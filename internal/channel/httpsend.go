@@ -2,6 +2,7 @@ package channel
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +33,20 @@ const (
 	// connection can be reused; beyond it closing is cheaper than reading.
 	drainLimit = 64 << 10
 )
+
+// BaseURL returns raw, or def when raw is empty, without surrounding spaces
+// and trailing slashes, after checking that it is an http or https URL with
+// a host and no query or fragment: the shape of an API's base address to
+// which a sender appends paths. The error quotes raw and says what is
+// wrong, for a provider's Ready condition.
+func BaseURL(raw, def string) (string, error) {
+	base := strings.TrimRight(strings.TrimSpace(cmp.Or(raw, def)), "/")
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%q must be an http or https URL without query or fragment", raw)
+	}
+	return base, nil
+}
 
 // HTTPClient returns the client HTTP channels use when they are configured
 // with none. It is shared so that all senders share one connection pool. It

@@ -3,11 +3,11 @@ package receiver
 import (
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/herald-dev/herald/internal/channel"
 )
 
 // Options configure `herald receiver`. DefaultOptions holds every default;
@@ -84,11 +84,11 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 func (o *Options) Validate() error {
 	var errs []error
 	if o.PublicURL != "" {
-		u, err := url.Parse(o.PublicURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			errs = append(errs, fmt.Errorf("--public-url %q must be an http or https URL without query, e.g. https://hooks.example.com", o.PublicURL))
+		base, err := channel.BaseURL(o.PublicURL, "")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--public-url %w, e.g. https://hooks.example.com", err))
 		}
-		o.PublicURL = strings.TrimRight(o.PublicURL, "/")
+		o.PublicURL = base
 	}
 	if o.MaxBodyBytes < 1024 {
 		errs = append(errs, errors.New("--max-body-bytes must be at least 1024"))

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -60,10 +59,9 @@ var _ channel.Sender = (*Sender)(nil)
 
 // New validates cfg and returns a sender.
 func New(cfg Config) (*Sender, error) {
-	base := strings.TrimRight(strings.TrimSpace(cmp.Or(cfg.BaseURL, DefaultBaseURL)), "/")
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("slack: baseURL %q must be an http or https URL without query or fragment", cfg.BaseURL)
+	base, err := channel.BaseURL(cfg.BaseURL, DefaultBaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("slack: baseURL %w", err)
 	}
 	token := strings.TrimSpace(cfg.Token)
 	switch {

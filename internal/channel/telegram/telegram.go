@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -64,10 +63,9 @@ var _ channel.Sender = (*Sender)(nil)
 
 // New validates cfg and returns a sender.
 func New(cfg Config) (*Sender, error) {
-	base := strings.TrimRight(strings.TrimSpace(cmp.Or(cfg.BaseURL, DefaultBaseURL)), "/")
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("telegram: baseURL %q must be an http or https URL without query or fragment", cfg.BaseURL)
+	base, err := channel.BaseURL(cfg.BaseURL, DefaultBaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("telegram: baseURL %w", err)
 	}
 	token := strings.TrimSpace(cfg.Token)
 	if !tokenRE.MatchString(token) {
