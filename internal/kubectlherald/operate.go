@@ -46,17 +46,9 @@ time: each new value re-drives once.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: o.completeNotifications,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
+			c, ns, n, err := o.notification(cmd.Context(), args[0])
 			if err != nil {
 				return err
-			}
-			ns, err := o.namespace()
-			if err != nil {
-				return err
-			}
-			var n notifyv1.Notification
-			if err := c.Get(cmd.Context(), client.ObjectKey{Namespace: ns, Name: args[0]}, &n); err != nil {
-				return fmt.Errorf("reading notification %s/%s: %w", ns, args[0], err)
 			}
 			if n.Status.Cancel != nil || n.Annotations[notifyv1.AnnotationCancel] != "" {
 				return fmt.Errorf("notification %s/%s was cancelled: a cancelled notification is not re-driven; send a new one", ns, args[0])
@@ -102,17 +94,9 @@ notify.herald.dev/cancel to who asked and when.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: o.completeNotifications,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client()
+			c, ns, n, err := o.notification(cmd.Context(), args[0])
 			if err != nil {
 				return err
-			}
-			ns, err := o.namespace()
-			if err != nil {
-				return err
-			}
-			var n notifyv1.Notification
-			if err := c.Get(cmd.Context(), client.ObjectKey{Namespace: ns, Name: args[0]}, &n); err != nil {
-				return fmt.Errorf("reading notification %s/%s: %w", ns, args[0], err)
 			}
 			if n.Status.Phase.Finished() {
 				fmt.Fprintf(o.ErrOut, "notification %s/%s has already finished (%s): there is nothing left to cancel; the cancel is only recorded\n", ns, args[0], n.Status.Phase)

@@ -104,6 +104,24 @@ func (o *Options) client() (client.WithWatch, error) {
 }
 
 // namespace is --namespace, else the kubeconfig context's, else default.
+// notification reads the Notification name in the current namespace, and
+// returns the client and namespace it used, for the verbs that act on one.
+func (o *Options) notification(ctx context.Context, name string) (client.WithWatch, string, *notifyv1.Notification, error) {
+	c, err := o.client()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	ns, err := o.namespace()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	var n notifyv1.Notification
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &n); err != nil {
+		return nil, "", nil, fmt.Errorf("reading notification %s/%s: %w", ns, name, err)
+	}
+	return c, ns, &n, nil
+}
+
 func (o *Options) namespace() (string, error) {
 	ns, _, err := o.ConfigFlags.ToRawKubeConfigLoader().Namespace()
 	if err != nil {

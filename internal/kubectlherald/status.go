@@ -30,17 +30,9 @@ deliveries as a List.`,
 			if err := validateOutput(output); err != nil {
 				return err
 			}
-			c, err := o.client()
+			c, ns, n, err := o.notification(cmd.Context(), args[0])
 			if err != nil {
 				return err
-			}
-			ns, err := o.namespace()
-			if err != nil {
-				return err
-			}
-			var n notifyv1.Notification
-			if err := c.Get(cmd.Context(), client.ObjectKey{Namespace: ns, Name: args[0]}, &n); err != nil {
-				return fmt.Errorf("reading notification %s/%s: %w", ns, args[0], err)
 			}
 			var list notifyv1.ChannelDeliveryList
 			if err := c.List(cmd.Context(), &list, client.InNamespace(ns),
@@ -56,7 +48,7 @@ deliveries as a List.`,
 			}
 			if output != "" {
 				l := &metav1.List{TypeMeta: metav1.TypeMeta{Kind: "List", APIVersion: "v1"}}
-				objs := []client.Object{&n}
+				objs := []client.Object{n}
 				for i := range own {
 					objs = append(objs, &own[i])
 				}
@@ -69,7 +61,7 @@ deliveries as a List.`,
 				}
 				return o.printObject(output, l, o.Out)
 			}
-			writeTree(o.Out, &n, own, o.Clock.Now())
+			writeTree(o.Out, n, own, o.Clock.Now())
 			return nil
 		},
 	}
