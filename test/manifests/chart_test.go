@@ -180,7 +180,7 @@ func TestChartValues(t *testing.T) {
 	if args := deploymentArgs(objs, "herald-inbox"); !strings.Contains(args, "-v=4") || !strings.Contains(args, "--cert-rotation-secret=herald-system/herald-inbox-serving-cert") {
 		t.Errorf("inbox args %q", args)
 	}
-	for _, kind := range []string{"ServiceMonitor", "PrometheusRule", "Certificate", "Issuer", "Ingress"} {
+	for _, kind := range []string{"ServiceMonitor", "PodMonitor", "PrometheusRule", "Certificate", "Issuer", "Ingress"} {
 		for _, o := range objs {
 			if o.GetKind() == kind {
 				t.Errorf("%s rendered although not asked for", kind)
@@ -209,7 +209,7 @@ func TestChartValues(t *testing.T) {
 	if args := deploymentArgs(cm, "herald-inbox"); strings.Contains(args, "--cert-rotation") {
 		t.Errorf("with cert-manager the inbox still rotates: %q", args)
 	}
-	for _, want := range []objectKey{{"Certificate", namespace, "herald-inbox-serving"}, {"Issuer", namespace, "herald-inbox-selfsigned"}, {"ServiceMonitor", namespace, "herald-controller"}, {"PrometheusRule", namespace, "herald"}} {
+	for _, want := range []objectKey{{"Certificate", namespace, "herald-inbox-serving"}, {"Issuer", namespace, "herald-inbox-selfsigned"}, {"ServiceMonitor", namespace, "herald-controller"}, {"PodMonitor", namespace, "herald-receiver"}, {"PrometheusRule", namespace, "herald"}} {
 		if !slices.Contains(keys(cm), want) {
 			t.Errorf("%s not rendered", want)
 		}

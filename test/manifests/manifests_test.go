@@ -277,6 +277,7 @@ func dryRun(t *testing.T, objs []*unstructured.Unstructured) {
 		CRDs: []*apiextensionsv1.CustomResourceDefinition{
 			stubCRD("cert-manager.io", "Issuer", "issuers"), stubCRD("cert-manager.io", "Certificate", "certificates"),
 			stubCRD("monitoring.coreos.com", "ServiceMonitor", "servicemonitors"), stubCRD("monitoring.coreos.com", "PrometheusRule", "prometheusrules"),
+			stubCRD("monitoring.coreos.com", "PodMonitor", "podmonitors"),
 		},
 	}
 	cfg, err := env.Start()

@@ -16,7 +16,7 @@ func TestPrometheusRenders(t *testing.T) {
 		t.Fatal(err)
 	}
 	objs := render(t, filepath.Join(root, "config", "prometheus"))
-	for _, want := range [][2]string{{"ServiceMonitor", "herald-controller"}, {"PrometheusRule", "herald"}} {
+	for _, want := range [][2]string{{"ServiceMonitor", "herald-controller"}, {"PodMonitor", "herald-receiver"}, {"PrometheusRule", "herald"}} {
 		o := find(objs, want[0], want[1])
 		if o == nil {
 			t.Errorf("config/prometheus has no %s %s", want[0], want[1])
