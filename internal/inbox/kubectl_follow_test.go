@@ -142,6 +142,10 @@ var _ = Describe("kubectl herald inbox --follow", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(out).To(ContainSubstring("unread,awaiting answer"))
 
+		out, err = run("__complete", "inbox", "read", "")
+		Expect(err).NotTo(HaveOccurred(), out)
+		Expect(out).To(ContainSubstring("ship-it\n"), "completion offers the caller's items")
+
 		out, err = run("inbox", "read", "ship-it")
 		Expect(err).NotTo(HaveOccurred(), out)
 		out, err = run("inbox", "ack", "ship-it")

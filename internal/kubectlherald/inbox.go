@@ -193,26 +193,7 @@ func (o *Options) patchItem(ctx context.Context, name, patch string) error {
 }
 
 func (o *Options) completeItems(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
-	if len(args) > 0 {
-		return nil, cobra.ShellCompDirectiveNoFileComp
-	}
-	c, err := o.client()
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveError
-	}
-	ns, err := o.namespace()
-	if err != nil {
-		return nil, cobra.ShellCompDirectiveError
-	}
-	var list inboxv1.InboxItemList
-	if err := c.List(cmd.Context(), &list, client.InNamespace(ns)); err != nil {
-		return nil, cobra.ShellCompDirectiveError
-	}
-	var names []string
-	for _, it := range list.Items {
-		names = append(names, it.Name)
-	}
-	return names, cobra.ShellCompDirectiveNoFileComp
+	return o.completeNames(cmd, args, &inboxv1.InboxItemList{})
 }
 
 // inboxError says what to check when the inbox API is not there.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -163,6 +164,13 @@ func validateOutput(format string) error {
 // completeNotifications completes the names of the namespace's
 // Notifications.
 func (o *Options) completeNotifications(cmd *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	return o.completeNames(cmd, args, &notifyv1.NotificationList{})
+}
+
+// completeNames offers the names of the objects of list's kind in the
+// current namespace for a verb's one NAME argument. Completion runs on
+// every TAB, so the list is bounded in time.
+func (o *Options) completeNames(cmd *cobra.Command, args []string, list client.ObjectList) ([]string, cobra.ShellCompDirective) {
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
@@ -176,13 +184,18 @@ func (o *Options) completeNotifications(cmd *cobra.Command, args []string, _ str
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveError
 	}
-	var list notifyv1.NotificationList
-	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+	if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
 		return nil, cobra.ShellCompDirectiveError
 	}
-	names := make([]string, 0, len(list.Items))
-	for _, n := range list.Items {
-		names = append(names, n.Name)
+	items, err := meta.ExtractList(list)
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveError
+	}
+	names := make([]string, 0, len(items))
+	for _, it := range items {
+		if m, err := meta.Accessor(it); err == nil {
+			names = append(names, m.GetName())
+		}
 	}
 	return names, cobra.ShellCompDirectiveNoFileComp
 }

@@ -120,14 +120,7 @@ func messageText(msg *channel.Message) string {
 	if msg.WhatsApp != nil && strings.TrimSpace(msg.WhatsApp.Text) != "" {
 		return msg.WhatsApp.Text
 	}
-	title, body := strings.TrimSpace(msg.Title), strings.TrimSpace(msg.Body)
-	switch {
-	case title == "":
-		return body
-	case body == "":
-		return title
-	}
-	return title + "\n\n" + body
+	return channel.PlainText(msg)
 }
 
 // validateBaseURL checks a configured endpoint early, so a typo shows up when
