@@ -116,13 +116,7 @@ func (m *Meta) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	msg.Header, msg.Body = r.Header.Clone(), body
 
-	if st, ok := m.next(); ok {
-		if st.stall {
-			m.stall(r)
-			return
-		}
-		m.log("%s %s answered scripted error %d", r.Method, r.URL.Path, st.err.Code)
-		writeMetaError(w, st.err)
+	if m.playScripted(r, func(spec ErrorSpec) { writeMetaError(w, spec) }) {
 		return
 	}
 

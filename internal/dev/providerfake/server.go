@@ -244,6 +244,24 @@ func (s *Server) next() (step, bool) {
 	return st, true
 }
 
+// playScripted plays the next scripted step, if there is one: it stalls r,
+// or answers with the scripted error through answer, which writes it in
+// the provider's own shape. It reports whether a step was played, after
+// which the handler is done. r is the request as logs may show it: fakes
+// whose path carries a credential pass a redacted copy.
+func (s *Server) playScripted(r *http.Request, answer func(ErrorSpec)) bool {
+	st, ok := s.next()
+	if !ok {
+		return false
+	}
+	if st.stall {
+		s.stall(r)
+	}
+	s.log("%s %s answered scripted error (HTTP %d, code %d %s)", r.Method, r.URL.Path, st.err.HTTPStatus, st.err.Code, st.err.Message)
+	answer(st.err)
+	return true
+}
+
 // stall holds the request until the client disconnects or Close is called,
 // then aborts the connection: returning normally would send an empty 200,
 // which a client could mistake for an accepted message.

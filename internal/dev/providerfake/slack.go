@@ -115,12 +115,8 @@ func (s *Slack) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	msg.Header, msg.Body = r.Header.Clone(), body
 
-	if st, ok := s.next(); ok {
-		if st.stall {
-			s.stall(r)
-			return
-		}
-		status, code := st.err.HTTPStatus, st.err.Message
+	if s.playScripted(r, func(spec ErrorSpec) {
+		status, code := spec.HTTPStatus, spec.Message
 		if status == 0 {
 			status = http.StatusOK
 		}
@@ -130,8 +126,8 @@ func (s *Slack) serve(w http.ResponseWriter, r *http.Request) {
 				code = "ratelimited"
 			}
 		}
-		s.log("%s %s answered scripted error %d %s", r.Method, r.URL.Path, status, code)
-		writeSlackError(w, status, code, st.err.RetryAfter)
+		writeSlackError(w, status, code, spec.RetryAfter)
+	}) {
 		return
 	}
 	s.mu.Lock()

@@ -111,20 +111,16 @@ func (t *Teams) serve(w http.ResponseWriter, r *http.Request) {
 	msg.To = room
 	msg.Header, msg.Body = r.Header.Clone(), body
 
-	if st, ok := t.next(); ok {
-		if st.stall {
-			t.stall(shown)
-			return
-		}
-		status, code := st.err.HTTPStatus, st.err.Message
+	if t.playScripted(shown, func(spec ErrorSpec) {
+		status, code := spec.HTTPStatus, spec.Message
 		if status == 0 {
 			status = http.StatusInternalServerError
 		}
 		if code == "" {
 			code = http.StatusText(status)
 		}
-		t.log("%s %s answered scripted error %d", r.Method, shown.URL.Path, status)
-		writeTeamsError(w, status, strings.ReplaceAll(code, " ", ""), code, st.err.RetryAfter)
+		writeTeamsError(w, status, strings.ReplaceAll(code, " ", ""), code, spec.RetryAfter)
+	}) {
 		return
 	}
 	msg.ID = fmt.Sprintf("run-%08d", t.nextSeq())

@@ -119,13 +119,7 @@ func (t *Telegram) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	msg.Header, msg.Body = r.Header.Clone(), body
 
-	if st, ok := t.next(); ok {
-		if st.stall {
-			t.stall(shown)
-			return
-		}
-		t.log("%s %s answered scripted error %d", r.Method, shown.URL.Path, st.err.Code)
-		writeTelegramError(w, st.err)
+	if t.playScripted(shown, func(spec ErrorSpec) { writeTelegramError(w, spec) }) {
 		return
 	}
 	t.mu.Lock()

@@ -101,13 +101,7 @@ func (t *Twilio) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	msg.Header, msg.Body = r.Header.Clone(), body
 
-	if st, ok := t.next(); ok {
-		if st.stall {
-			t.stall(r)
-			return
-		}
-		t.log("%s %s answered scripted error %d", r.Method, r.URL.Path, st.err.Code)
-		writeTwilioError(w, st.err)
+	if t.playScripted(r, func(spec ErrorSpec) { writeTwilioError(w, spec) }) {
 		return
 	}
 

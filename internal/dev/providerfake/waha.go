@@ -132,28 +132,24 @@ func (w *WAHA) serve(rw http.ResponseWriter, r *http.Request) {
 		Body:    body,
 	}
 
-	if st, ok := w.next(); ok {
-		if st.stall {
-			w.stall(r)
+	if w.playScripted(r, func(spec ErrorSpec) {
+		if spec.SessionStatus == "" {
+			writeWAHAError(rw, spec)
 			return
 		}
-		w.log("%s %s answered scripted error %d", r.Method, r.URL.Path, st.err.HTTPStatus)
-		if st.err.SessionStatus != "" && st.err.HTTPStatus == 0 {
-			st.err.HTTPStatus = http.StatusUnprocessableEntity
+		if spec.HTTPStatus == 0 {
+			spec.HTTPStatus = http.StatusUnprocessableEntity
 		}
-		if st.err.SessionStatus != "" {
-			if st.err.RetryAfter != "" {
-				rw.Header().Set("Retry-After", st.err.RetryAfter)
-			}
-			writeJSON(rw, st.err.HTTPStatus, map[string]any{
-				"error":    "Session status is not as expected. Try again later or restart the session",
-				"session":  session,
-				"status":   st.err.SessionStatus,
-				"expected": []string{"WORKING"},
-			})
-			return
+		if spec.RetryAfter != "" {
+			rw.Header().Set("Retry-After", spec.RetryAfter)
 		}
-		writeWAHAError(rw, st.err)
+		writeJSON(rw, spec.HTTPStatus, map[string]any{
+			"error":    "Session status is not as expected. Try again later or restart the session",
+			"session":  session,
+			"status":   spec.SessionStatus,
+			"expected": []string{"WORKING"},
+		})
+	}) {
 		return
 	}
 
