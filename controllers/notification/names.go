@@ -26,7 +26,7 @@ func DeliveryName(notification string, ch notifyv1.Channel, recipient string) st
 	key := fmt.Sprintf("%d:%s|%d:%s|%d:%s", len(notification), notification, len(ch), ch, len(recipient), recipient)
 	sum := sha256.Sum256([]byte(key))
 	hash := hex.EncodeToString(sum[:])[:deliveryHashLen]
-	prefix := sanitizeName(notification + "-" + string(ch) + "-" + recipient)
+	prefix := notifyv1.NamePrefix(notification + "-" + string(ch) + "-" + recipient)
 	if max := 253 - 1 - deliveryHashLen; len(prefix) > max {
 		prefix = strings.TrimRight(prefix[:max], "-")
 	}
@@ -34,23 +34,4 @@ func DeliveryName(notification string, ch notifyv1.Channel, recipient string) st
 		return hash
 	}
 	return prefix + "-" + hash
-}
-
-// sanitizeName lowercases s and replaces every character other than
-// [a-z0-9] by '-', runs of them by one, without a '-' at either end.
-func sanitizeName(s string) string {
-	var b strings.Builder
-	dash := true // drops leading dashes
-	for _, r := range strings.ToLower(s) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			b.WriteRune(r)
-			dash = false
-			continue
-		}
-		if !dash {
-			b.WriteByte('-')
-			dash = true
-		}
-	}
-	return strings.TrimRight(b.String(), "-")
 }

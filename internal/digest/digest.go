@@ -89,28 +89,11 @@ func DeliveryName(recipient string, ch notifyv1.Channel, end time.Time, shard st
 		key += "|shard=" + shard
 	}
 	sum := sha256.Sum256([]byte(key))
-	prefix := sanitize("digest-" + recipient + "-" + string(ch))
+	prefix := notifyv1.NamePrefix("digest-" + recipient + "-" + string(ch))
 	if len(prefix) > 200 {
 		prefix = strings.TrimRight(prefix[:200], "-")
 	}
 	return fmt.Sprintf("%s-%d-%s", prefix, end.Unix(), hex.EncodeToString(sum[:])[:12])
-}
-
-func sanitize(s string) string {
-	var b strings.Builder
-	dash := true
-	for _, r := range strings.ToLower(s) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
-			b.WriteRune(r)
-			dash = false
-			continue
-		}
-		if !dash {
-			b.WriteByte('-')
-			dash = true
-		}
-	}
-	return strings.TrimRight(b.String(), "-")
 }
 
 // Item is one held notification, as a digest lists it.

@@ -53,6 +53,27 @@ func labelSafe(s string) bool {
 	return true
 }
 
+// NamePrefix lowercases s and replaces every character other than
+// [a-z0-9] by '-', runs of them by one, without a '-' at either end: the
+// readable part of a generated object name, to which the caller appends a
+// hash of what it stands for (several inputs map to one prefix).
+func NamePrefix(s string) string {
+	var b strings.Builder
+	dash := true // drops leading dashes
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			b.WriteRune(r)
+			dash = false
+			continue
+		}
+		if !dash {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	return strings.TrimRight(b.String(), "-")
+}
+
 // FitName shortens s to at most limit characters. A name that is too long
 // keeps its start and gets a hash of the whole name, so distinct names stay
 // distinct and the result is the same every time.
