@@ -99,19 +99,27 @@ func applyAcknowledged(next *notifyv1.ChannelDelivery, old *inboxv1.InboxItem, a
 	case ack && next.Status.AcknowledgedTime == nil:
 		next.Status.AcknowledgedTime = &t
 	case !ack && next.Status.AcknowledgedTime != nil:
-		return &apierrors.StatusError{ErrStatus: metav1.Status{
-			Status: metav1.StatusFailure,
-			Code:   409,
-			Reason: metav1.StatusReasonConflict,
-			Details: &metav1.StatusDetails{
-				Group: itemsResource.Group, Kind: itemsResource.Resource, Name: old.Name,
-				Causes: []metav1.StatusCause{{Type: metav1.CauseTypeFieldValueNotSupported, Field: "status.acknowledged", Message: "already acknowledged"}},
-			},
-			Message: fmt.Sprintf("inboxitems.%s %q was acknowledged at %s; an acknowledgement is final, so acknowledged: false is refused",
-				itemsResource.Group, old.Name, next.Status.AcknowledgedTime.UTC().Format(time.RFC3339)),
-		}}
+		return finalConflict(old.Name, "status.acknowledged", "already acknowledged",
+			fmt.Sprintf("inboxitems.%s %q was acknowledged at %s; an acknowledgement is final, so acknowledged: false is refused",
+				itemsResource.Group, old.Name, next.Status.AcknowledgedTime.UTC().Format(time.RFC3339)))
 	}
 	return nil
+}
+
+// finalConflict is the 409 Conflict for a change to a field the caller set
+// once and for good (an acknowledgement, an answer): the cause names the
+// field, the message says what was recorded and why the change is refused.
+func finalConflict(name, fieldPath, cause, message string) error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status: metav1.StatusFailure,
+		Code:   409,
+		Reason: metav1.StatusReasonConflict,
+		Details: &metav1.StatusDetails{
+			Group: itemsResource.Group, Kind: itemsResource.Resource, Name: name,
+			Causes: []metav1.StatusCause{{Type: metav1.CauseTypeFieldValueNotSupported, Field: fieldPath, Message: cause}},
+		},
+		Message: message,
+	}}
 }
 
 // applyResponse records an answer to an approval item. An answer is final:
@@ -128,17 +136,9 @@ func applyResponse(next *notifyv1.ChannelDelivery, old *inboxv1.InboxItem, resp 
 		if resp == nil {
 			what = "removing it"
 		}
-		return &apierrors.StatusError{ErrStatus: metav1.Status{
-			Status: metav1.StatusFailure,
-			Code:   409,
-			Reason: metav1.StatusReasonConflict,
-			Details: &metav1.StatusDetails{
-				Group: itemsResource.Group, Kind: itemsResource.Resource, Name: old.Name,
-				Causes: []metav1.StatusCause{{Type: metav1.CauseTypeFieldValueNotSupported, Field: path.String(), Message: "already answered"}},
-			},
-			Message: fmt.Sprintf("inboxitems.%s %q was already answered %q by %s at %s; an answer is final, so %s is refused",
-				itemsResource.Group, old.Name, given.Action, given.Username, given.Time.UTC().Format(time.RFC3339), what),
-		}}
+		return finalConflict(old.Name, path.String(), "already answered",
+			fmt.Sprintf("inboxitems.%s %q was already answered %q by %s at %s; an answer is final, so %s is refused",
+				itemsResource.Group, old.Name, given.Action, given.Username, given.Time.UTC().Format(time.RFC3339), what))
 	}
 	if resp == nil {
 		return nil
