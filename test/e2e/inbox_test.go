@@ -184,23 +184,33 @@ func waitFor(predicate string) chromedp.Action[chromedp.Void] {
 // with real mouse events, as a person would. It waits until the element
 // is visible, enabled and not covered by another element (the page
 // disables an item's buttons while it saves a change; a click on a covered
-// element would land on whatever covers it).
+// element would land on whatever covers it), and finds where to click in
+// the same check: a query for the node followed by a separate click on it
+// would fail if the page replaced the node in between, where a person's
+// click lands on whatever is at that point.
 func click(selector string) chromedp.Action[chromedp.Void] {
-	sel := chromedp.CSS(selector)
-	return chromedp.Steps(
-		chromedp.WaitEnabled(sel),
-		chromedp.ScrollIntoView(sel, chromedp.NodeVisible),
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
 		// The layout can change without a DOM mutation, so this checks on
-		// every animation frame.
-		explain(selector+" is covered by another element", chromedp.PollFunction[chromedp.Void](`(sel) => {
+		// every animation frame; it scrolls the element into view first
+		// where it is outside the window.
+		at, err := chromedp.PollFunction[struct{ X, Y float64 }](`(sel) => {
   const el = document.querySelector(sel);
-  if (!el) return false;
+  if (!el || el.disabled) return false;
   const r = el.getBoundingClientRect();
-  const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
-  return !!hit && el.contains(hit);
-}`, chromedp.WithPollingArgs(selector), chromedp.WithPollingTimeout(uiTimeout))),
-		chromedp.Click(sel),
-	)
+  if (r.width === 0 || r.height === 0) return false;
+  if (r.top < 0 || r.left < 0 || r.bottom > innerHeight || r.right > innerWidth) {
+    el.scrollIntoView({ block: 'center', inline: 'center' });
+    return false;
+  }
+  const x = r.left + r.width / 2, y = r.top + r.height / 2;
+  const hit = document.elementFromPoint(x, y);
+  return !!hit && el.contains(hit) && { X: x, Y: y };
+}`, chromedp.WithPollingArgs(selector), chromedp.WithPollingTimeout(uiTimeout))(ctx, t)
+		if err != nil {
+			return chromedp.Void{}, fmt.Errorf("%s stays disabled, hidden or covered by another element: %w", selector, err)
+		}
+		return chromedp.MouseClickXY(at.X, at.Y)(ctx, t)
+	}
 }
 
 // explain prefixes the error of action a with what.
@@ -400,6 +410,20 @@ func TestInboxPage(t *testing.T) {
 	applyFile(t, ctx, env, filepath.Join(root, "config", "samples", "dev", "approval.yaml"))
 	approval := `li.item[data-notification="release-approval"]`
 	step("the approval arrives", chromedp.WaitVisible(chromedp.CSS(approval+` button[data-answer="approve"]`)))
+	// The open panel marks the new item seen a moment after it arrives;
+	// that changes nothing shown, so the row (and the button a person is
+	// about to press) must stay the same element.
+	step("remember the approval's row", waitFor(fmt.Sprintf(`(window.heraldApprovalRow = document.querySelector(%q)) !== null`, approval)))
+	step("it is marked seen", waitFor(fmt.Sprintf(`document.querySelector(%q)?.dataset.seen === 'true'`, approval)))
+	sameCtx, cancelSame := context.WithTimeout(tab, uiTimeout)
+	same, err := chromedp.Run(sameCtx, chromedp.Evaluate[bool](fmt.Sprintf(`window.heraldApprovalRow.isConnected && window.heraldApprovalRow === document.querySelector(%q)`, approval)))
+	cancelSame()
+	if err != nil {
+		t.Fatalf("compare the rows: %v", err)
+	}
+	if !same {
+		t.Error("marking the approval seen replaced its row; a click landing meanwhile would be lost")
+	}
 	step("approve it", click(approval+` button[data-answer="approve"]`))
 	step("the page shows the answer", chromedp.WaitVisible(chromedp.CSS(approval+` [data-response="approve"]`)))
 	if file := os.Getenv("HERALD_E2E_SCREENSHOT"); file != "" {

@@ -25,7 +25,7 @@
 // names (hi-*, item, title, actions, ...) so that pages style it.
 
 const GROUP = '/apis/inbox.herald.dev/v1alpha1';
-const CHANNELS = ['inApp', 'email', 'whatsapp', 'webhook'];
+const CHANNELS = ['inApp', 'email', 'whatsapp', 'webhook', 'slack', 'teams', 'telegram'];
 const MAX_BULK_ROUNDS = 20; // a bulk action changes at most 100 items a request
 
 function el(tag, attrs = {}, ...children) {
@@ -38,6 +38,29 @@ function el(tag, attrs = {}, ...children) {
   }
   for (const c of children) if (c !== null && c !== undefined && c !== false) node.append(c);
   return node;
+}
+
+function key(item) {
+  return item.metadata.namespace + '/' + item.metadata.name;
+}
+
+// shown is what an item's row displays: everything but status.seen, which
+// changes no visible content (only the row's data-seen attribute).
+export function shown(item) {
+  const { seen: _, ...status } = item.status || {};
+  return JSON.stringify([item.spec, status]);
+}
+
+// refocus moves keyboard focus from control, inside a row being replaced,
+// to the same control in the new row: the same operation, or, where it
+// flipped (Mark read to Mark unread), the button at the same place.
+function refocus(control, oldRow, newRow) {
+  const same = [...newRow.querySelectorAll('button')].find((b) =>
+    b.dataset.op === control.dataset.op && b.dataset.answer === control.dataset.answer && b.dataset.preset === control.dataset.preset);
+  const buttons = [...oldRow.querySelectorAll('button')];
+  const target = same || newRow.querySelectorAll('button')[buttons.indexOf(control)] || newRow.querySelector('button');
+  // Focus only once the new row is in the document, after render places it.
+  if (target) queueMicrotask(() => target.focus());
 }
 
 function when(item) {
@@ -218,7 +241,6 @@ export class HeraldInbox extends HTMLElement {
   onEvent(ev) {
     const data = JSON.parse(ev.data);
     if (ev.id) this.lastId = ev.id;
-    const key = (it) => it.metadata.namespace + '/' + it.metadata.name;
     switch (ev.type) {
       case 'reset':
         this.items.clear();
@@ -256,7 +278,7 @@ export class HeraldInbox extends HTMLElement {
       const path = '/namespaces/' + encodeURIComponent(it.metadata.namespace) + '/inboxitems/' + encodeURIComponent(it.metadata.name) + '/status';
       const updated = await this.call('PATCH', path, { status }, 'application/merge-patch+json');
       if (!updated.status?.snoozedUntil || new Date(updated.status.snoozedUntil) <= new Date()) {
-        this.items.set(it.metadata.namespace + '/' + it.metadata.name, updated);
+        this.items.set(key(it), updated);
       }
       this.render();
     } catch (err) {
@@ -434,13 +456,42 @@ export class HeraldInbox extends HTMLElement {
     actions, response);
   }
 
+  // render brings the list up to date, rebuilding only the rows whose
+  // shown content changed and leaving the others in place. Rebuilding every
+  // row on every event would swallow a click that lands while the row is
+  // replaced and would drop keyboard focus whenever any item changes (the
+  // open panel marks each new item seen a moment after it arrives).
   render() {
     const now = new Date();
     const items = [...this.items.values()]
       .filter((it) => this.showArchived || !it.status?.archived)
       .filter((it) => !it.spec.expiresAt || new Date(it.spec.expiresAt) > now)
       .sort((a, b) => when(b) - when(a));
-    this.list.replaceChildren(...items.map((it) => this.renderItem(it)));
+    const before = this.rows || new Map();
+    this.rows = new Map();
+    const rows = items.map((it) => {
+      const k = key(it);
+      const look = shown(it);
+      let row = before.get(k);
+      if (row && row.heraldShown === look) {
+        row.dataset.seen = String(!!it.status?.seen);
+      } else {
+        const old = row;
+        row = this.renderItem(it);
+        row.heraldShown = look;
+        if (old && old.contains(document.activeElement)) refocus(document.activeElement, old, row);
+      }
+      this.rows.set(k, row);
+      return row;
+    });
+    // Put the rows in order, moving only those out of place; whatever is
+    // left after them is a replaced or removed row.
+    let at = this.list.firstElementChild;
+    for (const row of rows) {
+      if (row === at) { at = at.nextElementSibling; continue; }
+      this.list.insertBefore(row, at);
+    }
+    while (at) { const next = at.nextElementSibling; at.remove(); at = next; }
     this.empty.hidden = items.length > 0;
     this.renderCounts();
   }

@@ -32,3 +32,11 @@ test('a value may contain colons and lose one leading space only', () => {
   const { events } = parseSSE('event: item\ndata:  {"t":"a:b"}\n\n');
   assert.equal(events[0].data, ' {"t":"a:b"}');
 });
+
+test('a row is kept when only status.seen changes', async () => {
+  const { shown } = await import('./herald-inbox.js');
+  const item = (status) => ({ metadata: { namespace: 'team-a', name: 'x', resourceVersion: String(Math.random()) }, spec: { title: 'Disk full' }, status });
+  assert.equal(shown(item({ read: false })), shown(item({ read: false, seen: true })));
+  assert.notEqual(shown(item({ read: false })), shown(item({ read: true })));
+  assert.notEqual(shown(item({})), shown(item({ response: { action: 'approve' } })));
+});
