@@ -53,6 +53,10 @@ type Options struct {
 	DefaultTTLAfterFinished time.Duration
 	// EventRuleWorkers reconcile EventRules.
 	EventRuleWorkers int
+	// EventRuleMaxNotificationsPerMinute is the ceiling on every
+	// EventRule's spec.maxNotificationsPerMinute: a tenant's rule never
+	// makes more Notifications a minute than this.
+	EventRuleMaxNotificationsPerMinute int
 	// EgressAllow lists CIDRs and host names senders may reach although
 	// the egress policy refuses them by default (loopback, link-local,
 	// private, the service range...). See docs/security.md.
@@ -125,6 +129,9 @@ func DefaultOptions() Options {
 		DefaultTimeout:       30 * time.Second,
 		ProviderTripDuration: 5 * time.Minute,
 		EventRuleWorkers:     2,
+		// The API's default budget: a rule that sets none gets what the
+		// operator allows every rule.
+		EventRuleMaxNotificationsPerMinute: notifyv1.DefaultEventRuleNotificationsPerMinute,
 		// Seven days: long enough to look into last week's deliveries,
 		// short enough that etcd holds a bounded number (docs/operations.md).
 		DefaultTTLAfterFinished: 7 * 24 * time.Hour,
@@ -181,6 +188,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.ServiceCIDRs, "egress-service-cidr", o.ServiceCIDRs, "The cluster's service IP range(s), refused as destinations unless --egress-allow names them.")
 	fs.BoolVar(&o.AllowInsecureSkipVerify, "allow-insecure-skip-verify", o.AllowInsecureSkipVerify, "Let SMTP providers set insecureSkipVerify (no certificate verification); without it such a provider is not Ready. For test clusters only.")
 	fs.StringVar(&o.InboxURL, "inbox-url", o.InboxURL, "Address of the inbox web page; Slack and Teams messages of approval notifications link to their item there (?item=<inbox item>&namespace=<ns>&notification=<name>). A provider's spec.<channel>.inboxURL overrides it.")
+	fs.IntVar(&o.EventRuleMaxNotificationsPerMinute, "eventrule-max-notifications-per-minute", o.EventRuleMaxNotificationsPerMinute, fmt.Sprintf("Ceiling on every EventRule's spec.maxNotificationsPerMinute (1-%d): no rule makes more Notifications a minute, whatever its spec says.", notifyv1.MaxEventRuleNotificationsPerMinute))
 	fs.BoolVar(&o.SuccessEvents, "success-events", o.SuccessEvents, "Emit a Normal Event for every delivered Notification (one more API write each); failures always get Warning Events.")
 	o.Alerts.AddFlags(fs)
 }
@@ -226,6 +234,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Manager.LeaderElectionID == "" {
 		return fmt.Errorf("--leader-election-id must not be empty")
+	}
+	if n := o.EventRuleMaxNotificationsPerMinute; n < 1 || n > notifyv1.MaxEventRuleNotificationsPerMinute {
+		return fmt.Errorf("--eventrule-max-notifications-per-minute must be between 1 and %d, got %d", notifyv1.MaxEventRuleNotificationsPerMinute, n)
 	}
 	if o.DefaultTimeout <= 0 {
 		return fmt.Errorf("default attempt timeout must be positive, got %s", o.DefaultTimeout)

@@ -191,6 +191,8 @@ func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Cache, error) {
 		Recorder:  recorder,
 		Clock:     opts.Clock,
 		Workers:   opts.EventRuleWorkers,
+		// Every tenant's rules are held to the operator's ceiling.
+		MaxNotificationsPerMinute: opts.EventRuleMaxNotificationsPerMinute,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up event rule controller: %w", err)
 	}

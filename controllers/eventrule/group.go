@@ -45,6 +45,12 @@ type groupedEvent struct {
 	occ time.Time
 }
 
+// groupWindowKey is one group in one window.
+type groupWindowKey struct {
+	key    string
+	window time.Time
+}
+
 // GroupKey is the value of an Event's group: the keys of by, with their
 // values, in order. objLabels are the involved object's labels (nil when
 // no key needs them or the object has none).
@@ -110,7 +116,13 @@ func groupStaleAfter(g *notifyv1.EventGrouping) time.Duration {
 // are found and the rest is carried by the next: no Event is counted
 // twice or left out (as long as the API server keeps Events for the
 // window, an hour by default). It returns when the next part is due.
-func (r *Reconciler) scanGroups(ctx context.Context, rule *notifyv1.EventRule, p *prepared, now time.Time) (tally, time.Duration, error) {
+//
+// Every part draws on the rule's budget. A part that is due when the
+// budget is spent waits for it, and carries the Events that arrive
+// meanwhile; it may wait until one interval after its window ended,
+// giving older windows the first tokens. Then the Events the group has not
+// carried are counted as rate limited and none of them is carried later.
+func (r *Reconciler) scanGroups(ctx context.Context, rule *notifyv1.EventRule, p *prepared, b *budget, now time.Time) (tally, time.Duration, error) {
 	var t tally
 	g := rule.Spec.Grouping
 	var list corev1.EventList
@@ -120,11 +132,7 @@ func (r *Reconciler) scanGroups(ctx context.Context, rule *notifyv1.EventRule, p
 	stale := groupStaleAfter(g)
 	ledger := r.ledger(rule)
 	involved := map[string]labels.Set{}
-	type windowKey struct {
-		key    string
-		window time.Time
-	}
-	groups := map[windowKey][]groupedEvent{}
+	groups := map[groupWindowKey][]groupedEvent{}
 	for i := range list.Items {
 		e := &list.Items[i]
 		occ := occurrence(e)
@@ -145,12 +153,17 @@ func (r *Reconciler) scanGroups(ctx context.Context, rule *notifyv1.EventRule, p
 			ledger.seen[key] = occ
 			t.matched++
 		}
-		wk := windowKey{GroupKey(g.By, e, set), GroupWindow(occ, g.Interval.Duration)}
+		wk := groupWindowKey{GroupKey(g.By, e, set), GroupWindow(occ, g.Interval.Duration)}
 		groups[wk] = append(groups[wk], groupedEvent{e: e, occ: occ})
 	}
 	for k, occ := range ledger.seen {
 		if now.Sub(occ) > stale {
 			delete(ledger.seen, k)
+		}
+	}
+	for wk := range ledger.overBudget {
+		if now.Sub(wk.window.Add(g.Interval.Duration)) > stale {
+			delete(ledger.overBudget, wk)
 		}
 	}
 
@@ -160,7 +173,7 @@ func (r *Reconciler) scanGroups(ctx context.Context, rule *notifyv1.EventRule, p
 			next = d
 		}
 	}
-	keys := make([]windowKey, 0, len(groups))
+	keys := make([]groupWindowKey, 0, len(groups))
 	for k := range groups {
 		keys = append(keys, k)
 	}
@@ -178,8 +191,19 @@ func (r *Reconciler) scanGroups(ctx context.Context, rule *notifyv1.EventRule, p
 			}
 			return evs[i].e.UID < evs[j].e.UID
 		})
+		if handled, ok := ledger.overBudget[wk]; ok {
+			// The group's rest was counted as rate limited; Events that
+			// turned up since (reported late) are too.
+			if len(evs) > handled {
+				t.rateLimited += int64(len(evs) - handled)
+				ledger.overBudget[wk] = len(evs)
+			}
+			continue
+		}
 		cutoff := evs[0].occ.Add(g.Wait.Duration)
 		end := wk.window.Add(g.Interval.Duration)
+		// The last moment a part may wait for the budget.
+		giveUp := end.Add(g.Interval.Duration)
 		carried := 0
 		for part := 1; part <= maxGroupParts && carried < len(evs); part++ {
 			name := GroupNotificationName(rule.Name, wk.key, wk.window, part)
@@ -211,8 +235,20 @@ func (r *Reconciler) scanGroups(ctx context.Context, rule *notifyv1.EventRule, p
 			if part == maxGroupParts {
 				batch = evs[carried:] // the last part carries the rest
 			}
+			refund, ok := b.take(now)
+			if !ok {
+				if now.Before(giveUp) {
+					t.postponed++
+					due(now.Add(b.untilToken(now)))
+					break
+				}
+				t.rateLimited += int64(len(evs) - carried)
+				ledger.overBudget[wk] = len(evs)
+				break
+			}
 			notif, err := r.groupNotification(rule, p.template, wk.key, wk.window, part, batch)
 			if err != nil {
+				refund()
 				r.Recorder.Eventf(rule, nil, "Warning", notifyv1.ReasonInvalidContent, "Emit", "cannot make the grouped Notification %s: %v", name, err)
 				break
 			}
@@ -225,9 +261,12 @@ func (r *Reconciler) scanGroups(ctx context.Context, rule *notifyv1.EventRule, p
 					notif.Name, len(batch), wk.key)
 			case apierrors.IsAlreadyExists(err):
 				// Made a moment ago; the cache has not seen it yet.
+				refund()
 			case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
+				refund()
 				r.Recorder.Eventf(rule, nil, "Warning", notifyv1.ReasonInvalidContent, "Emit", "the grouped Notification %s was rejected: %v", name, err)
 			default:
+				refund()
 				return t, 0, fmt.Errorf("creating notification %s: %w", name, err)
 			}
 			carried += len(batch)

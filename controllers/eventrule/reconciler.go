@@ -81,9 +81,18 @@ type Reconciler struct {
 	Recorder  events.EventRecorder
 	Clock     clock.PassiveClock
 	Workers   int
+	// MaxNotificationsPerMinute is the operator's ceiling on every rule's
+	// budget (--eventrule-max-notifications-per-minute): a rule gets the
+	// lower of it and its spec.maxNotificationsPerMinute. Not positive:
+	// no ceiling beyond the API's maximum.
+	MaxNotificationsPerMinute int
 
 	mu      sync.Mutex
 	ledgers map[types.NamespacedName]*ruleLedger
+	// budgets hold each rule's token bucket (budget.go), apart from the
+	// ledgers: a spec change starts a new ledger but must not refill the
+	// bucket.
+	budgets map[types.NamespacedName]*budget
 }
 
 // ruleLedger remembers which Event observations a rule has handled.
@@ -97,6 +106,11 @@ type ruleLedger struct {
 	// seen maps an observation (Event UID and count) to when it occurred,
 	// so that entries can be dropped once their Event is stale.
 	seen map[string]time.Time
+	// overBudget maps a grouped rule's group window whose remaining
+	// Events were counted as rate limited to how many of its Events were
+	// handled by then, so that they are neither counted again nor carried
+	// by a later part.
+	overBudget map[groupWindowKey]int
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=eventrules,verbs=get;list;watch
@@ -113,19 +127,24 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Get(ctx, req.NamespacedName, &rule); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.dropLedger(req.NamespacedName)
+			r.dropBudget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if rule.DeletionTimestamp != nil {
+		r.dropBudget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	now := r.Clock.Now()
+	b := r.budgetFor(&rule, now)
 
 	if rule.Spec.Suspend {
 		// Forget what was seen: on resume the rule starts like a new one.
+		// The budget is kept, so that suspending cannot refill it.
 		r.dropLedger(req.NamespacedName)
-		return ctrl.Result{}, r.writeStatus(ctx, &rule, tally{}, metav1.ConditionFalse, notifyv1.ReasonSuspended,
-			"spec.suspend is true: Events are not looked at")
+		bc, recheck := r.settle(&rule, b, tally{}, now)
+		return ctrl.Result{RequeueAfter: recheck}, r.writeStatus(ctx, &rule, tally{}, metav1.ConditionFalse, notifyv1.ReasonSuspended,
+			"spec.suspend is true: Events are not looked at", bc)
 	}
 	p, reason, err := r.prepare(ctx, &rule)
 	if err != nil {
@@ -134,24 +153,39 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		// Matching Events are left unhandled: once the rule is fixed (or
 		// its template appears) they are acted on if still recent.
-		return ctrl.Result{}, r.writeStatus(ctx, &rule, tally{}, metav1.ConditionFalse, reason, err.Error())
+		bc, recheck := r.settle(&rule, b, tally{}, now)
+		return ctrl.Result{RequeueAfter: recheck}, r.writeStatus(ctx, &rule, tally{}, metav1.ConditionFalse, reason, err.Error(), bc)
 	}
 
 	if g := rule.Spec.Grouping; g != nil {
-		t, next, scanErr := r.scanGroups(ctx, &rule, p, now)
-		msg := fmt.Sprintf("watching Events in namespace %s; grouping by [%s], wait %s, interval %s",
-			rule.Namespace, strings.Join(g.By, ", "), g.Wait.Duration, g.Interval.Duration)
-		if err := r.writeStatus(ctx, &rule, t, metav1.ConditionTrue, notifyv1.ReasonWatching, msg); err != nil {
+		t, next, scanErr := r.scanGroups(ctx, &rule, p, b, now)
+		bc, recheck := r.settle(&rule, b, t, now)
+		msg := fmt.Sprintf("watching Events in namespace %s; grouping by [%s], wait %s, interval %s; at most %d Notifications per minute",
+			rule.Namespace, strings.Join(g.By, ", "), g.Wait.Duration, g.Interval.Duration, b.perMinute)
+		if err := r.writeStatus(ctx, &rule, t, metav1.ConditionTrue, notifyv1.ReasonWatching, msg, bc); err != nil {
 			return ctrl.Result{}, err
 		}
-		return ctrl.Result{RequeueAfter: next}, scanErr
+		return ctrl.Result{RequeueAfter: earliest(next, recheck)}, scanErr
 	}
-	t, scanErr := r.scan(ctx, &rule, p, now)
-	msg := fmt.Sprintf("watching Events in namespace %s; throttle %s", rule.Namespace, rule.Spec.Throttle.Duration)
-	if err := r.writeStatus(ctx, &rule, t, metav1.ConditionTrue, notifyv1.ReasonWatching, msg); err != nil {
+	t, scanErr := r.scan(ctx, &rule, p, b, now)
+	bc, recheck := r.settle(&rule, b, t, now)
+	msg := fmt.Sprintf("watching Events in namespace %s; throttle %s; at most %d Notifications per minute",
+		rule.Namespace, rule.Spec.Throttle.Duration, b.perMinute)
+	if err := r.writeStatus(ctx, &rule, t, metav1.ConditionTrue, notifyv1.ReasonWatching, msg, bc); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{}, scanErr
+	return ctrl.Result{RequeueAfter: recheck}, scanErr
+}
+
+// earliest is the shorter of two requeue delays, zero meaning none.
+func earliest(a, b time.Duration) time.Duration {
+	switch {
+	case a <= 0:
+		return b
+	case b <= 0:
+		return a
+	}
+	return min(a, b)
 }
 
 // prepared is what a rule needs to act on Events, checked once per
@@ -218,13 +252,18 @@ func (r *Reconciler) prepare(ctx context.Context, rule *notifyv1.EventRule) (*pr
 // tally is what one reconcile adds to a rule's counts.
 type tally struct {
 	matched, emitted, throttled, grouped int64
-	lastEmit                             time.Time
+	// rateLimited counts Events that made no Notification because the
+	// budget was spent; postponed counts grouped Notifications that were
+	// due but wait for the budget.
+	rateLimited int64
+	postponed   int
+	lastEmit    time.Time
 }
 
 // scan acts on the namespace's recent Events that the rule has not
 // handled yet. It returns what it counted even when it stops early on an
 // error, so that the counts are recorded before the retry.
-func (r *Reconciler) scan(ctx context.Context, rule *notifyv1.EventRule, p *prepared, now time.Time) (tally, error) {
+func (r *Reconciler) scan(ctx context.Context, rule *notifyv1.EventRule, p *prepared, b *budget, now time.Time) (tally, error) {
 	var t tally
 	// Every matching Event wakes this scan, so the Events are read as the
 	// cache holds them, without copies; nothing here writes to them.
@@ -285,6 +324,22 @@ func (r *Reconciler) scan(ctx context.Context, rule *notifyv1.EventRule, p *prep
 				continue
 			}
 		}
+		refund, ok := b.take(now)
+		if !ok {
+			// Over the budget. An Event whose window has its Notification
+			// already would have made none anyway: that is the throttle,
+			// not the budget.
+			t.matched++
+			ledger.seen[key] = occ
+			if throttled, err := r.notificationExists(ctx, n, created); err != nil {
+				return t, err
+			} else if throttled {
+				t.throttled++
+			} else {
+				t.rateLimited++
+			}
+			continue
+		}
 		err = r.Create(ctx, n)
 		switch {
 		case err == nil:
@@ -294,11 +349,14 @@ func (r *Reconciler) scan(ctx context.Context, rule *notifyv1.EventRule, p *prep
 			r.Recorder.Eventf(rule, n, "Normal", notifyv1.ReasonEmitted, "Emit", "created Notification %s for %s/%s %s",
 				n.Name, e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason)
 		case apierrors.IsAlreadyExists(err):
+			refund()
 			t.throttled++
 		case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err):
+			refund()
 			r.Recorder.Eventf(rule, nil, "Warning", notifyv1.ReasonInvalidContent, "Emit", "the Notification for %s/%s %s was rejected: %v",
 				e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, err)
 		default:
+			refund()
 			return t, fmt.Errorf("creating notification %s: %w", n.Name, err)
 		}
 		t.matched++
@@ -311,6 +369,23 @@ func (r *Reconciler) scan(ctx context.Context, rule *notifyv1.EventRule, p *prep
 		}
 	}
 	return t, nil
+}
+
+// notificationExists reports whether n exists already: made in this pass
+// (created) or found in the cache.
+func (r *Reconciler) notificationExists(ctx context.Context, n *notifyv1.Notification, created map[string]bool) (bool, error) {
+	if created[n.Name] {
+		return true, nil
+	}
+	var existing notifyv1.Notification
+	switch err := r.Get(ctx, client.ObjectKeyFromObject(n), &existing); {
+	case err == nil:
+		return true, nil
+	case apierrors.IsNotFound(err):
+		return false, nil
+	default:
+		return false, fmt.Errorf("reading notification %s: %w", n.Name, err)
+	}
 }
 
 // staleAfter is the age beyond which an Event is ignored: the longer of the
@@ -545,7 +620,7 @@ func (r *Reconciler) ledger(rule *notifyv1.EventRule) *ruleLedger {
 	// A new rule of the same name or a changed spec starts over: Events
 	// that did not match before may match now.
 	if l == nil || l.uid != rule.UID || l.generation != rule.Generation {
-		l = &ruleLedger{uid: rule.UID, generation: rule.Generation, seen: map[string]time.Time{}}
+		l = &ruleLedger{uid: rule.UID, generation: rule.Generation, seen: map[string]time.Time{}, overBudget: map[groupWindowKey]int{}}
 		r.ledgers[key] = l
 	}
 	return l
@@ -557,12 +632,12 @@ func (r *Reconciler) dropLedger(key types.NamespacedName) {
 	delete(r.ledgers, key)
 }
 
-// writeStatus adds t to the rule's counts and sets Ready. The counts are
+// writeStatus adds t to the rule's counts and sets Ready and RateLimited. The counts are
 // sums, so the write is conditional on the version read; on a conflict the
 // rule is read again from the API server (the cache may lag behind the
 // previous write) and the same tally is added to it, so no count is lost
 // or doubled.
-func (r *Reconciler) writeStatus(ctx context.Context, rule *notifyv1.EventRule, t tally, status metav1.ConditionStatus, reason, msg string) error {
+func (r *Reconciler) writeStatus(ctx context.Context, rule *notifyv1.EventRule, t tally, status metav1.ConditionStatus, reason, msg string, bc budgetCondition) error {
 	key := client.ObjectKeyFromObject(rule)
 	first := true
 	return clientretry.RetryOnConflict(clientretry.DefaultRetry, func() error {
@@ -580,11 +655,13 @@ func (r *Reconciler) writeStatus(ctx context.Context, rule *notifyv1.EventRule, 
 		st.Emitted += t.emitted
 		st.Throttled += t.throttled
 		st.Grouped += t.grouped
+		st.RateLimited += t.rateLimited
 		if !t.lastEmit.IsZero() {
 			st.LastEmitTime = &metav1.Time{Time: t.lastEmit}
 		}
 		st.ObservedGeneration = rule.Generation
 		notifyv1.SetCondition(rule, notifyv1.ConditionReady, status, reason, msg)
+		notifyv1.SetCondition(rule, notifyv1.ConditionRateLimited, bc.status, bc.reason, bc.message)
 		_, err := patcher.Patch(ctx, rule, patch.WithOptimisticLock())
 		return err
 	})

@@ -21,6 +21,9 @@ const (
 	// ConditionApproved and ConditionRejected record an approval decision.
 	ConditionApproved = "Approved"
 	ConditionRejected = "Rejected"
+	// ConditionRateLimited is True on an EventRule while its budget of
+	// Notifications per minute holds matching Events back.
+	ConditionRateLimited = "RateLimited"
 	// ConditionAddressesValid says every address of a Recipient can be
 	// used.
 	ConditionAddressesValid = "AddressesValid"
@@ -131,6 +134,11 @@ const (
 	ReasonInvalidParams  = "InvalidParams"
 	ReasonEmitted        = "Emitted"
 	ReasonInvalidContent = "InvalidNotification"
+	// ReasonBudgetExceeded is the RateLimited condition's reason (True),
+	// and the Warning Event's, while the rule's budget holds Events back;
+	// ReasonWithinBudget is the reason once a minute passed without.
+	ReasonBudgetExceeded = "BudgetExceeded"
+	ReasonWithinBudget   = "WithinBudget"
 	// ReasonSelectorUnreadable is the Event for an involved object whose
 	// labels Herald may not read.
 	ReasonSelectorUnreadable = "SelectorUnreadable"

@@ -30,6 +30,15 @@ type EventMatch struct {
 	Selector *metav1.LabelSelector `json:"selector,omitempty"`
 }
 
+// MaxEventRuleNotificationsPerMinute is the most
+// spec.maxNotificationsPerMinute admits; the controller's
+// --eventrule-max-notifications-per-minute may lower it further.
+const MaxEventRuleNotificationsPerMinute = 600
+
+// DefaultEventRuleNotificationsPerMinute is a rule's budget when its spec
+// sets none.
+const DefaultEventRuleNotificationsPerMinute = 60
+
 // EventGrouping says how a rule groups Events into Notifications.
 // +kubebuilder:validation:XValidation:rule="duration(self.wait) < duration(self.interval)",message="grouping.wait must be shorter than grouping.interval"
 type EventGrouping struct {
@@ -79,6 +88,17 @@ type EventRuleSpec struct {
 	// involved object and reason; throttle then does not apply.
 	// +optional
 	Grouping *EventGrouping `json:"grouping,omitempty"`
+	// maxNotificationsPerMinute is the rule's budget: the most
+	// Notifications it makes in a minute, grouped ones included (a token
+	// bucket that holds this many and refills at this rate). Matching
+	// Events beyond it make no Notification; they are counted in
+	// status.rateLimited and the RateLimited condition says so. The
+	// controller's --eventrule-max-notifications-per-minute caps it.
+	// +kubebuilder:default=60
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=600
+	// +optional
+	MaxNotificationsPerMinute int32 `json:"maxNotificationsPerMinute,omitempty"`
 	// suspend stops the rule.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
@@ -99,6 +119,11 @@ type EventRuleStatus struct {
 	// grouped counts Events folded into a grouped Notification.
 	// +optional
 	Grouped int64 `json:"grouped,omitempty"`
+	// rateLimited counts matching Events that made no Notification
+	// because the rule's budget (spec.maxNotificationsPerMinute, capped by
+	// the controller) was spent.
+	// +optional
+	RateLimited int64 `json:"rateLimited,omitempty"`
 	// +optional
 	LastEmitTime *metav1.Time `json:"lastEmitTime,omitempty"`
 	// +optional
@@ -117,6 +142,7 @@ type EventRuleStatus struct {
 // +kubebuilder:printcolumn:name="Matched",type=integer,JSONPath=`.status.matched`
 // +kubebuilder:printcolumn:name="Emitted",type=integer,JSONPath=`.status.emitted`
 // +kubebuilder:printcolumn:name="Throttled",type=integer,JSONPath=`.status.throttled`
+// +kubebuilder:printcolumn:name="RateLimited",type=integer,JSONPath=`.status.rateLimited`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type EventRule struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -1,0 +1,111 @@
+package eventrule
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+)
+
+func TestEffectiveBudget(t *testing.T) {
+	tests := []struct {
+		spec    int32
+		ceiling int
+		want    int
+	}{
+		{0, 0, notifyv1.DefaultEventRuleNotificationsPerMinute}, // unset: the API default
+		{0, 10, 10},
+		{10, 60, 10},
+		{600, 60, 60}, // a tenant cannot go above the operator's ceiling
+		{600, 0, 600},
+		{-5, 0, notifyv1.DefaultEventRuleNotificationsPerMinute},
+	}
+	for _, tc := range tests {
+		if got := EffectiveBudget(tc.spec, tc.ceiling); got != tc.want {
+			t.Errorf("EffectiveBudget(%d, %d) = %d, want %d", tc.spec, tc.ceiling, got, tc.want)
+		}
+	}
+}
+
+func TestBudgetBucket(t *testing.T) {
+	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	b := newBudget("u", 10, start)
+	taken := 0
+	for range 200 {
+		if _, ok := b.take(start); ok {
+			taken++
+		}
+	}
+	if taken != 10 {
+		t.Fatalf("took %d tokens from a full bucket of 10", taken)
+	}
+	if d := b.untilToken(start); d != 6*time.Second {
+		t.Errorf("next token in %s, want 6s (10 a minute)", d)
+	}
+	if _, ok := b.take(start.Add(5 * time.Second)); ok {
+		t.Error("a token before it refilled")
+	}
+	refund, ok := b.take(start.Add(6 * time.Second))
+	if !ok {
+		t.Fatal("no token 6s later")
+	}
+	refund()
+	if _, ok := b.take(start.Add(6 * time.Second)); !ok {
+		t.Error("a refunded token is not there")
+	}
+	if _, ok := b.take(start.Add(6 * time.Second)); ok {
+		t.Error("more than the refunded token")
+	}
+
+	// A lower rate shrinks the bucket; a higher one does not fill it.
+	later := start.Add(time.Hour)
+	b.setRate(3, later)
+	got := 0
+	for range 10 {
+		if _, ok := b.take(later); ok {
+			got++
+		}
+	}
+	if got != 3 {
+		t.Errorf("took %d tokens after lowering the budget to 3", got)
+	}
+	b.setRate(100, later)
+	if _, ok := b.take(later); ok {
+		t.Error("raising the budget refilled the bucket")
+	}
+}
+
+func TestRateLimitedCondition(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name        string
+		lastLimited time.Time
+		spec        int32
+		ceiling     int
+		want        metav1.ConditionStatus
+		recheck     time.Duration
+		msg         string
+	}{
+		{"never limited", time.Time{}, 60, 60, metav1.ConditionFalse, 0, "within the budget of 60 Notifications per minute (spec.maxNotificationsPerMinute 60)"},
+		{"just limited", now, 10, 60, metav1.ConditionTrue, time.Minute, "budget of 10 Notifications per minute (spec.maxNotificationsPerMinute 10)"},
+		{"limited 59s ago", now.Add(-59 * time.Second), 10, 60, metav1.ConditionTrue, time.Second, "status.rateLimited"},
+		{"a minute passed", now.Add(-time.Minute), 10, 60, metav1.ConditionFalse, 0, "within the budget of 10"},
+		{"ceiling lowers the spec", now, 500, 60, metav1.ConditionTrue, time.Minute, "budget of 60 Notifications per minute (spec.maxNotificationsPerMinute 500, lowered to the controller's ceiling 60)"},
+	}
+	for _, tc := range tests {
+		c, recheck := RateLimitedCondition(now, tc.lastLimited, EffectiveBudget(tc.spec, tc.ceiling), tc.spec, tc.ceiling)
+		if c.status != tc.want || recheck != tc.recheck || !strings.Contains(c.message, tc.msg) {
+			t.Errorf("%s: got %s (recheck %s) %q, want %s (recheck %s) containing %q", tc.name, c.status, recheck, c.message, tc.want, tc.recheck, tc.msg)
+		}
+		wantReason := notifyv1.ReasonWithinBudget
+		if tc.want == metav1.ConditionTrue {
+			wantReason = notifyv1.ReasonBudgetExceeded
+		}
+		if c.reason != wantReason {
+			t.Errorf("%s: reason %s, want %s", tc.name, c.reason, wantReason)
+		}
+	}
+}

@@ -1,0 +1,20 @@
+package controllers
+
+import "testing"
+
+func TestValidateEventRuleCeiling(t *testing.T) {
+	for n, ok := range map[int]bool{
+		-1:  false,
+		0:   false,
+		1:   true,
+		60:  true,
+		600: true,
+		601: false,
+	} {
+		o := DefaultOptions()
+		o.EventRuleMaxNotificationsPerMinute = n
+		if err := o.Validate(); (err == nil) != ok {
+			t.Errorf("--eventrule-max-notifications-per-minute %d: %v", n, err)
+		}
+	}
+}
