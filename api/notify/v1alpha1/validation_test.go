@@ -269,6 +269,12 @@ var _ = Describe("admission", func() {
 			`grouping.interval must be between 1s and 24h`),
 		Entry("unknown event type", "EventRule", "match:\n  types: [Error]\nnotification:\n  spec:\n"+indent(notificationBody, "    "),
 			`Unsupported value: "Error"`),
+		Entry("no budget", "EventRule", "match: {}\nmaxNotificationsPerMinute: 0\nnotification:\n  spec:\n"+indent(notificationBody, "    "),
+			`spec.maxNotificationsPerMinute in body should be greater than or equal to 1`),
+		Entry("negative budget", "EventRule", "match: {}\nmaxNotificationsPerMinute: -5\nnotification:\n  spec:\n"+indent(notificationBody, "    "),
+			`spec.maxNotificationsPerMinute in body should be greater than or equal to 1`),
+		Entry("budget over the maximum", "EventRule", "match: {}\nmaxNotificationsPerMinute: 601\nnotification:\n  spec:\n"+indent(notificationBody, "    "),
+			`spec.maxNotificationsPerMinute in body should be less than or equal to 600`),
 	)
 
 	It("keeps a Notification's spec immutable", func() {
