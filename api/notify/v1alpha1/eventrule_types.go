@@ -91,9 +91,10 @@ type EventRuleSpec struct {
 	// maxNotificationsPerMinute is the rule's budget: the most
 	// Notifications it makes in a minute, grouped ones included (a token
 	// bucket that holds this many and refills at this rate). Matching
-	// Events beyond it make no Notification; they are counted in
-	// status.rateLimited and the RateLimited condition says so. The
-	// controller's --eventrule-max-notifications-per-minute caps it.
+	// Events beyond it make no Notification (a grouped Notification waits
+	// for the budget until an interval after its window ended); they are
+	// counted in status.rateLimited and the RateLimited condition says so.
+	// The controller's --eventrule-max-notifications-per-minute caps it.
 	// +kubebuilder:default=60
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=600
