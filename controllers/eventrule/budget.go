@@ -17,9 +17,11 @@ import (
 // BudgetExceeded Events on one rule.
 const budgetWindow = time.Minute
 
-// minBudgetRecheck keeps a rule whose grouped Notifications wait for the
-// budget from being requeued in a tight loop.
-const minBudgetRecheck = time.Second
+// minBudgetRecheck is the least time between two passes of a rule whose
+// grouped Notifications wait for the budget: each pass looks at every
+// group, so with many groups waiting, parts are made a few tokens at a
+// time every few seconds rather than one pass per token.
+const minBudgetRecheck = 5 * time.Second
 
 // EffectiveBudget is the Notifications per minute a rule may make: its
 // spec.maxNotificationsPerMinute (the API default when unset), never more

@@ -45,6 +45,13 @@ func TestBudgetBucket(t *testing.T) {
 	if d := b.untilToken(start); d != 6*time.Second {
 		t.Errorf("next token in %s, want 6s (10 a minute)", d)
 	}
+	fast := newBudget("fast", 600, start)
+	for range 600 {
+		fast.take(start)
+	}
+	if d := fast.untilToken(start); d != minBudgetRecheck {
+		t.Errorf("a rule waiting for a budget of 600 a minute is looked at again in %s, want %s, not once per token", d, minBudgetRecheck)
+	}
 	if _, ok := b.take(start.Add(5 * time.Second)); ok {
 		t.Error("a token before it refilled")
 	}
