@@ -65,7 +65,9 @@ var EventParams = []string{"reason", "message", "type", "kind", "name", "namespa
 // Notifications that should exist for them. A Notification's name is
 // derived from (rule, involved kind/name, reason, throttle window), so
 // creating it again within the window is AlreadyExists: that is the
-// throttle, and it holds across restarts and concurrent replicas.
+// throttle, and it holds across restarts and concurrent replicas. (A
+// repeat whose Notification is in the cache already is not even created:
+// a flood of repeats costs no API writes.)
 //
 // Which Events were already counted is kept in memory per rule (the
 // ledger), so that a burst costs one status write per reconcile and every
@@ -324,20 +326,23 @@ func (r *Reconciler) scan(ctx context.Context, rule *notifyv1.EventRule, p *prep
 				continue
 			}
 		}
+		// A repeat whose window has its Notification (in the cache) is
+		// throttled without a create, and takes nothing from the budget.
+		exists, err := r.notificationExists(ctx, n, created)
+		if err != nil {
+			return t, err
+		}
+		if exists {
+			t.matched++
+			t.throttled++
+			ledger.seen[key] = occ
+			continue
+		}
 		refund, ok := b.take(now)
 		if !ok {
-			// Over the budget. An Event whose window has its Notification
-			// already would have made none anyway: that is the throttle,
-			// not the budget.
 			t.matched++
+			t.rateLimited++
 			ledger.seen[key] = occ
-			if throttled, err := r.notificationExists(ctx, n, created); err != nil {
-				return t, err
-			} else if throttled {
-				t.throttled++
-			} else {
-				t.rateLimited++
-			}
 			continue
 		}
 		err = r.Create(ctx, n)
