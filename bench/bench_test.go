@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -225,7 +226,7 @@ func (h *harness) measureSingle(label string, ch notifyv1.Channel, sink *sink) {
 	for i := range names {
 		names[i] = fmt.Sprintf("n%05d", i)
 	}
-	w := h.watchNotifications(ns)
+	w := h.watchNotifications(ns, ch == notifyv1.ChannelInApp)
 	defer w.stop()
 	before := h.apiWrites()
 	cpu0 := h.ctrl.CPU()
@@ -244,7 +245,7 @@ func (h *harness) measureSingle(label string, ch notifyv1.Channel, sink *sink) {
 
 	counts := h.apiWrites().minus(before)
 	cpu := h.ctrl.CPU() - cpu0
-	lat := h.deliveryLatencies(ns, notifications, func(d *notifyv1.ChannelDelivery) time.Time {
+	lat := h.deliveryLatencies(ns, notifications, w, func(d *notifyv1.ChannelDelivery) time.Time {
 		var i int
 		fmt.Sscanf(d.Spec.Notification, "n%05d", &i)
 		return created[i]
@@ -276,7 +277,7 @@ func (h *harness) measureFanOut() {
 		})
 	})
 	h.waitRecipientsChecked(ns, fanOut)
-	w := h.watchNotifications(ns)
+	w := h.watchNotifications(ns, true)
 	defer w.stop()
 	before := h.apiWrites()
 	cpu0 := h.ctrl.CPU()
@@ -297,7 +298,7 @@ func (h *harness) measureFanOut() {
 		Bound:         bound,
 		Deliveries:    fanOut,
 		Elapsed:       elapsed,
-		Latency:       h.deliveryLatencies(ns, fanOut, func(*notifyv1.ChannelDelivery) time.Time { return start }),
+		Latency:       h.deliveryLatencies(ns, fanOut, w, func(*notifyv1.ChannelDelivery) time.Time { return start }),
 		Writes:        counts.writes,
 		Reads:         counts.reads,
 		ClientCreates: 1,
@@ -377,14 +378,23 @@ func (h *harness) eventually(limit time.Duration, cond func() bool, what string)
 // informer. Waiting costs the API server one watch instead of repeated
 // lists, and the bench decodes one object per status change instead of
 // every object per poll, so the measuring does not eat into what it
-// measures. Deliveries are read once, after the run.
+// measures. Deliveries are read once, after the run, but for those
+// delivered on create: their delivery is their creation, which
+// metadata.creationTimestamp records in whole seconds only, so the watch
+// notes when each is first seen.
 type notificationWatch struct {
 	cache  cache.Cache
 	cancel context.CancelFunc
 	ns     string
+
+	mu        sync.Mutex
+	firstSeen map[string]time.Time // delivered-on-create deliveries by name
 }
 
-func (h *harness) watchNotifications(ns string) *notificationWatch {
+// watchNotifications watches the namespace's Notifications and, with
+// deliveries (in-app runs only, so that other runs carry no watch they do
+// not need), notes when each delivered-on-create delivery is first seen.
+func (h *harness) watchNotifications(ns string, deliveries bool) *notificationWatch {
 	c, err := cache.New(h.cfg, cache.Options{Scheme: h.env.Scheme, DefaultNamespaces: map[string]cache.Config{ns: {}}})
 	if err != nil {
 		h.t.Fatal(err)
@@ -392,10 +402,45 @@ func (h *harness) watchNotifications(ns string) *notificationWatch {
 	if _, err := c.GetInformer(context.Background(), &notifyv1.Notification{}); err != nil {
 		h.t.Fatal(err)
 	}
+	w := &notificationWatch{cache: c, ns: ns, firstSeen: map[string]time.Time{}}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { _ = c.Start(ctx) }()
-	c.WaitForCacheSync(ctx)
-	return &notificationWatch{cache: c, cancel: cancel, ns: ns}
+	w.cancel = cancel
+	defer func() {
+		go func() { _ = c.Start(ctx) }()
+		c.WaitForCacheSync(ctx)
+	}()
+	if !deliveries {
+		return w
+	}
+	inf, err := c.GetInformer(context.Background(), &notifyv1.ChannelDelivery{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	note := func(obj any) {
+		if d, ok := obj.(*notifyv1.ChannelDelivery); ok && d.Spec.DeliveredOnCreate {
+			w.mu.Lock()
+			if _, seen := w.firstSeen[d.Name]; !seen {
+				w.firstSeen[d.Name] = time.Now()
+			}
+			w.mu.Unlock()
+		}
+	}
+	if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{AddFunc: note}); err != nil {
+		h.t.Fatal(err)
+	}
+	return w
+}
+
+// deliveredAt is when d was delivered: its completion time, or when the
+// watch first saw it for one delivered on create.
+func (w *notificationWatch) deliveredAt(d *notifyv1.ChannelDelivery) (time.Time, bool) {
+	if d.Status.CompletionTime != nil {
+		return d.Status.CompletionTime.Time, true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t, ok := w.firstSeen[d.Name]
+	return t, ok && d.Phase() == notifyv1.DeliverySucceeded
 }
 
 func (w *notificationWatch) stop() { w.cancel() }
@@ -434,7 +479,7 @@ func conditionMessages(cs []metav1.Condition) string {
 // deliveryLatencies lists the namespace's ChannelDeliveries (in pages, after
 // the run) and returns create-to-Succeeded latency per delivery, sorted.
 // Every delivery must have succeeded.
-func (h *harness) deliveryLatencies(ns string, want int, createdAt func(*notifyv1.ChannelDelivery) time.Time) []time.Duration {
+func (h *harness) deliveryLatencies(ns string, want int, w *notificationWatch, createdAt func(*notifyv1.ChannelDelivery) time.Time) []time.Duration {
 	var out []time.Duration
 	var dump *os.File
 	if dir := os.Getenv("HERALD_BENCH_PROFILE"); dir != "" {
@@ -452,16 +497,17 @@ func (h *harness) deliveryLatencies(ns string, want int, createdAt func(*notifyv
 		}
 		for i := range list.Items {
 			d := &list.Items[i]
-			if d.Status.Phase != notifyv1.DeliverySucceeded || d.Status.CompletionTime == nil {
-				h.t.Fatalf("delivery %s is %s, not Succeeded", d.Name, d.Status.Phase)
+			done, ok := w.deliveredAt(d)
+			if d.Phase() != notifyv1.DeliverySucceeded || !ok {
+				h.t.Fatalf("delivery %s is %s, not Succeeded", d.Name, d.Phase())
 			}
-			out = append(out, d.Status.CompletionTime.Sub(createdAt(d)))
+			out = append(out, done.Sub(createdAt(d)))
 			if dump != nil {
 				var started time.Time
 				if len(d.Status.History) > 0 {
 					started = d.Status.History[0].StartTime.Time
 				}
-				fmt.Fprintf(dump, "%s,%d,%d,%d\n", d.Name, createdAt(d).UnixMicro(), started.UnixMicro(), d.Status.CompletionTime.UnixMicro())
+				fmt.Fprintf(dump, "%s,%d,%d,%d\n", d.Name, createdAt(d).UnixMicro(), started.UnixMicro(), done.UnixMicro())
 			}
 		}
 		if cont = list.Continue; cont == "" {

@@ -128,7 +128,7 @@ func (h *harness) measureInbox() {
 			added[d.Spec.Recipient.Username] = time.Now()
 		}
 		mu.Unlock()
-		if d.Status.Phase != notifyv1.DeliverySucceeded {
+		if d.Phase() != notifyv1.DeliverySucceeded {
 			return
 		}
 		mu.Lock()

@@ -79,7 +79,7 @@ var _ = Describe("Digests", func() {
 				g.Expect(d.Spec.Digest.Name).To(Equal(digestName))
 				g.Expect(d.Spec.Digest.Until.Time.Equal(end)).To(BeTrue())
 				g.Expect(d.Status.Reason).To(Equal(notifyv1.ReasonHeldForDigest))
-				g.Expect(getDeliveryG(g, ns, name, notifyv1.ChannelInApp, "alice").Status.Phase).To(Equal(notifyv1.DeliverySucceeded), "in-app is never held")
+				g.Expect(getDeliveryG(g, ns, name, notifyv1.ChannelInApp, "alice").Phase()).To(Equal(notifyv1.DeliverySucceeded), "in-app is never held")
 			}
 			g.Expect(messagesTo(g)).To(HaveLen(1), "only the critical one is sent at once")
 		}).Should(Succeed())

@@ -41,7 +41,7 @@ var _ = Describe("delivery names and create errors", func() {
 			Expect(d.Status.Phase).To(Equal(notifyv1.DeliverySkipped))
 			Expect(d.Status.Reason).To(Equal(notifyv1.ReasonUnknownRecipient))
 		}
-		Expect(getDelivery(ns, "odd-users", notifyv1.ChannelInApp, "alice").Status.Phase).To(Equal(notifyv1.DeliverySucceeded))
+		Expect(getDelivery(ns, "odd-users", notifyv1.ChannelInApp, "alice").Phase()).To(Equal(notifyv1.DeliverySucceeded))
 	})
 
 	It("keeps deliveries of names that read alike apart", func() {

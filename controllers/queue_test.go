@@ -116,7 +116,7 @@ var _ = Describe("the delivery queue", func() {
 		Expect(d.Status.History).To(HaveLen(1))
 		Expect(d.OwnerReferences).To(HaveLen(1))
 		Expect(d.Labels).To(HaveKeyWithValue(notifyv1.LabelChannel, "webhook"))
-		Expect(getDelivery(ns, "disk", notifyv1.ChannelInApp, "alice").Status.Phase).To(Equal(notifyv1.DeliverySucceeded))
+		Expect(getDelivery(ns, "disk", notifyv1.ChannelInApp, "alice").Phase()).To(Equal(notifyv1.DeliverySucceeded))
 	})
 
 	It("retries a 503 with exponential backoff and succeeds on the third attempt", func() {

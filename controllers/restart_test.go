@@ -79,7 +79,7 @@ var _ = Describe("a controller restart", func() {
 		keys := sink.succeededKeys()
 		Expect(keys).To(HaveLen(n), "every webhook delivery reached the sink")
 		for _, d := range deliveries(ns, "interrupted") {
-			Expect(d.Status.Phase).To(Equal(notifyv1.DeliverySucceeded))
+			Expect(d.Phase()).To(Equal(notifyv1.DeliverySucceeded))
 			if d.Spec.Channel == notifyv1.ChannelWebhook {
 				Expect(keys).To(HaveKey(string(d.UID)))
 			}

@@ -59,7 +59,7 @@ var _ = Describe("retention of finished Notifications", func() {
 		GinkgoWriter.Printf("stored JSON bytes: Notification %d\n", size(n))
 		for _, ch := range []notifyv1.Channel{notifyv1.ChannelInApp, notifyv1.ChannelEmail, notifyv1.ChannelWebhook} {
 			d := getDelivery(ns, "disk", ch, "alice")
-			Expect(d.Status.Phase).To(Equal(notifyv1.DeliverySucceeded))
+			Expect(d.Phase()).To(Equal(notifyv1.DeliverySucceeded))
 			b := size(d)
 			GinkgoWriter.Printf("stored JSON bytes: ChannelDelivery %s %d\n", ch, b)
 			// A sanity bound the docs' arithmetic relies on.

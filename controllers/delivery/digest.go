@@ -147,7 +147,7 @@ func (r *Reconciler) digestContent(ctx context.Context, d *notifyv1.ChannelDeliv
 // still unfinished; any failure leaves it to settle itself.
 func (r *Reconciler) settleHeld(ctx context.Context, namespace, name, digestName string) {
 	var h notifyv1.ChannelDelivery
-	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &h); err != nil || h.Status.Phase.Finished() ||
+	if err := r.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &h); err != nil || h.Phase().Finished() ||
 		h.Spec.Digest == nil || h.Spec.Digest.Name != digestName || h.DeletionTimestamp != nil {
 		return
 	}

@@ -9,9 +9,11 @@ import (
 	"github.com/herald-dev/herald/internal/channel"
 )
 
-// InAppHandler delivers in-app notifications: a delivery is visible in its
-// recipient's inbox as soon as it is Succeeded, so sending is only that
-// status write.
+// InAppHandler delivers the in-app notifications that were not delivered
+// by their creation (spec.deliveredOnCreate; the reconciler never sees
+// those as unfinished): ones deferred by deliverAfter, and ones created by
+// an older Herald. Such a delivery is visible in its recipient's inbox as
+// soon as it is Succeeded, so sending is only that status write.
 type InAppHandler struct{}
 
 func (InAppHandler) NeedsClaim() bool { return false }

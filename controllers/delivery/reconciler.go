@@ -72,7 +72,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Get(ctx, req.NamespacedName, &d); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if d.Status.Phase.Finished() || d.DeletionTimestamp != nil {
+	if d.Phase().Finished() || d.DeletionTimestamp != nil {
 		r.unrecorded.Delete(d.UID)
 		return ctrl.Result{}, nil
 	}
@@ -195,7 +195,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 // writes would otherwise fill the channel's queue.
 var unfinishedDelivery = predicate.NewPredicateFuncs(func(o client.Object) bool {
 	d, ok := o.(*notifyv1.ChannelDelivery)
-	return !ok || !d.Status.Phase.Finished()
+	return !ok || !d.Phase().Finished()
 })
 
 // message translates a delivery into what a channel sends.

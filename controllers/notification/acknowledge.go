@@ -39,7 +39,7 @@ func (a *ackState) add(d *notifyv1.ChannelDelivery) {
 		return
 	}
 	a.inApp = true
-	switch d.Status.Phase {
+	switch d.Phase() {
 	case notifyv1.DeliverySkipped, notifyv1.DeliveryFailed, notifyv1.DeliveryExpired, notifyv1.DeliveryCancelled:
 	default:
 		a.expected[who] = true

@@ -42,7 +42,7 @@ func (r *Reconciler) aggregate(ctx context.Context, n *notifyv1.Notification, no
 			perChannel[d.Spec.Channel] = c
 		}
 		acks.add(d)
-		phase := d.Status.Phase
+		phase := d.Phase()
 		if awaitingRedrive(memo, d) {
 			// The cache has not caught up with the re-drive yet.
 			phase = notifyv1.DeliveryPending

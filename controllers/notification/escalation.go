@@ -199,7 +199,7 @@ func (r *Reconciler) remind(ctx context.Context, n *notifyv1.Notification, acks 
 			acks.settled(n, orig.Spec.Recipient.Name) {
 			continue
 		}
-		switch orig.Status.Phase {
+		switch orig.Phase() {
 		case notifyv1.DeliverySkipped, notifyv1.DeliveryCancelled:
 			continue
 		}

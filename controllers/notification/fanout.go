@@ -18,6 +18,7 @@ import (
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/internal/audience"
 	"github.com/herald-dev/herald/internal/digest"
+	"github.com/herald-dev/herald/internal/metrics"
 	"github.com/herald-dev/herald/internal/render"
 	"github.com/herald-dev/herald/internal/retry"
 )
@@ -188,6 +189,7 @@ func (r *Reconciler) plan(n *notifyv1.Notification, content notifyv1.RenderedCon
 					d.Labels[notifyv1.LabelDigest] = notifyv1.LabelValue(name)
 				}
 			}
+			d.Spec.DeliveredOnCreate = deliveredOnCreate(d, now)
 			out = append(out, d)
 		}
 		for _, user := range res.Unresolved {
@@ -201,6 +203,19 @@ func (r *Reconciler) plan(n *notifyv1.Notification, content notifyv1.RenderedCon
 		}
 	}
 	return out
+}
+
+// deliveredOnCreate reports whether the planned delivery d is delivered by
+// being created: an in-app delivery that is due now, for a recipient with a
+// user name (the inbox it goes to), not held for a digest and not expired.
+// What the in-app channel's handler would check at its attempt is checked
+// here instead, so no controller has to write its outcome. Deferred ones
+// (quiet hours, deliverAfter) keep their attempt: they become visible
+// when it records them.
+func deliveredOnCreate(d *notifyv1.ChannelDelivery, now time.Time) bool {
+	return d.Spec.Channel == notifyv1.ChannelInApp && d.Spec.Skip == nil && d.Spec.Digest == nil &&
+		d.Spec.NotBefore == nil && d.Spec.Recipient.Username != "" &&
+		(d.Spec.ExpiresAt == nil || now.Before(d.Spec.ExpiresAt.Time))
 }
 
 // recipientSnapshot copies what the channel needs of a recipient into the
@@ -377,6 +392,12 @@ func (r *Reconciler) createAll(ctx context.Context, n *notifyv1.Notification, de
 			err := r.Create(gctx, d)
 			switch {
 			case err == nil:
+				if d.Spec.DeliveredOnCreate {
+					// Its outcome, counted here as a controller would
+					// count it at a status write.
+					metrics.DeliveriesTotal.WithLabelValues(string(d.Spec.Channel), string(notifyv1.DeliverySucceeded)).Inc()
+					metrics.DeliveryLatency.WithLabelValues(string(d.Spec.Channel)).Observe(0)
+				}
 				return nil
 			case apierrors.IsAlreadyExists(err):
 				holder, err := r.readDelivery(gctx, client.ObjectKeyFromObject(d))

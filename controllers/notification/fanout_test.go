@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/audience"
 	"github.com/herald-dev/herald/internal/retry"
 )
 
@@ -303,5 +304,49 @@ func drain(r *events.FakeRecorder) []string {
 		default:
 			return out
 		}
+	}
+}
+
+// Only an in-app delivery that is due, has an inbox to go to and is
+// neither skipped nor expired is delivered by its creation; every other
+// keeps the attempt that records its outcome.
+func TestDeliveredOnCreate(t *testing.T) {
+	r, _ := unitReconciler(t)
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	later := metav1.NewTime(now.Add(time.Hour))
+	earlier := metav1.NewTime(now.Add(-time.Minute))
+	alice := notifyv1.Recipient{ObjectMeta: metav1.ObjectMeta{Name: "alice", Namespace: "ns"}, Spec: notifyv1.RecipientSpec{Username: "alice", Email: "alice@example.com"}}
+	noUser := notifyv1.Recipient{ObjectMeta: metav1.ObjectMeta{Name: "room", Namespace: "ns"}, Spec: notifyv1.RecipientSpec{Email: "room@example.com"}}
+	optedOut := *alice.DeepCopy()
+	optedOut.Spec.Preferences.OptOut = []notifyv1.Channel{notifyv1.ChannelInApp}
+	for _, tc := range []struct {
+		name      string
+		channel   notifyv1.Channel
+		recipient notifyv1.Recipient
+		spec      func(*notifyv1.NotificationSpec)
+		want      bool
+	}{
+		{name: "in-app, due now", channel: notifyv1.ChannelInApp, recipient: alice, want: true},
+		{name: "in-app, expiring later", channel: notifyv1.ChannelInApp, recipient: alice, spec: func(s *notifyv1.NotificationSpec) { s.ExpiresAt = &later }, want: true},
+		{name: "email", channel: notifyv1.ChannelEmail, recipient: alice},
+		{name: "in-app, deliverAfter later", channel: notifyv1.ChannelInApp, recipient: alice, spec: func(s *notifyv1.NotificationSpec) { s.DeliverAfter = &later }},
+		{name: "in-app, already expired", channel: notifyv1.ChannelInApp, recipient: alice, spec: func(s *notifyv1.NotificationSpec) { s.ExpiresAt = &earlier }},
+		{name: "in-app, recipient without a user name", channel: notifyv1.ChannelInApp, recipient: noUser},
+		{name: "in-app, opted out", channel: notifyv1.ChannelInApp, recipient: optedOut},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := &notifyv1.Notification{ObjectMeta: metav1.ObjectMeta{Name: "n", Namespace: "ns", UID: "u"},
+				Spec: notifyv1.NotificationSpec{Channels: []notifyv1.Channel{tc.channel}, Title: "t"}}
+			if tc.spec != nil {
+				tc.spec(&n.Spec)
+			}
+			ds := r.plan(n, notifyv1.RenderedContent{Title: "t"}, audience.Resolution{Recipients: []notifyv1.Recipient{tc.recipient}}, now)
+			if len(ds) != 1 {
+				t.Fatalf("planned %d deliveries, want 1", len(ds))
+			}
+			if got := ds[0].Spec.DeliveredOnCreate; got != tc.want {
+				t.Errorf("deliveredOnCreate = %v, want %v (skip %+v, notBefore %v)", got, tc.want, ds[0].Spec.Skip, ds[0].Spec.NotBefore)
+			}
+		})
 	}
 }

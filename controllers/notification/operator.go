@@ -119,7 +119,7 @@ func (r *Reconciler) cancelDeliveries(ctx context.Context, n *notifyv1.Notificat
 	g.SetLimit(max(1, r.FanOutParallelism))
 	for i := range list.Items {
 		cached := &list.Items[i]
-		if !metav1.IsControlledBy(cached, n) || cached.Status.Phase.Finished() {
+		if !metav1.IsControlledBy(cached, n) || cached.Phase().Finished() {
 			continue
 		}
 		if cached.Status.Phase == notifyv1.DeliverySending || memo.cancelledByUs(cached) {

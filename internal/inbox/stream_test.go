@@ -114,6 +114,43 @@ var _ = Describe("the SSE stream", func() {
 		Expect(names).To(Equal([]string{"x0", "x1", "x2", "x3", "x4"}))
 	})
 
+	It("shows an item delivered on create from its create alone, with no status write", func() {
+		ns := newNamespace()
+		s, _ := openStream("heidi", streamPath(ns), "")
+		defer s.close()
+		Expect(s.next().Type).To(Equal("reset"))
+
+		d := newDelivery(ns, "h1", "heidi")
+		d.Spec.DeliveredOnCreate = true
+		Expect(k8sClient.Create(suiteCtx, d)).To(Succeed())
+		ev := s.next()
+		Expect(ev.Type).To(Equal("item"))
+		Expect(ev.item().Name).To(Equal("h1"))
+
+		var l inboxv1.InboxItemList
+		Expect(userClient("heidi").List(suiteCtx, &l, client.InNamespace(ns))).To(Succeed())
+		Expect(l.Items).To(HaveLen(1))
+		var stored notifyv1.ChannelDelivery
+		Expect(k8sClient.Get(suiteCtx, client.ObjectKeyFromObject(d), &stored)).To(Succeed())
+		Expect(stored.Status.Phase).To(BeEmpty(), "nothing wrote a phase")
+
+		By("one not delivered on create stays out until its phase is written")
+		pending := newDelivery(ns, "h2", "heidi")
+		Expect(k8sClient.Create(suiteCtx, pending)).To(Succeed())
+		// An item created after it arrives after it: the server has seen
+		// the pending one by then.
+		later := newDelivery(ns, "h3", "heidi")
+		later.Spec.DeliveredOnCreate = true
+		Expect(k8sClient.Create(suiteCtx, later)).To(Succeed())
+		Expect(s.next().item().Name).To(Equal("h3"))
+		Expect(userClient("heidi").List(suiteCtx, &l, client.InNamespace(ns))).To(Succeed())
+		var names []string
+		for _, it := range l.Items {
+			names = append(names, it.Name)
+		}
+		Expect(names).To(ConsistOf("h1", "h3"))
+	})
+
 	It("streams every namespace of the caller, and only the caller's", func() {
 		ns1, ns2 := newNamespace(), newNamespace()
 		ivan, _ := openStream("ivan", "/apis/inbox.herald.dev/v1alpha1/stream?watch=1", "")

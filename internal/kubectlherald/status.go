@@ -125,7 +125,10 @@ func writeTree(w io.Writer, n *notifyv1.Notification, deliveries []notifyv1.Chan
 // attempt, provider and last error.
 func deliveryLine(d *notifyv1.ChannelDelivery, now time.Time) string {
 	s := d.Status
-	phase := string(s.Phase)
+	phase := string(d.Phase())
+	if d.Spec.DeliveredOnCreate && s.Phase == "" {
+		phase += " (on create)"
+	}
 	if phase == "" {
 		phase = "Pending"
 	}
@@ -137,7 +140,7 @@ func deliveryLine(d *notifyv1.ChannelDelivery, now time.Time) string {
 	if s.AttemptsBeforeRetry > 0 {
 		parts[len(parts)-1] += fmt.Sprintf(" (%d before the last retry)", s.AttemptsBeforeRetry)
 	}
-	if t := s.NextAttemptTime; t != nil && !s.Phase.Finished() {
+	if t := s.NextAttemptTime; t != nil && !d.Phase().Finished() {
 		if t.After(now) {
 			parts = append(parts, "next attempt in "+duration.HumanDuration(t.Sub(now)))
 		} else {

@@ -28,13 +28,17 @@ func TestWriteTree(t *testing.T) {
 			NextAttemptTime: &metav1.MicroTime{Time: now.Add(3 * time.Second)}, LastError: "HTTP 502\nBad Gateway", Provider: "hook"}),
 		mk(notifyv1.ChannelEmail, "alice", notifyv1.ChannelDeliveryStatus{Phase: notifyv1.DeliverySucceeded, Reason: "Delivered", Attempts: 1}),
 		mk(notifyv1.ChannelWebhook, "alice", notifyv1.ChannelDeliveryStatus{Phase: notifyv1.DeliveryFailed, Reason: "AttemptsExhausted", Attempts: 6, AttemptsBeforeRetry: 4}),
+		mk(notifyv1.ChannelInApp, "alice", notifyv1.ChannelDeliveryStatus{}),
 	}
+	ds[3].Spec.DeliveredOnCreate = true
 	var b bytes.Buffer
 	writeTree(&b, n, ds, now)
 	want := []string{
 		"Notification shop/disk-full: Dispatching",
 		"recipients 2; deliveries 3: 1 succeeded, 1 failed",
 		"├─ email (1)",
+		"├─ inApp (1)",
+		"│  └─ alice  Succeeded (on create)  attempts 0",
 		"│  └─ alice  Succeeded (Delivered)  attempts 1",
 		"└─ webhook (2)",
 		"   ├─ alice  Failed (AttemptsExhausted)  attempts 6 (4 before the last retry)",

@@ -144,7 +144,7 @@ func (g *healthGauges) Collect(ch chan<- prometheus.Metric) {
 // not waiting for a provider or in an attempt, or is past its deadline.
 func Overdue(d *notifyv1.ChannelDelivery, now time.Time) bool {
 	s := &d.Status
-	if s.Phase.Finished() {
+	if d.Phase().Finished() {
 		return false
 	}
 	deadline := d.Spec.ExpiresAt

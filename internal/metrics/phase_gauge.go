@@ -53,7 +53,7 @@ func (g *phaseGauge) Collect(ch chan<- prometheus.Metric) {
 	counts := map[[2]string]int{}
 	for i := range list.Items {
 		d := &list.Items[i]
-		phase := string(d.Status.Phase)
+		phase := string(d.Phase())
 		if phase == "" {
 			phase = string(notifyv1.DeliveryPending)
 		}

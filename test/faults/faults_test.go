@@ -365,7 +365,7 @@ var _ = Describe("faults", Ordered, func() {
 		}
 		reasons := map[string]int{}
 		for _, d := range deliveries(ns) {
-			if d.Status.Phase != notifyv1.DeliverySucceeded {
+			if d.Phase() != notifyv1.DeliverySucceeded {
 				Expect(d.Status.Reason).NotTo(BeEmpty(), d.Name)
 				reasons[d.Status.Reason]++
 			}

@@ -242,7 +242,7 @@ var _ = Describe("a hostile tenant", func() {
 				if d.Status.Response != nil {
 					continue
 				}
-				g.Expect(d.Status.Phase).To(Equal(notifyv1.DeliverySucceeded))
+				g.Expect(d.Phase()).To(Equal(notifyv1.DeliverySucceeded))
 				before := d.DeepCopy()
 				d.Status.Response = &notifyv1.InboxResponse{Action: "approve", Username: "mallory", Time: metav1.Now()}
 				g.Expect(k8s.Status().Patch(ctx, d, client.MergeFrom(before))).To(Succeed())

@@ -207,7 +207,7 @@ func expectAllSucceeded(ns string, want int) []notifyv1.ChannelDelivery {
 	ds := deliveries(ns)
 	Expect(ds).To(HaveLen(want))
 	for _, d := range ds {
-		Expect(d.Status.Phase).To(Equal(notifyv1.DeliverySucceeded), "%s: %s %s", d.Name, d.Status.Reason, d.Status.Message)
+		Expect(d.Phase()).To(Equal(notifyv1.DeliverySucceeded), "%s: %s %s", d.Name, d.Status.Reason, d.Status.Message)
 	}
 	return ds
 }

@@ -34,7 +34,7 @@ func Visible(d *notifyv1.ChannelDelivery, now time.Time) bool {
 // not: an in-app delivery that succeeded, is not being deleted and has not
 // expired.
 func Live(d *notifyv1.ChannelDelivery, now time.Time) bool {
-	if Owner(d) == "" || d.Status.Phase != notifyv1.DeliverySucceeded || d.DeletionTimestamp != nil {
+	if Owner(d) == "" || d.Phase() != notifyv1.DeliverySucceeded || d.DeletionTimestamp != nil {
 		return false
 	}
 	return !Expired(d.Spec.ExpiresAt, now)
