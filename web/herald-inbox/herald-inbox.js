@@ -44,10 +44,11 @@ function key(item) {
   return item.metadata.namespace + '/' + item.metadata.name;
 }
 
-// shown is what an item's row displays: everything but status.seen, which
-// changes no visible content (only the row's data-seen attribute).
+// shown is what an item's row displays: everything but status.seen and
+// seenTime, which change no visible content (only the row's data-seen
+// attribute).
 export function shown(item) {
-  const { seen: _, ...status } = item.status || {};
+  const { seen: _s, seenTime: _t, ...status } = item.status || {};
   return JSON.stringify([item.spec, status]);
 }
 

@@ -36,7 +36,7 @@ test('a value may contain colons and lose one leading space only', () => {
 test('a row is kept when only status.seen changes', async () => {
   const { shown } = await import('./herald-inbox.js');
   const item = (status) => ({ metadata: { namespace: 'team-a', name: 'x', resourceVersion: String(Math.random()) }, spec: { title: 'Disk full' }, status });
-  assert.equal(shown(item({ read: false })), shown(item({ read: false, seen: true })));
+  assert.equal(shown(item({ read: false })), shown(item({ read: false, seen: true, seenTime: '2026-12-01T18:00:00Z' })));
   assert.notEqual(shown(item({ read: false })), shown(item({ read: true })));
   assert.notEqual(shown(item({})), shown(item({ response: { action: 'approve' } })));
 });
