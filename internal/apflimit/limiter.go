@@ -47,8 +47,6 @@ type Limiter struct {
 	mu      sync.Mutex
 	aimd    *AIMD
 	limiter *rate.Limiter
-	// pausedUntil holds every request back after a 429's Retry-After.
-	pausedUntil time.Time
 }
 
 var _ flowcontrol.RateLimiter = (*Limiter)(nil)
@@ -108,12 +106,33 @@ func (l *Limiter) Throttled(retryAfter time.Duration) {
 	if l.onThrottled != nil {
 		l.onThrottled()
 	}
-	if until := now.Add(min(retryAfter, l.maxPause)); until.After(l.pausedUntil) {
-		l.pausedUntil = until
-	}
 	if l.aimd.Throttled(now) {
 		l.apply(now)
 	}
+	l.pause(now, min(retryAfter, l.maxPause))
+}
+
+// pause makes the next token come no earlier than d after now, by taking
+// tokens ahead: the bucket owes them. Requests that wait meanwhile are
+// then spread at the rate after the pause instead of all going at its end
+// into the queues that just overflowed. l.mu is held.
+func (l *Limiter) pause(now time.Time, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	// One token is free when the bucket holds 1; it holds target now if
+	// that token comes d from now.
+	target := 1 - d.Seconds()*float64(l.limiter.Limit())
+	owe := int(math.Ceil(l.limiter.TokensAt(now) - target))
+	if owe <= 0 {
+		return // the waiters already queued reach past the pause
+	}
+	// ReserveN takes at most the burst at once: raise it for this one
+	// reservation (that adds no tokens) and put it back.
+	burst := l.limiter.Burst()
+	l.limiter.SetBurstAt(now, max(burst, owe))
+	l.limiter.ReserveN(now, owe)
+	l.limiter.SetBurstAt(now, burst)
 }
 
 // Succeeded records a request the server did not refuse for load.
@@ -131,9 +150,6 @@ func (l *Limiter) TryAccept() bool {
 	now := l.clock.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Before(l.pausedUntil) {
-		return false
-	}
 	return l.limiter.AllowN(now, 1)
 }
 
@@ -146,14 +162,11 @@ func (l *Limiter) Wait(ctx context.Context) error {
 	now := l.clock.Now()
 	l.mu.Lock()
 	r := l.limiter.ReserveN(now, 1)
-	pause := l.pausedUntil.Sub(now)
 	l.mu.Unlock()
 	if !r.OK() {
 		return fmt.Errorf("rate limiter cannot grant a token")
 	}
-	// A request reserved during a pause waits out the pause or its turn in
-	// the bucket, whichever is later.
-	delay := max(r.DelayFrom(now), pause)
+	delay := r.DelayFrom(now)
 	if delay <= 0 {
 		return nil
 	}

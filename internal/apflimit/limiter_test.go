@@ -166,3 +166,33 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestRetryAfterSpreadsTheWaiters: the requests held back by a pause go
+// one at a time after it, at the (lowered) rate, not all at its end.
+func TestRetryAfterSpreadsTheWaiters(t *testing.T) {
+	l, fc, _ := newTestLimiter(t, 20, 20)
+	l.Throttled(time.Second) // 10 QPS, burst 10, nothing until 1s from now
+	const waiters = 3
+	done := make(chan error, waiters)
+	for range waiters {
+		go func() { done <- l.Wait(context.Background()) }()
+	}
+	waitFor(t, func() bool { return fc.Waiters() == waiters })
+	fc.Step(999 * time.Millisecond)
+	select {
+	case <-done:
+		t.Fatal("a Wait returned during the pause")
+	default:
+	}
+	for i := range waiters {
+		fc.Step(100 * time.Millisecond)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-done:
+			t.Fatalf("two Waits returned within one 100ms step after the pause (step %d)", i)
+		default:
+		}
+	}
+}
