@@ -86,7 +86,7 @@ func NewCommand() *cobra.Command {
 			if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 				return err
 			}
-			ctrl.Log.WithName("setup").Info("starting controller", "shard", m.WatchLabelSelector, "workers", opts.DefaultWorkers, "retry", opts.DefaultRetry)
+			ctrl.Log.WithName("setup").Info("starting controller", "shard", m.WatchLabelSelector, "workers", opts.DefaultWorkers, "retry", opts.DefaultRetry, "kubeAPIQPS", m.QPS, "kubeAPIAdaptive", m.AdaptiveQPS)
 			return mgr.Start(cmd.Context())
 		},
 	}
