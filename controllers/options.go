@@ -13,7 +13,9 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/controllers/selfalert"
+	"github.com/herald-dev/herald/internal/apflimit"
 	"github.com/herald-dev/herald/internal/channel/egress"
+	"github.com/herald-dev/herald/internal/metrics"
 	"github.com/herald-dev/herald/internal/retry"
 )
 
@@ -91,8 +93,14 @@ type ManagerOptions struct {
 	LeaderElectionNamespace string
 	// LeaderElectionID names the lease; each shard needs its own.
 	LeaderElectionID string
-	QPS              float64
-	Burst            int
+	// QPS is the client's rate towards the API server: the ceiling when
+	// AdaptiveQPS, fixed otherwise; negative means no client-side limit.
+	QPS   float64
+	Burst int
+	// AdaptiveQPS lowers the rate when the API server answers 429 (its
+	// priority and fairness queues are full) and raises it back to QPS
+	// while requests go through (internal/apflimit).
+	AdaptiveQPS bool
 	// WatchLabelSelector limits the controller to the Notifications,
 	// ChannelDeliveries, NotificationSchedules and EventRules it matches:
 	// one shard (docs/scaling.md). Empty watches them all.
@@ -101,6 +109,18 @@ type ManagerOptions struct {
 	// (providers, recipients, templates). Exactly one controller of a
 	// sharded installation should; the others still load providers.
 	SharedStatus bool
+}
+
+// ClientRate is the client rate limit of these options, reporting to the
+// metrics herald_kube_api_client_qps and herald_kube_api_throttled_total.
+func (m ManagerOptions) ClientRate() apflimit.Config {
+	return apflimit.Config{
+		QPS:          m.QPS,
+		Burst:        m.Burst,
+		Adaptive:     m.AdaptiveQPS,
+		OnRateChange: metrics.KubeAPIClientQPS.Set,
+		OnThrottled:  metrics.KubeAPIThrottled.Inc,
+	}
 }
 
 // DefaultLeaderElectionID is the lease of an unsharded controller.
@@ -148,6 +168,8 @@ func DefaultOptions() Options {
 			ProbeAddr:   ":8081",
 			QPS:         100,
 			Burst:       200,
+			// Never more than QPS, less while the API server says 429.
+			AdaptiveQPS: true,
 
 			LeaderElectionID: DefaultLeaderElectionID,
 			SharedStatus:     true,
@@ -166,8 +188,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&m.LeaderElectionID, "leader-election-id", m.LeaderElectionID, "Name of the leader election lease; every shard needs its own.")
 	fs.StringVar(&m.WatchLabelSelector, "watch-label-selector", m.WatchLabelSelector, "Handle only the Notifications, ChannelDeliveries, NotificationSchedules and EventRules this label selector matches, e.g. 'sharding.herald.dev/key in (shard1)' or '!sharding.herald.dev/key' (docs/scaling.md).")
 	fs.BoolVar(&m.SharedStatus, "shared-status", m.SharedStatus, "Write the status of providers, recipients and templates, which every shard reads; turn it off on all shards but one.")
-	fs.Float64Var(&m.QPS, "kube-api-qps", m.QPS, "Queries per second to the Kubernetes API server.")
-	fs.IntVar(&m.Burst, "kube-api-burst", m.Burst, "Burst of queries to the Kubernetes API server.")
+	fs.Float64Var(&m.QPS, "kube-api-qps", m.QPS, "Queries per second to the Kubernetes API server: the ceiling with --kube-api-adaptive, else per resource type; -1 for no client-side limit.")
+	fs.IntVar(&m.Burst, "kube-api-burst", m.Burst, "Burst of queries to the Kubernetes API server (at the ceiling).")
+	fs.BoolVar(&m.AdaptiveQPS, "kube-api-adaptive", m.AdaptiveQPS, "Share one client rate limit of at most --kube-api-qps across the process, halve it when the API server answers 429 Too Many Requests and raise it back while requests go through.")
 
 	fs.IntVar(&o.DefaultWorkers, "workers", o.DefaultWorkers, "Concurrent deliveries per channel (JOB_QUEUE_MAX_WORKERS).")
 	fs.StringToIntVar(&o.channelWorkers, "channel-workers", nil, "Per-channel worker counts overriding --workers, e.g. email=10,webhook=20.")
@@ -231,6 +254,9 @@ func (o *Options) Validate() error {
 		// Sharing the unsharded controller's lease, the shard would wait
 		// for that controller forever, or it for the shard.
 		return fmt.Errorf("--watch-label-selector %q selects a shard: give it a --leader-election-id of its own", o.Manager.WatchLabelSelector)
+	}
+	if err := o.Manager.ClientRate().Validate(); err != nil {
+		return err
 	}
 	if o.Manager.LeaderElectionID == "" {
 		return fmt.Errorf("--leader-election-id must not be empty")

@@ -118,7 +118,7 @@ etcd data and ports. Ctrl-C stops everything.`,
 	metrics.DefValue = "0"
 	_ = metrics.Value.Set("0")
 	metrics.Usage = "Address of the controllers' Prometheus metrics endpoint; 0 disables it."
-	for _, name := range []string{"health-probe-bind-address", "leader-elect", "leader-election-namespace", "leader-election-id", "watch-label-selector", "shared-status", "kube-api-qps", "kube-api-burst"} {
+	for _, name := range []string{"health-probe-bind-address", "leader-elect", "leader-election-namespace", "leader-election-id", "watch-label-selector", "shared-status", "kube-api-qps", "kube-api-burst", "kube-api-adaptive"} {
 		_ = fs.MarkHidden(name)
 	}
 	return cmd

@@ -7,7 +7,9 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/herald-dev/herald/internal/apflimit"
 	"github.com/herald-dev/herald/internal/channel"
+	"github.com/herald-dev/herald/internal/metrics"
 )
 
 // Options configure `herald receiver`. DefaultOptions holds every default;
@@ -42,9 +44,12 @@ type Options struct {
 
 	MetricsAddr string
 	ProbeAddr   string
-	// QPS and Burst of the receiver's Kubernetes client.
-	QPS   float64
-	Burst int
+	// QPS and Burst of the receiver's Kubernetes client; with AdaptiveQPS
+	// QPS is the ceiling of a rate that follows the API server's 429s
+	// (internal/apflimit).
+	QPS         float64
+	Burst       int
+	AdaptiveQPS bool
 }
 
 // DefaultOptions are the receiver's defaults.
@@ -61,6 +66,7 @@ func DefaultOptions() Options {
 		ProbeAddr:      ":8081",
 		QPS:            50,
 		Burst:          100,
+		AdaptiveQPS:    true,
 	}
 }
 
@@ -76,8 +82,21 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ClockSkew, "clock-skew", o.ClockSkew, "How far a status time may lie in the future or before its send.")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "Address of the Prometheus metrics endpoint; 0 disables it.")
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "Address of the /healthz and /readyz endpoints.")
-	fs.Float64Var(&o.QPS, "kube-api-qps", o.QPS, "Queries per second to the Kubernetes API.")
+	fs.Float64Var(&o.QPS, "kube-api-qps", o.QPS, "Queries per second to the Kubernetes API: the ceiling with --kube-api-adaptive, else per resource type; -1 for no client-side limit.")
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of --kube-api-qps.")
+	fs.BoolVar(&o.AdaptiveQPS, "kube-api-adaptive", o.AdaptiveQPS, "Share one client rate limit of at most --kube-api-qps across the process, halve it when the API server answers 429 Too Many Requests and raise it back while requests go through.")
+}
+
+// ClientRate is the client rate limit of these options, reporting to the
+// metrics herald_kube_api_client_qps and herald_kube_api_throttled_total.
+func (o *Options) ClientRate() apflimit.Config {
+	return apflimit.Config{
+		QPS:          o.QPS,
+		Burst:        o.Burst,
+		Adaptive:     o.AdaptiveQPS,
+		OnRateChange: metrics.KubeAPIClientQPS.Set,
+		OnThrottled:  metrics.KubeAPIThrottled.Inc,
+	}
 }
 
 // Validate checks the options.
@@ -101,6 +120,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxAge <= 0 || o.ClockSkew < 0 {
 		errs = append(errs, errors.New("--max-age must be positive and --clock-skew not negative"))
+	}
+	if err := o.ClientRate().Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

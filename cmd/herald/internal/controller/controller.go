@@ -18,6 +18,7 @@ import (
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 	"github.com/herald-dev/herald/controllers"
+	"github.com/herald-dev/herald/internal/apflimit"
 )
 
 // Scheme holds every type the controller reads.
@@ -54,7 +55,10 @@ func NewCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cfg.QPS, cfg.Burst = float32(m.QPS), m.Burst
+			leaderElectionCfg, err := apflimit.Configure(cfg, m.ClientRate())
+			if err != nil {
+				return err
+			}
 			mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 				Scheme:                  Scheme(),
 				Cache:                   controllers.ShardCacheOptions(shard),
@@ -62,6 +66,7 @@ func NewCommand() *cobra.Command {
 				HealthProbeBindAddress:  m.ProbeAddr,
 				PprofBindAddress:        m.PprofAddr,
 				LeaderElection:          m.LeaderElection,
+				LeaderElectionConfig:    leaderElectionCfg,
 				LeaderElectionID:        m.LeaderElectionID,
 				LeaderElectionNamespace: m.LeaderElectionNamespace,
 				// The process ends as soon as the manager stops, so the
@@ -81,7 +86,7 @@ func NewCommand() *cobra.Command {
 			if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 				return err
 			}
-			ctrl.Log.WithName("setup").Info("starting controller", "shard", m.WatchLabelSelector, "workers", opts.DefaultWorkers, "retry", opts.DefaultRetry)
+			ctrl.Log.WithName("setup").Info("starting controller", "shard", m.WatchLabelSelector, "workers", opts.DefaultWorkers, "retry", opts.DefaultRetry, "kubeAPIQPS", m.QPS, "kubeAPIAdaptive", m.AdaptiveQPS)
 			return mgr.Start(cmd.Context())
 		},
 	}

@@ -18,6 +18,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/internal/apflimit"
 	"github.com/herald-dev/herald/internal/receiver"
 )
 
@@ -51,7 +52,10 @@ func NewCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("loading kubeconfig: %w", err)
 			}
-			cfg.QPS, cfg.Burst = float32(opts.QPS), opts.Burst
+			// No leader election: the config it would use is not needed.
+			if _, err := apflimit.Configure(cfg, opts.ClientRate()); err != nil {
+				return err
+			}
 			mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 				Scheme:                 scheme(),
 				Cache:                  receiver.CacheOptions(),
