@@ -102,7 +102,13 @@ func (h *harness) traceHops(ns string, traces []itemTrace) []hop {
 			ds = append(ds, to.Sub(from))
 		}
 		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-		hops = append(hops, hop{Name: step.name, P50: pct(ds, 0.5), P99: pct(ds, 0.99)})
+		name := step.name
+		if len(ds) == 0 {
+			// Items delivered on create have no attempt and no status
+			// write: the step did not happen, it did not take 0s.
+			name += " — no item had this step (delivered on create)"
+		}
+		hops = append(hops, hop{Name: name, P50: pct(ds, 0.5), P99: pct(ds, 0.99)})
 	}
 	return hops
 }
