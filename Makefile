@@ -74,7 +74,7 @@ test: envtest-bins vet verify-generated test-chart test-web test-alerts ## Vet, 
 
 # The chart's value combinations that change what it renders; test/manifests
 # renders them again and dry-runs them against kube-apiserver.
-CHART_VALUE_SETS = "" "certManager.enabled=true,metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true,receiver.ingress.enabled=true,receiver.ingress.host=hooks.example.com,receiver.ingress.tlsSecretName=hooks-tls" "inbox.enabled=false,crd.enable=false,receiver.enabled=false"
+CHART_VALUE_SETS = "" "certManager.enabled=true,metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true,receiver.ingress.enabled=true,receiver.ingress.host=hooks.example.com,receiver.ingress.tlsSecretName=hooks-tls" "inbox.enabled=false,crd.enable=false,receiver.enabled=false" "controller.shards[0].name=a,controller.shards[1].name=b,controller.shards[1].replicas=1,controller.shards[1].extraArgs={--workers=20},metrics.serviceMonitor.enabled=true"
 .PHONY: test-chart
 test-chart: $(HELM) ## Lint the Helm chart (dist/chart) and render it with each value set.
 	@for set in $(CHART_VALUE_SETS); do \

@@ -3,22 +3,29 @@ package manifests
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
+	heraldcontrollers "github.com/herald-dev/herald/controllers"
 	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 )
 
@@ -28,6 +35,7 @@ var chartValueSets = []string{
 	"",
 	"certManager.enabled=true,metrics.serviceMonitor.enabled=true,metrics.prometheusRule.enabled=true,receiver.ingress.enabled=true,receiver.ingress.host=hooks.example.com,receiver.ingress.tlsSecretName=hooks-tls",
 	"inbox.enabled=false,crd.enable=false,receiver.enabled=false",
+	"controller.shards[0].name=a,controller.shards[1].name=b,controller.shards[1].replicas=1,controller.shards[1].extraArgs={--workers=20},metrics.serviceMonitor.enabled=true",
 }
 
 // helm returns the helm binary: $HERALD_HELM (the Makefile sets it), else
@@ -52,21 +60,9 @@ func helm(t *testing.T) string {
 // herald-system with the comma-separated values set (may be empty).
 func renderChart(t *testing.T, set string, more ...string) []*unstructured.Unstructured {
 	t.Helper()
-	root, err := heraldenvtest.RepoRoot()
+	out, err := helmTemplate(t, set, more...)
 	if err != nil {
 		t.Fatal(err)
-	}
-	args := []string{"template", "herald", filepath.Join(root, "dist", "chart"), "--namespace", namespace}
-	if set != "" {
-		args = append(args, "--set", set)
-	}
-	args = append(args, more...)
-	var stderr bytes.Buffer
-	cmd := exec.Command(helm(t), args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
 	var objs []*unstructured.Unstructured
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
@@ -82,6 +78,29 @@ func renderChart(t *testing.T, set string, more ...string) []*unstructured.Unstr
 		}
 	}
 	return objs
+}
+
+// helmTemplate runs `helm template` as renderChart does and returns its
+// output, or an error with helm's message.
+func helmTemplate(t *testing.T, set string, more ...string) ([]byte, error) {
+	t.Helper()
+	root, err := heraldenvtest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"template", "herald", filepath.Join(root, "dist", "chart"), "--namespace", namespace}
+	if set != "" {
+		args = append(args, "--set", set)
+	}
+	args = append(args, more...)
+	var stderr bytes.Buffer
+	cmd := exec.Command(helm(t), args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("helm %s: %w\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return out, nil
 }
 
 type objectKey struct{ kind, namespace, name string }
@@ -310,5 +329,220 @@ func mustConvert(t *testing.T, u *unstructured.Unstructured, into any) {
 	}
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, into); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// shardValueSet is the value set with shards a and b (b with overrides).
+var shardValueSet = chartValueSets[3]
+
+// TestChartShards renders the chart with two shards (docs/scaling.md,
+// "Sharding") and checks that the three controllers split the objects
+// between them, that each one's arguments pass the controller's own flag
+// parsing and checks, and that the Deployments, PodDisruptionBudgets and
+// metrics Services each select the pods of one controller only.
+func TestChartShards(t *testing.T) {
+	objs := renderChart(t, shardValueSet)
+
+	deployments := map[string]appsv1.Deployment{}
+	for _, o := range objs {
+		if o.GetKind() != "Deployment" {
+			continue
+		}
+		var d appsv1.Deployment
+		mustConvert(t, o, &d)
+		deployments[d.Name] = d
+	}
+	controllers := []string{"herald-controller", "herald-controller-a", "herald-controller-b"}
+	var rendered []string
+	for name, d := range deployments {
+		if len(d.Spec.Template.Spec.Containers[0].Args) > 0 && d.Spec.Template.Spec.Containers[0].Args[0] == "controller" {
+			rendered = append(rendered, name)
+		}
+	}
+	slices.Sort(rendered)
+	if !slices.Equal(rendered, controllers) {
+		t.Fatalf("controller Deployments %v, want %v", rendered, controllers)
+	}
+
+	// Each controller's flags, parsed and checked as `herald controller`
+	// does; the objects each one's selector takes.
+	selectors := map[string]labels.Selector{}
+	leases := map[string]string{}
+	for _, name := range controllers {
+		d := deployments[name]
+		args := d.Spec.Template.Spec.Containers[0].Args
+		opts := heraldcontrollers.DefaultOptions()
+		fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+		opts.AddFlags(fs)
+		// The logging flags are controller-runtime's, bound by the command.
+		controllerArgs := slices.DeleteFunc(slices.Clone(args[1:]), func(a string) bool { return strings.HasPrefix(a, "--zap-") })
+		if err := fs.Parse(controllerArgs); err != nil {
+			t.Fatalf("%s args %q: %v", name, args, err)
+		}
+		if err := opts.Complete(); err != nil {
+			t.Errorf("%s args %q: the controller would refuse to start: %v", name, args, err)
+		}
+		if !opts.Manager.LeaderElection {
+			t.Errorf("%s runs without leader election: %q", name, args)
+		}
+		if other, dup := leases[opts.Manager.LeaderElectionID]; dup {
+			t.Errorf("%s and %s share the lease %s", name, other, opts.Manager.LeaderElectionID)
+		}
+		leases[opts.Manager.LeaderElectionID] = name
+		sel, err := opts.Manager.ShardSelector()
+		if err != nil || sel == nil {
+			t.Fatalf("%s: --watch-label-selector %q: %v", name, opts.Manager.WatchLabelSelector, err)
+		}
+		selectors[name] = sel
+
+		want := map[string]struct {
+			selector, lease string
+			sharedStatus    bool
+		}{
+			"herald-controller":   {"!sharding.herald.dev/key", heraldcontrollers.DefaultLeaderElectionID, true},
+			"herald-controller-a": {"sharding.herald.dev/key in (a)", "herald-controller-a.notify.herald.dev", false},
+			"herald-controller-b": {"sharding.herald.dev/key in (b)", "herald-controller-b.notify.herald.dev", false},
+		}[name]
+		if m := opts.Manager; m.WatchLabelSelector != want.selector || m.LeaderElectionID != want.lease || m.SharedStatus != want.sharedStatus {
+			t.Errorf("%s: --watch-label-selector=%q --leader-election-id=%s --shared-status=%v, want %q %s %v",
+				name, m.WatchLabelSelector, m.LeaderElectionID, m.SharedStatus, want.selector, want.lease, want.sharedStatus)
+		}
+	}
+	for objectLabels, owner := range map[string]string{
+		"":                          "herald-controller",
+		"team=x":                    "herald-controller",
+		"sharding.herald.dev/key=a": "herald-controller-a",
+		"sharding.herald.dev/key=b": "herald-controller-b",
+		"sharding.herald.dev/key=c": "",
+		"sharding.herald.dev/key=":  "",
+	} {
+		set, err := labels.ConvertSelectorToLabelsMap(objectLabels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var takers []string
+		for _, name := range controllers {
+			if selectors[name].Matches(set) {
+				takers = append(takers, name)
+			}
+		}
+		if want := []string{owner}; owner == "" && len(takers) != 0 || owner != "" && !slices.Equal(takers, want) {
+			t.Errorf("an object labelled {%s} is taken by %v, want %q", objectLabels, takers, owner)
+		}
+	}
+
+	// The overrides of shard b, and a's inheritance.
+	if a, b := deployments["herald-controller-a"], deployments["herald-controller-b"]; *a.Spec.Replicas != 2 || *b.Spec.Replicas != 1 {
+		t.Errorf("replicas: a %d (want controller.replicas, 2), b %d (want 1)", *a.Spec.Replicas, *b.Spec.Replicas)
+	} else if args := b.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--workers=20") || slices.Contains(a.Spec.Template.Spec.Containers[0].Args, "--workers=20") {
+		t.Errorf("shard b's extraArgs: a %q, b %q", a.Spec.Template.Spec.Containers[0].Args, args)
+	}
+	for _, name := range controllers {
+		if sa := deployments[name].Spec.Template.Spec.ServiceAccountName; sa != "herald-controller" {
+			t.Errorf("%s runs as %q, want herald-controller (its RBAC)", name, sa)
+		}
+	}
+
+	// No Deployment's selector takes another's pods.
+	for name, d := range deployments {
+		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for other, o := range deployments {
+			if matches := sel.Matches(labels.Set(o.Spec.Template.Labels)); matches != (name == other) {
+				t.Errorf("Deployment %s's selector %s matches the pods of %s: %v", name, sel, other, matches)
+			}
+		}
+	}
+	// Each controller has a PodDisruptionBudget and a metrics Service of
+	// its own, selecting only its pods.
+	podsSelected := func(sel labels.Selector) []string {
+		var names []string
+		for name, d := range deployments {
+			if sel.Matches(labels.Set(d.Spec.Template.Labels)) {
+				names = append(names, name)
+			}
+		}
+		return names
+	}
+	for _, name := range controllers {
+		var pdb policyv1.PodDisruptionBudget
+		mustConvert(t, find(objs, "PodDisruptionBudget", name), &pdb)
+		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := podsSelected(sel); !slices.Equal(got, []string{name}) {
+			t.Errorf("PodDisruptionBudget %s selects the pods of %v", name, got)
+		}
+		var svc corev1.Service
+		mustConvert(t, find(objs, "Service", name+"-metrics"), &svc)
+		if got := podsSelected(labels.SelectorFromSet(svc.Spec.Selector)); !slices.Equal(got, []string{name}) {
+			t.Errorf("Service %s-metrics selects the pods of %v", name, got)
+		}
+	}
+	// The ServiceMonitor scrapes every controller's metrics Service (docs:
+	// each shard exports its own metrics).
+	mon := find(objs, "ServiceMonitor", "herald-controller")
+	if mon == nil {
+		t.Fatal("no ServiceMonitor")
+	}
+	monLabels, _, _ := unstructured.NestedStringMap(mon.Object, "spec", "selector", "matchLabels")
+	var scraped []string
+	for _, o := range objs {
+		if o.GetKind() == "Service" && labels.SelectorFromSet(monLabels).Matches(labels.Set(o.GetLabels())) {
+			scraped = append(scraped, o.GetName())
+		}
+	}
+	slices.Sort(scraped)
+	if want := []string{"herald-controller-a-metrics", "herald-controller-b-metrics", "herald-controller-metrics"}; !slices.Equal(scraped, want) {
+		t.Errorf("the ServiceMonitor scrapes the Services %v, want %v", scraped, want)
+	}
+}
+
+// TestChartRefusesBadShards checks that the chart fails with a message
+// naming the entry for shard names it cannot use.
+func TestChartRefusesBadShards(t *testing.T) {
+	for set, want := range map[string]string{
+		"controller.shards[0].name=Shard_1":                        `controller.shards[0].name "Shard_1": a shard name must be lower-case`,
+		"controller.shards[0].name=a,controller.shards[1].name=-b": `controller.shards[1].name "-b": a shard name must be lower-case`,
+		"controller.shards[0].replicas=1":                          `controller.shards[0].name "": a shard name must be lower-case`,
+		"controller.shards[0].name=a,controller.shards[1].name=a":  `controller.shards[1].name "a": named twice`,
+		"controller.shards={a}":                                    `controller.shards[0]: want an object such as {name: shard1}`,
+		"controller.shards[0].name=" + strings.Repeat("s", 38):     `at most 37 characters`,
+	} {
+		_, err := helmTemplate(t, set)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("--set %s: got %v, want an error with %q", set, err, want)
+		}
+	}
+	// The longest accepted name.
+	if _, err := helmTemplate(t, "controller.shards[0].name="+strings.Repeat("s", 37)); err != nil {
+		t.Errorf("a 37-character shard name: %v", err)
+	}
+}
+
+// TestChartValueSetsAreMakefiles keeps chartValueSets and the Makefile's
+// CHART_VALUE_SETS (which `make test-chart` lints) the same list.
+func TestChartValueSetsAreMakefiles(t *testing.T) {
+	root, err := heraldenvtest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := regexp.MustCompile(`(?m)^CHART_VALUE_SETS = (.*)$`).FindSubmatch(makefile)
+	if line == nil {
+		t.Fatal("the Makefile has no CHART_VALUE_SETS line")
+	}
+	var sets []string
+	for _, m := range regexp.MustCompile(`"([^"]*)"`).FindAllSubmatch(line[1], -1) {
+		sets = append(sets, string(m[1]))
+	}
+	if !slices.Equal(sets, chartValueSets) {
+		t.Errorf("the Makefile's CHART_VALUE_SETS\n%q\ndiffer from chartValueSets\n%q", sets, chartValueSets)
 	}
 }
