@@ -546,3 +546,38 @@ func TestChartValueSetsAreMakefiles(t *testing.T) {
 		t.Errorf("the Makefile's CHART_VALUE_SETS\n%q\ndiffer from chartValueSets\n%q", sets, chartValueSets)
 	}
 }
+
+// TestScalingDocShowsChartShards renders the values example of
+// docs/scaling.md ("Shards with the Helm chart") and checks that it does
+// what the page says.
+func TestScalingDocShowsChartShards(t *testing.T) {
+	root, err := heraldenvtest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "scaling.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "### Shards with the Helm chart")
+	if !ok {
+		t.Fatal("docs/scaling.md has no section \"Shards with the Helm chart\"")
+	}
+	_, example, ok := strings.Cut(section, "```yaml\n")
+	example, _, ok2 := strings.Cut(example, "```")
+	if !ok || !ok2 {
+		t.Fatal("the section has no yaml example")
+	}
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(values, []byte(example), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	objs := renderChart(t, "", "--values", values)
+	var d appsv1.Deployment
+	mustConvert(t, find(objs, "Deployment", "herald-controller-shard1"), &d)
+	mustConvert(t, find(objs, "Deployment", "herald-controller-shard2"), &d)
+	c := d.Spec.Template.Spec.Containers[0]
+	if *d.Spec.Replicas != 3 || !slices.Contains(c.Args, "--workers=20") || c.Resources.Limits.Memory().String() != "1Gi" || c.Resources.Requests != nil {
+		t.Errorf("shard2: replicas %d, args %q, resources %+v", *d.Spec.Replicas, c.Args, c.Resources)
+	}
+}
