@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
+	"github.com/herald-dev/herald/internal/apflimit"
 	inboxopenapi "github.com/herald-dev/herald/internal/inbox/openapi"
 	"github.com/herald-dev/herald/internal/inbox/stream"
 )
@@ -51,8 +52,12 @@ type Options struct {
 	// History is how many events the server keeps for resuming streams and
 	// watches.
 	History int
-	QPS     float32
-	Burst   int
+	// QPS and Burst of the client for ChannelDeliveries and Recipients;
+	// with AdaptiveQPS, QPS is the ceiling of one process-wide rate that
+	// follows kube-apiserver's 429 answers (internal/apflimit).
+	QPS         float32
+	Burst       int
+	AdaptiveQPS bool
 
 	// RESTConfig, when set, is used instead of Kubeconfig (tests).
 	RESTConfig *restclient.Config
@@ -72,6 +77,7 @@ func NewOptions() *Options {
 		History:        10000,
 		QPS:            50,
 		Burst:          100,
+		AdaptiveQPS:    true,
 		Logger:         klog.Background().WithName("inbox"),
 	}
 	o.SecureServing.BindPort = 8443
@@ -91,8 +97,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "Serve only this namespace's deliveries (default: all namespaces).")
 	fs.DurationVar(&o.Heartbeat, "stream-heartbeat-interval", o.Heartbeat, "Interval of heartbeat comments on idle SSE streams.")
 	fs.IntVar(&o.History, "event-history", o.History, "Events kept for resuming SSE streams and watches; an older cursor gets a reset.")
-	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "Queries per second to the Kubernetes API server.")
-	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of queries to the Kubernetes API server.")
+	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "Queries per second to the Kubernetes API: the ceiling with --kube-api-adaptive, else per resource type; -1 for no client-side limit.")
+	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of --kube-api-qps.")
+	fs.BoolVar(&o.AdaptiveQPS, "kube-api-adaptive", o.AdaptiveQPS, "Share one client rate limit of at most --kube-api-qps across the process, halve it when the API server answers 429 Too Many Requests and raise it back while requests go through.")
 }
 
 // Validate checks the options.
@@ -188,7 +195,11 @@ func (o *Options) restConfig() (*restclient.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading the kubeconfig for ChannelDeliveries: %w", err)
 	}
-	cfg.QPS, cfg.Burst = o.QPS, o.Burst
+	// The inbox server runs no leader election: the config Configure
+	// returns for it is not needed.
+	if _, err := apflimit.Configure(cfg, apflimit.Config{QPS: float64(o.QPS), Burst: o.Burst, Adaptive: o.AdaptiveQPS}); err != nil {
+		return nil, err
+	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "herald-inbox"
 	}
