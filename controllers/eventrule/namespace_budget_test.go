@@ -1,12 +1,22 @@
 package eventrule
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	testingclock "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
 )
@@ -172,5 +182,87 @@ func TestNamespaceBudgetLifecycle(t *testing.T) {
 	none := &Reconciler{MaxNotificationsPerMinute: 60}
 	if b := none.budgetFor(rule("a", "r", "u"), now); b.namespace != nil || len(none.namespaces) != 0 {
 		t.Error("a namespace budget without the flag")
+	}
+}
+
+// Grouped parts wait for the namespace's budget as for the rule's, and
+// what is left when the wait is over is counted against the namespace's.
+func TestGroupedPartsWaitForTheNamespaceBudget(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := notifyv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := corev1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	const interval, wait = 10 * time.Minute, 30 * time.Second
+	base := time.Date(2026, 12, 1, 10, 1, 0, 0, time.UTC) // a minute into a window
+	clk := testingclock.NewFakeClock(base.Add(wait + time.Second))
+	rule := &notifyv1.EventRule{
+		ObjectMeta: metav1.ObjectMeta{Name: "bynames", Namespace: "ns", UID: "uid-1", Generation: 1},
+		Spec: notifyv1.EventRuleSpec{
+			Match:                     notifyv1.EventMatch{Types: []string{"Warning"}},
+			MaxNotificationsPerMinute: 60,
+			Grouping:                  &notifyv1.EventGrouping{By: []string{"name"}, Wait: metav1.Duration{Duration: wait}, Interval: metav1.Duration{Duration: interval}},
+			Notification: notifyv1.NotificationTemplateSpec{Spec: notifyv1.NotificationSpec{
+				Type: notifyv1.TypeWarning, Title: "{{ .name }}", Message: "{{ .message }}",
+				Audience: notifyv1.Audience{Roles: []string{"sre"}}, Channels: []notifyv1.Channel{notifyv1.ChannelInApp},
+			}},
+		},
+	}
+	objs := []client.Object{rule}
+	for i := range 3 {
+		objs = append(objs, &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("e%d", i), Namespace: "ns", UID: types.UID(fmt.Sprintf("e%d", i))},
+			InvolvedObject: corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: "ns", Name: fmt.Sprintf("web-%d", i)},
+			Type:           "Warning", Reason: "BackOff", Message: "crashing", Count: 1,
+			LastTimestamp: metav1.NewTime(base),
+		})
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(rule).Build()
+	recorder := events.NewFakeRecorder(100)
+	r := &Reconciler{Client: c, APIReader: c, Recorder: recorder, Clock: clk, MaxNotificationsPerMinute: 60, NamespaceMaxNotificationsPerMinute: 1}
+	key := client.ObjectKeyFromObject(rule)
+	reconcile := func() (*notifyv1.EventRule, time.Duration) {
+		t.Helper()
+		res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got notifyv1.EventRule
+		if err := c.Get(context.Background(), key, &got); err != nil {
+			t.Fatal(err)
+		}
+		return &got, res.RequeueAfter
+	}
+
+	got, requeue := reconcile()
+	if st := got.Status; st.Matched != 3 || st.Emitted != 1 || st.RateLimited != 0 {
+		t.Fatalf("status %+v, want 3 matched, 1 emitted, 0 rate limited (2 parts wait)", st)
+	}
+	if requeue != time.Minute {
+		t.Errorf("looked at again in %s, want 1m, when the namespace's budget of 1 a minute has a token", requeue)
+	}
+	cond := meta.FindStatusCondition(got.Status.Conditions, notifyv1.ConditionRateLimited)
+	if cond == nil || cond.Status != metav1.ConditionTrue || !strings.Contains(cond.Message, "exceeded the namespace's budget of 1 Notifications per minute") {
+		t.Errorf("RateLimited condition %+v", cond)
+	}
+
+	// A minute later one more part is made; the third waits.
+	clk.Step(time.Minute)
+	if got, _ = reconcile(); got.Status.Emitted != 2 || got.Status.RateLimited != 0 {
+		t.Fatalf("a minute later: status %+v, want 2 emitted", got.Status)
+	}
+
+	// An interval after the window ended, with the budget spent, the last
+	// group is counted as held back by the namespace's budget.
+	clk.SetTime(GroupWindow(base, interval).Add(2*interval + time.Second))
+	r.budgets[key].namespace.take(clk.Now()) // another rule of the namespace took the token
+	if got, _ = reconcile(); got.Status.Emitted != 2 || got.Status.RateLimited != 1 {
+		t.Fatalf("after the wait: status %+v, want 2 emitted, 1 rate limited", got.Status)
+	}
+	b := r.budgets[key]
+	if b.lastNamespaceLimited != clk.Now() || !b.lastLimited.IsZero() {
+		t.Errorf("held back by the rule's budget at %s, by the namespace's at %s; want only the namespace's, now", b.lastLimited, b.lastNamespaceLimited)
 	}
 }
