@@ -265,5 +265,5 @@ func namespaceShare(t tally, both bool) string {
 	if !both {
 		return ""
 	}
-	return fmt.Sprintf(", of which the namespace's budget held back %d and %d", t.namespaceRateLimited, t.namespacePostponed)
+	return fmt.Sprintf("; the namespace's budget held back %d of those Events and %d of those Notifications, the rule's the rest", t.namespaceRateLimited, t.namespacePostponed)
 }

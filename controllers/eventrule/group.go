@@ -118,10 +118,11 @@ func groupStaleAfter(g *notifyv1.EventGrouping) time.Duration {
 // window, an hour by default). It returns when the next part is due.
 //
 // Every part draws on the rule's budget and its namespace's. A part that
-// is due when either is spent waits for it, and carries the Events that arrive
-// meanwhile; it may wait until one interval after its window ended,
-// giving older windows the first tokens. Then the Events the group has not
-// carried are counted as rate limited and none of them is carried later.
+// is due when either is spent waits for a token of both, and carries the
+// Events that arrive meanwhile; it may wait until one interval after its
+// window ended, giving older windows the first tokens. Then the Events the
+// group has not carried are counted as rate limited and none of them is
+// carried later.
 func (r *Reconciler) scanGroups(ctx context.Context, rule *notifyv1.EventRule, p *prepared, b *budget, now time.Time) (tally, time.Duration, error) {
 	var t tally
 	g := rule.Spec.Grouping

@@ -266,3 +266,40 @@ func TestGroupedPartsWaitForTheNamespaceBudget(t *testing.T) {
 		t.Errorf("held back by the rule's budget at %s, by the namespace's at %s; want only the namespace's, now", b.lastLimited, b.lastNamespaceLimited)
 	}
 }
+
+// The BudgetExceeded Event names the budgets that held Events back in the
+// pass, and how many each held when both did.
+func TestBudgetExceededEventNamesTheBudget(t *testing.T) {
+	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	rule := &notifyv1.EventRule{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "r", UID: "u"}, Spec: notifyv1.EventRuleSpec{MaxNotificationsPerMinute: 10}}
+	tests := []struct {
+		name string
+		t    tally
+		want []string
+		not  string
+	}{
+		{"the rule's", tally{rateLimited: 3}, []string{"exceed the rule's budget of 10 Notifications per minute (spec.maxNotificationsPerMinute 10): 3 made no Notification"}, "namespace's budget"},
+		{"the namespace's", tally{rateLimited: 3, namespaceRateLimited: 3, postponed: 1, namespacePostponed: 1},
+			[]string{"exceed the namespace's budget of 20 Notifications per minute, shared by every EventRule in namespace team-a", "3 made no Notification and 1 grouped"}, "rule's budget"},
+		{"both", tally{rateLimited: 5, namespaceRateLimited: 2, postponed: 1},
+			[]string{"exceed the rule's budget of 10", "and the namespace's budget of 20", "the namespace's budget held back 2 of those Events and 0 of those Notifications, the rule's the rest"}, ""},
+	}
+	for _, tc := range tests {
+		recorder := events.NewFakeRecorder(10)
+		r := &Reconciler{Recorder: recorder, MaxNotificationsPerMinute: 60, NamespaceMaxNotificationsPerMinute: 20}
+		b := r.budgetFor(rule, now)
+		r.settle(rule, b, tc.t, now)
+		if len(recorder.Events) != 1 {
+			t.Fatalf("%s: %d Events", tc.name, len(recorder.Events))
+		}
+		msg := <-recorder.Events
+		for _, w := range tc.want {
+			if !strings.Contains(msg, w) {
+				t.Errorf("%s: %q does not contain %q", tc.name, msg, w)
+			}
+		}
+		if tc.not != "" && strings.Contains(msg, tc.not) {
+			t.Errorf("%s: %q contains %q", tc.name, msg, tc.not)
+		}
+	}
+}
