@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/clock"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
+	"github.com/herald-dev/herald/controllers/eventrule"
 	"github.com/herald-dev/herald/controllers/selfalert"
 	"github.com/herald-dev/herald/internal/apflimit"
 	"github.com/herald-dev/herald/internal/channel/egress"
@@ -59,6 +60,10 @@ type Options struct {
 	// EventRule's spec.maxNotificationsPerMinute: a tenant's rule never
 	// makes more Notifications a minute than this.
 	EventRuleMaxNotificationsPerMinute int
+	// EventRuleNamespaceMaxNotificationsPerMinute is the budget all
+	// EventRules of a namespace share, on top of each rule's own: a tenant
+	// with many rules gets one namespace's worth, not one per rule.
+	EventRuleNamespaceMaxNotificationsPerMinute int
 	// EgressAllow lists CIDRs and host names senders may reach although
 	// the egress policy refuses them by default (loopback, link-local,
 	// private, the service range...). See docs/security.md.
@@ -152,6 +157,8 @@ func DefaultOptions() Options {
 		// The API's default budget: a rule that sets none gets what the
 		// operator allows every rule.
 		EventRuleMaxNotificationsPerMinute: notifyv1.DefaultEventRuleNotificationsPerMinute,
+		// Five rules at the default budget.
+		EventRuleNamespaceMaxNotificationsPerMinute: eventrule.DefaultNamespaceNotificationsPerMinute,
 		// Seven days: long enough to look into last week's deliveries,
 		// short enough that etcd holds a bounded number (docs/operations.md).
 		DefaultTTLAfterFinished: 7 * 24 * time.Hour,
@@ -212,6 +219,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.AllowInsecureSkipVerify, "allow-insecure-skip-verify", o.AllowInsecureSkipVerify, "Let SMTP providers set insecureSkipVerify (no certificate verification); without it such a provider is not Ready. For test clusters only.")
 	fs.StringVar(&o.InboxURL, "inbox-url", o.InboxURL, "Address of the inbox web page; Slack and Teams messages of approval notifications link to their item there (?item=<inbox item>&namespace=<ns>&notification=<name>). A provider's spec.<channel>.inboxURL overrides it.")
 	fs.IntVar(&o.EventRuleMaxNotificationsPerMinute, "eventrule-max-notifications-per-minute", o.EventRuleMaxNotificationsPerMinute, fmt.Sprintf("Ceiling on every EventRule's spec.maxNotificationsPerMinute (1-%d): no rule makes more Notifications a minute, whatever its spec says.", notifyv1.MaxEventRuleNotificationsPerMinute))
+	fs.IntVar(&o.EventRuleNamespaceMaxNotificationsPerMinute, "eventrule-namespace-max-notifications-per-minute", o.EventRuleNamespaceMaxNotificationsPerMinute, fmt.Sprintf("Budget (1-%d) of Notifications a minute that all EventRules of one namespace share, on top of each rule's own: a tenant with many rules gets no more than this.", eventrule.MaxNamespaceNotificationsPerMinute))
 	fs.BoolVar(&o.SuccessEvents, "success-events", o.SuccessEvents, "Emit a Normal Event for every delivered Notification (one more API write each); failures always get Warning Events.")
 	o.Alerts.AddFlags(fs)
 }
@@ -263,6 +271,9 @@ func (o *Options) Validate() error {
 	}
 	if n := o.EventRuleMaxNotificationsPerMinute; n < 1 || n > notifyv1.MaxEventRuleNotificationsPerMinute {
 		return fmt.Errorf("--eventrule-max-notifications-per-minute must be between 1 and %d, got %d", notifyv1.MaxEventRuleNotificationsPerMinute, n)
+	}
+	if n := o.EventRuleNamespaceMaxNotificationsPerMinute; n < 1 || n > eventrule.MaxNamespaceNotificationsPerMinute {
+		return fmt.Errorf("--eventrule-namespace-max-notifications-per-minute must be between 1 and %d, got %d", eventrule.MaxNamespaceNotificationsPerMinute, n)
 	}
 	if o.DefaultTimeout <= 0 {
 		return fmt.Errorf("default attempt timeout must be positive, got %s", o.DefaultTimeout)

@@ -18,3 +18,23 @@ func TestValidateEventRuleCeiling(t *testing.T) {
 		}
 	}
 }
+
+func TestValidateEventRuleNamespaceBudget(t *testing.T) {
+	for n, ok := range map[int]bool{
+		-1:   false,
+		0:    false,
+		1:    true,
+		300:  true,
+		6000: true,
+		6001: false,
+	} {
+		o := DefaultOptions()
+		o.EventRuleNamespaceMaxNotificationsPerMinute = n
+		if err := o.Validate(); (err == nil) != ok {
+			t.Errorf("--eventrule-namespace-max-notifications-per-minute %d: %v", n, err)
+		}
+	}
+	if n := DefaultOptions().EventRuleNamespaceMaxNotificationsPerMinute; n != 300 {
+		t.Errorf("default namespace budget %d, want 300 (docs/operations.md)", n)
+	}
+}

@@ -193,6 +193,8 @@ func Setup(mgr ctrl.Manager, opts Options) (*sendercache.Cache, error) {
 		Workers:   opts.EventRuleWorkers,
 		// Every tenant's rules are held to the operator's ceiling.
 		MaxNotificationsPerMinute: opts.EventRuleMaxNotificationsPerMinute,
+		// and all rules of a namespace share one budget besides.
+		NamespaceMaxNotificationsPerMinute: opts.EventRuleNamespaceMaxNotificationsPerMinute,
 	}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up event rule controller: %w", err)
 	}

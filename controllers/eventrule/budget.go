@@ -46,9 +46,13 @@ type budget struct {
 	uid       types.UID
 	perMinute int
 	limiter   *rate.Limiter
-	// lastLimited is when the budget last held an Event back;
-	// lastEvent when the rule last got a BudgetExceeded Event.
-	lastLimited, lastEvent time.Time
+	// namespace is the budget every rule of the namespace shares; nil
+	// when the controller sets none.
+	namespace *namespaceBudget
+	// lastLimited is when the rule's own budget last held an Event back,
+	// lastNamespaceLimited when the namespace's did; lastEvent when the
+	// rule last got a BudgetExceeded Event.
+	lastLimited, lastNamespaceLimited, lastEvent time.Time
 }
 
 func newBudget(uid types.UID, perMinute int, now time.Time) *budget {
@@ -104,20 +108,37 @@ func (r *Reconciler) budgetFor(rule *notifyv1.EventRule, now time.Time) *budget 
 	if r.budgets == nil {
 		r.budgets = map[types.NamespacedName]*budget{}
 	}
+	r.sweepNamespaces(now)
 	key := client.ObjectKeyFromObject(rule)
 	b := r.budgets[key]
-	if b == nil || b.uid != rule.UID {
+	switch {
+	case b == nil:
 		b = newBudget(rule.UID, perMinute, now)
+		b.namespace = r.joinNamespace(rule.Namespace)
+		r.budgets[key] = b
+	case b.uid != rule.UID:
+		// A new rule of the same name: a bucket of its own, the
+		// namespace's shared one.
+		ns := b.namespace
+		b = newBudget(rule.UID, perMinute, now)
+		b.namespace = ns
 		r.budgets[key] = b
 	}
 	b.setRate(perMinute, now)
 	return b
 }
 
-func (r *Reconciler) dropBudget(key types.NamespacedName) {
+// dropBudget forgets a deleted rule's budget. Its namespace's budget is
+// kept for namespaceBudgetLinger after the namespace's last rule went, so
+// that deleting and re-creating rules does not refill it.
+func (r *Reconciler) dropBudget(key types.NamespacedName, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.budgets, key)
+	if _, ok := r.budgets[key]; ok {
+		delete(r.budgets, key)
+		r.leaveNamespace(key.Namespace, now)
+	}
+	r.sweepNamespaces(now)
 }
 
 // budgetCondition is the RateLimited condition.
@@ -126,39 +147,123 @@ type budgetCondition struct {
 	reason, message string
 }
 
-// RateLimitedCondition says what a rule's RateLimited condition is at
-// now: True while its budget held an Event back within the last minute
-// (lastLimited; zero for never), then False. recheck, when positive, is
-// when it turns False unless the budget holds more back.
-func RateLimitedCondition(now, lastLimited time.Time, perMinute int, spec int32, ceiling int) (c budgetCondition, recheck time.Duration) {
-	source := fmt.Sprintf("spec.maxNotificationsPerMinute %d", spec)
-	if spec <= 0 {
-		source = fmt.Sprintf("the default %d", notifyv1.DefaultEventRuleNotificationsPerMinute)
-	}
-	if ceiling > 0 && ceiling < EffectiveBudget(spec, 0) {
-		source += fmt.Sprintf(", lowered to the controller's ceiling %d", ceiling)
-	}
-	if !lastLimited.IsZero() && now.Sub(lastLimited) < budgetWindow {
-		return budgetCondition{metav1.ConditionTrue, notifyv1.ReasonBudgetExceeded, fmt.Sprintf(
-			"matching Events exceeded the budget of %d Notifications per minute (%s) in the last minute: those beyond it make no Notification and are counted in status.rateLimited",
-			perMinute, source)}, lastLimited.Add(budgetWindow).Sub(now)
-	}
-	return budgetCondition{metav1.ConditionFalse, notifyv1.ReasonWithinBudget, fmt.Sprintf(
-		"within the budget of %d Notifications per minute (%s)", perMinute, source)}, 0
+// BudgetView is what a rule's RateLimited condition and BudgetExceeded
+// Event say about its budgets.
+type BudgetView struct {
+	// PerMinute is the rule's budget: its Spec (spec.maxNotificationsPerMinute,
+	// 0 for unset) no higher than the controller's Ceiling.
+	PerMinute int
+	Spec      int32
+	Ceiling   int
+	// Namespace and NamespacePerMinute are the budget the namespace's
+	// rules share; NamespacePerMinute not positive: none.
+	Namespace          string
+	NamespacePerMinute int
 }
 
-// settle records what one reconcile's tally says about the budget, emits
+// ruleBudget names the rule's own budget and where its number comes from.
+func (v BudgetView) ruleBudget() string {
+	source := fmt.Sprintf("spec.maxNotificationsPerMinute %d", v.Spec)
+	if v.Spec <= 0 {
+		source = fmt.Sprintf("the default %d", notifyv1.DefaultEventRuleNotificationsPerMinute)
+	}
+	if v.Ceiling > 0 && v.Ceiling < EffectiveBudget(v.Spec, 0) {
+		source += fmt.Sprintf(", lowered to the controller's ceiling %d", v.Ceiling)
+	}
+	return fmt.Sprintf("the rule's budget of %d Notifications per minute (%s)", v.PerMinute, source)
+}
+
+// namespaceBudget names the budget the namespace's rules share.
+func (v BudgetView) namespaceBudget() string {
+	return fmt.Sprintf("the namespace's budget of %d Notifications per minute, shared by every EventRule in namespace %s (the controller's --eventrule-namespace-max-notifications-per-minute)",
+		v.NamespacePerMinute, v.Namespace)
+}
+
+// held names the budgets that held Events back.
+func (v BudgetView) held(rule, namespace bool) string {
+	switch {
+	case rule && namespace && v.NamespacePerMinute > 0:
+		return v.ruleBudget() + " and " + v.namespaceBudget()
+	case namespace && v.NamespacePerMinute > 0:
+		return v.namespaceBudget()
+	}
+	return v.ruleBudget()
+}
+
+// within names every budget the rule has.
+func (v BudgetView) within() string {
+	if v.NamespacePerMinute > 0 {
+		return v.ruleBudget() + " and " + v.namespaceBudget()
+	}
+	return v.ruleBudget()
+}
+
+// RateLimitedCondition says what a rule's RateLimited condition is at
+// now: True while its own budget (lastLimited) or its namespace's
+// (lastNamespaceLimited) held an Event back within the last minute, naming
+// which; zero times for never. recheck, when positive, is when it turns
+// False unless a budget holds more back.
+func RateLimitedCondition(now, lastLimited, lastNamespaceLimited time.Time, v BudgetView) (c budgetCondition, recheck time.Duration) {
+	recent := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) < budgetWindow }
+	byRule, byNamespace := recent(lastLimited), recent(lastNamespaceLimited)
+	if byRule || byNamespace {
+		last := lastLimited
+		if byNamespace && lastNamespaceLimited.After(last) {
+			last = lastNamespaceLimited
+		}
+		return budgetCondition{metav1.ConditionTrue, notifyv1.ReasonBudgetExceeded, fmt.Sprintf(
+			"matching Events exceeded %s in the last minute: those held back make no Notification and are counted in status.rateLimited",
+			v.held(byRule, byNamespace))}, last.Add(budgetWindow).Sub(now)
+	}
+	return budgetCondition{metav1.ConditionFalse, notifyv1.ReasonWithinBudget, "within " + v.within()}, 0
+}
+
+// view is what the rule's budgets look like now.
+func (r *Reconciler) view(rule *notifyv1.EventRule, b *budget) BudgetView {
+	v := BudgetView{PerMinute: b.perMinute, Spec: rule.Spec.MaxNotificationsPerMinute, Ceiling: r.MaxNotificationsPerMinute, Namespace: rule.Namespace}
+	if b.namespace != nil {
+		v.NamespacePerMinute = b.namespace.perMinute
+	}
+	return v
+}
+
+// limits is the Ready message's account of the rule's budgets.
+func (b *budget) limits() string {
+	if b.namespace != nil {
+		return fmt.Sprintf("at most %d Notifications per minute, and the namespace's EventRules together at most %d", b.perMinute, b.namespace.perMinute)
+	}
+	return fmt.Sprintf("at most %d Notifications per minute", b.perMinute)
+}
+
+// settle records what one reconcile's tally says about the budgets, emits
 // the rule's BudgetExceeded Event (at most once a minute) and returns the
 // RateLimited condition and when to look at it again.
 func (r *Reconciler) settle(rule *notifyv1.EventRule, b *budget, t tally, now time.Time) (budgetCondition, time.Duration) {
-	if t.rateLimited > 0 || t.postponed > 0 {
+	byRule := t.rateLimited > t.namespaceRateLimited || t.postponed > t.namespacePostponed
+	byNamespace := t.namespaceRateLimited > 0 || t.namespacePostponed > 0
+	if byRule {
 		b.lastLimited = now
+	}
+	if byNamespace {
+		b.lastNamespaceLimited = now
+	}
+	v := r.view(rule, b)
+	if byRule || byNamespace {
 		if b.lastEvent.IsZero() || now.Sub(b.lastEvent) >= budgetWindow {
 			b.lastEvent = now
 			r.Recorder.Eventf(rule, nil, "Warning", notifyv1.ReasonBudgetExceeded, "Emit",
-				"matching Events exceed the rule's budget of %d Notifications per minute: %d made no Notification and %d grouped Notifications wait for the budget in this pass (status.rateLimited counts Events that made none; at most one such Event a minute)",
-				b.perMinute, t.rateLimited, t.postponed)
+				"matching Events exceed %s: %d made no Notification and %d grouped Notifications wait for the budget in this pass%s (status.rateLimited counts Events that made none; at most one such Event a minute)",
+				v.held(byRule, byNamespace), t.rateLimited, t.postponed, namespaceShare(t, byRule && byNamespace))
 		}
 	}
-	return RateLimitedCondition(now, b.lastLimited, b.perMinute, rule.Spec.MaxNotificationsPerMinute, r.MaxNotificationsPerMinute)
+	return RateLimitedCondition(now, b.lastLimited, b.lastNamespaceLimited, v)
+}
+
+// namespaceShare says how much of a pass's tally the namespace's budget
+// held back, when both budgets did.
+func namespaceShare(t tally, both bool) string {
+	if !both {
+		return ""
+	}
+	return fmt.Sprintf("; the namespace's budget held back %d of those Events and %d of those Notifications, the rule's the rest", t.namespaceRateLimited, t.namespacePostponed)
 }

@@ -87,25 +87,51 @@ func TestBudgetBucket(t *testing.T) {
 
 func TestRateLimitedCondition(t *testing.T) {
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	never := time.Time{}
 	tests := []struct {
-		name        string
-		lastLimited time.Time
-		spec        int32
-		ceiling     int
-		want        metav1.ConditionStatus
-		recheck     time.Duration
-		msg         string
+		name                   string
+		lastLimited, lastNSLim time.Time
+		spec                   int32
+		ceiling                int
+		namespacePerMinute     int
+		want                   metav1.ConditionStatus
+		recheck                time.Duration
+		msg                    []string
+		notMsg                 string
 	}{
-		{"never limited", time.Time{}, 60, 60, metav1.ConditionFalse, 0, "within the budget of 60 Notifications per minute (spec.maxNotificationsPerMinute 60)"},
-		{"just limited", now, 10, 60, metav1.ConditionTrue, time.Minute, "budget of 10 Notifications per minute (spec.maxNotificationsPerMinute 10)"},
-		{"limited 59s ago", now.Add(-59 * time.Second), 10, 60, metav1.ConditionTrue, time.Second, "status.rateLimited"},
-		{"a minute passed", now.Add(-time.Minute), 10, 60, metav1.ConditionFalse, 0, "within the budget of 10"},
-		{"ceiling lowers the spec", now, 500, 60, metav1.ConditionTrue, time.Minute, "budget of 60 Notifications per minute (spec.maxNotificationsPerMinute 500, lowered to the controller's ceiling 60)"},
+		{"never limited", never, never, 60, 60, 0, metav1.ConditionFalse, 0,
+			[]string{"within the rule's budget of 60 Notifications per minute (spec.maxNotificationsPerMinute 60)"}, "namespace"},
+		{"just limited", now, never, 10, 60, 0, metav1.ConditionTrue, time.Minute,
+			[]string{"budget of 10 Notifications per minute (spec.maxNotificationsPerMinute 10)"}, "namespace"},
+		{"limited 59s ago", now.Add(-59 * time.Second), never, 10, 60, 0, metav1.ConditionTrue, time.Second, []string{"status.rateLimited"}, ""},
+		{"a minute passed", now.Add(-time.Minute), never, 10, 60, 0, metav1.ConditionFalse, 0, []string{"within the rule's budget of 10"}, ""},
+		{"ceiling lowers the spec", now, never, 500, 60, 0, metav1.ConditionTrue, time.Minute,
+			[]string{"budget of 60 Notifications per minute (spec.maxNotificationsPerMinute 500, lowered to the controller's ceiling 60)"}, ""},
+		{"within both budgets", never, never, 60, 60, 20, metav1.ConditionFalse, 0,
+			[]string{"within the rule's budget of 60", "and the namespace's budget of 20 Notifications per minute, shared by every EventRule in namespace team-a"}, ""},
+		{"the namespace's budget held Events back", never, now.Add(-10 * time.Second), 60, 60, 20, metav1.ConditionTrue, 50 * time.Second,
+			[]string{"exceeded the namespace's budget of 20 Notifications per minute, shared by every EventRule in namespace team-a (the controller's --eventrule-namespace-max-notifications-per-minute) in the last minute"},
+			"rule's budget"},
+		{"the rule's own budget, with a namespace budget", now, never, 10, 60, 20, metav1.ConditionTrue, time.Minute,
+			[]string{"exceeded the rule's budget of 10 Notifications per minute (spec.maxNotificationsPerMinute 10) in the last minute"}, "namespace"},
+		{"both, the namespace's later", now.Add(-30 * time.Second), now.Add(-5 * time.Second), 10, 60, 20, metav1.ConditionTrue, 55 * time.Second,
+			[]string{"the rule's budget of 10", "and the namespace's budget of 20"}, ""},
+		{"the namespace's a minute ago, the rule's recently", now.Add(-5 * time.Second), now.Add(-time.Minute), 10, 60, 20, metav1.ConditionTrue, 55 * time.Second,
+			[]string{"exceeded the rule's budget of 10"}, "exceeded the namespace's"},
 	}
 	for _, tc := range tests {
-		c, recheck := RateLimitedCondition(now, tc.lastLimited, EffectiveBudget(tc.spec, tc.ceiling), tc.spec, tc.ceiling)
-		if c.status != tc.want || recheck != tc.recheck || !strings.Contains(c.message, tc.msg) {
-			t.Errorf("%s: got %s (recheck %s) %q, want %s (recheck %s) containing %q", tc.name, c.status, recheck, c.message, tc.want, tc.recheck, tc.msg)
+		v := BudgetView{PerMinute: EffectiveBudget(tc.spec, tc.ceiling), Spec: tc.spec, Ceiling: tc.ceiling, Namespace: "team-a", NamespacePerMinute: tc.namespacePerMinute}
+		c, recheck := RateLimitedCondition(now, tc.lastLimited, tc.lastNSLim, v)
+		if c.status != tc.want || recheck != tc.recheck {
+			t.Errorf("%s: got %s (recheck %s), want %s (recheck %s)", tc.name, c.status, recheck, tc.want, tc.recheck)
+		}
+		for _, m := range tc.msg {
+			if !strings.Contains(c.message, m) {
+				t.Errorf("%s: message %q does not contain %q", tc.name, c.message, m)
+			}
+		}
+		if tc.notMsg != "" && strings.Contains(c.message, tc.notMsg) {
+			t.Errorf("%s: message %q contains %q", tc.name, c.message, tc.notMsg)
 		}
 		wantReason := notifyv1.ReasonWithinBudget
 		if tc.want == metav1.ConditionTrue {

@@ -117,11 +117,12 @@ func groupStaleAfter(g *notifyv1.EventGrouping) time.Duration {
 // twice or left out (as long as the API server keeps Events for the
 // window, an hour by default). It returns when the next part is due.
 //
-// Every part draws on the rule's budget. A part that is due when the
-// budget is spent waits for it, and carries the Events that arrive
-// meanwhile; it may wait until one interval after its window ended,
-// giving older windows the first tokens. Then the Events the group has not
-// carried are counted as rate limited and none of them is carried later.
+// Every part draws on the rule's budget and its namespace's. A part that
+// is due when either is spent waits for a token of both, and carries the
+// Events that arrive meanwhile; it may wait until one interval after its
+// window ended, giving older windows the first tokens. Then the Events the
+// group has not carried are counted as rate limited and none of them is
+// carried later.
 func (r *Reconciler) scanGroups(ctx context.Context, rule *notifyv1.EventRule, p *prepared, b *budget, now time.Time) (tally, time.Duration, error) {
 	var t tally
 	g := rule.Spec.Grouping
@@ -191,12 +192,12 @@ func (r *Reconciler) scanGroups(ctx context.Context, rule *notifyv1.EventRule, p
 			}
 			return evs[i].e.UID < evs[j].e.UID
 		})
-		if handled, ok := ledger.overBudget[wk]; ok {
+		if over, ok := ledger.overBudget[wk]; ok {
 			// The group's rest was counted as rate limited; Events that
 			// turned up since (reported late) are too.
-			if len(evs) > handled {
-				t.rateLimited += int64(len(evs) - handled)
-				ledger.overBudget[wk] = len(evs)
+			if len(evs) > over.handled {
+				t.limit(over.by, int64(len(evs)-over.handled))
+				ledger.overBudget[wk] = overBudgetGroup{len(evs), over.by}
 			}
 			continue
 		}
@@ -235,15 +236,15 @@ func (r *Reconciler) scanGroups(ctx context.Context, rule *notifyv1.EventRule, p
 			if part == maxGroupParts {
 				batch = evs[carried:] // the last part carries the rest
 			}
-			refund, ok := b.take(now)
-			if !ok {
+			refund, by := b.draw(now)
+			if by != heldByNone {
 				if now.Before(giveUp) {
-					t.postponed++
-					due(now.Add(b.untilToken(now)))
+					t.postpone(by)
+					due(now.Add(b.untilDrawable(now)))
 					break
 				}
-				t.rateLimited += int64(len(evs) - carried)
-				ledger.overBudget[wk] = len(evs)
+				t.limit(by, int64(len(evs)-carried))
+				ledger.overBudget[wk] = overBudgetGroup{len(evs), by}
 				break
 			}
 			notif, err := r.groupNotification(rule, p.template, wk.key, wk.window, part, batch)

@@ -88,6 +88,10 @@ type Reconciler struct {
 	// lower of it and its spec.maxNotificationsPerMinute. Not positive:
 	// no ceiling beyond the API's maximum.
 	MaxNotificationsPerMinute int
+	// NamespaceMaxNotificationsPerMinute is the budget all rules of a
+	// namespace share (--eventrule-namespace-max-notifications-per-minute),
+	// on top of each rule's own. Not positive: none.
+	NamespaceMaxNotificationsPerMinute int
 
 	mu      sync.Mutex
 	ledgers map[types.NamespacedName]*ruleLedger
@@ -95,6 +99,11 @@ type Reconciler struct {
 	// ledgers: a spec change starts a new ledger but must not refill the
 	// bucket.
 	budgets map[types.NamespacedName]*budget
+	// namespaces hold each namespace's shared token bucket
+	// (namespace_budget.go); lastSweep is when those of namespaces
+	// without rules were last looked at.
+	namespaces map[string]*namespaceBudget
+	lastSweep  time.Time
 }
 
 // ruleLedger remembers which Event observations a rule has handled.
@@ -110,9 +119,15 @@ type ruleLedger struct {
 	seen map[string]time.Time
 	// overBudget maps a grouped rule's group window whose remaining
 	// Events were counted as rate limited to how many of its Events were
-	// handled by then, so that they are neither counted again nor carried
-	// by a later part.
-	overBudget map[groupWindowKey]int
+	// handled by then, and which budget held it back, so that they are
+	// neither counted again nor carried by a later part.
+	overBudget map[groupWindowKey]overBudgetGroup
+}
+
+// overBudgetGroup is a group window given up on for the budget.
+type overBudgetGroup struct {
+	handled int
+	by      heldBy
 }
 
 // +kubebuilder:rbac:groups=notify.herald.dev,resources=eventrules,verbs=get;list;watch
@@ -129,15 +144,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.Get(ctx, req.NamespacedName, &rule); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.dropLedger(req.NamespacedName)
-			r.dropBudget(req.NamespacedName)
+			r.dropBudget(req.NamespacedName, r.Clock.Now())
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	now := r.Clock.Now()
 	if rule.DeletionTimestamp != nil {
-		r.dropBudget(req.NamespacedName)
+		r.dropBudget(req.NamespacedName, now)
 		return ctrl.Result{}, nil
 	}
-	now := r.Clock.Now()
 	b := r.budgetFor(&rule, now)
 
 	if rule.Spec.Suspend {
@@ -162,8 +177,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if g := rule.Spec.Grouping; g != nil {
 		t, next, scanErr := r.scanGroups(ctx, &rule, p, b, now)
 		bc, recheck := r.settle(&rule, b, t, now)
-		msg := fmt.Sprintf("watching Events in namespace %s; grouping by [%s], wait %s, interval %s; at most %d Notifications per minute",
-			rule.Namespace, strings.Join(g.By, ", "), g.Wait.Duration, g.Interval.Duration, b.perMinute)
+		msg := fmt.Sprintf("watching Events in namespace %s; grouping by [%s], wait %s, interval %s; %s",
+			rule.Namespace, strings.Join(g.By, ", "), g.Wait.Duration, g.Interval.Duration, b.limits())
 		if err := r.writeStatus(ctx, &rule, t, metav1.ConditionTrue, notifyv1.ReasonWatching, msg, bc); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -171,8 +186,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	t, scanErr := r.scan(ctx, &rule, p, b, now)
 	bc, recheck := r.settle(&rule, b, t, now)
-	msg := fmt.Sprintf("watching Events in namespace %s; throttle %s; at most %d Notifications per minute",
-		rule.Namespace, rule.Spec.Throttle.Duration, b.perMinute)
+	msg := fmt.Sprintf("watching Events in namespace %s; throttle %s; %s",
+		rule.Namespace, rule.Spec.Throttle.Duration, b.limits())
 	if err := r.writeStatus(ctx, &rule, t, metav1.ConditionTrue, notifyv1.ReasonWatching, msg, bc); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -259,7 +274,28 @@ type tally struct {
 	// due but wait for the budget.
 	rateLimited int64
 	postponed   int
-	lastEmit    time.Time
+	// namespaceRateLimited and namespacePostponed are the parts of
+	// rateLimited and postponed that the namespace's budget held back
+	// (the rest the rule's own did).
+	namespaceRateLimited int64
+	namespacePostponed   int
+	lastEmit             time.Time
+}
+
+// limit counts events that make no Notification because of budget by.
+func (t *tally) limit(by heldBy, events int64) {
+	t.rateLimited += events
+	if by == heldByNamespace {
+		t.namespaceRateLimited += events
+	}
+}
+
+// postpone counts a grouped Notification that waits for budget by.
+func (t *tally) postpone(by heldBy) {
+	t.postponed++
+	if by == heldByNamespace {
+		t.namespacePostponed++
+	}
 }
 
 // scan acts on the namespace's recent Events that the rule has not
@@ -338,10 +374,10 @@ func (r *Reconciler) scan(ctx context.Context, rule *notifyv1.EventRule, p *prep
 			ledger.seen[key] = occ
 			continue
 		}
-		refund, ok := b.take(now)
-		if !ok {
+		refund, by := b.draw(now)
+		if by != heldByNone {
 			t.matched++
-			t.rateLimited++
+			t.limit(by, 1)
 			ledger.seen[key] = occ
 			continue
 		}
@@ -625,7 +661,7 @@ func (r *Reconciler) ledger(rule *notifyv1.EventRule) *ruleLedger {
 	// A new rule of the same name or a changed spec starts over: Events
 	// that did not match before may match now.
 	if l == nil || l.uid != rule.UID || l.generation != rule.Generation {
-		l = &ruleLedger{uid: rule.UID, generation: rule.Generation, seen: map[string]time.Time{}, overBudget: map[groupWindowKey]int{}}
+		l = &ruleLedger{uid: rule.UID, generation: rule.Generation, seen: map[string]time.Time{}, overBudget: map[groupWindowKey]overBudgetGroup{}}
 		r.ledgers[key] = l
 	}
 	return l

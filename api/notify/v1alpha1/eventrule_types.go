@@ -94,7 +94,9 @@ type EventRuleSpec struct {
 	// Events beyond it make no Notification (a grouped Notification waits
 	// for the budget until an interval after its window ended); they are
 	// counted in status.rateLimited and the RateLimited condition says so.
-	// The controller's --eventrule-max-notifications-per-minute caps it.
+	// The controller's --eventrule-max-notifications-per-minute caps it,
+	// and all rules of the namespace together get no more than its
+	// --eventrule-namespace-max-notifications-per-minute.
 	// +kubebuilder:default=60
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=600
@@ -122,7 +124,8 @@ type EventRuleStatus struct {
 	Grouped int64 `json:"grouped,omitempty"`
 	// rateLimited counts matching Events that made no Notification
 	// because the rule's budget (spec.maxNotificationsPerMinute, capped by
-	// the controller) was spent.
+	// the controller) or the budget all rules of its namespace share was
+	// spent.
 	// +optional
 	RateLimited int64 `json:"rateLimited,omitempty"`
 	// +optional
