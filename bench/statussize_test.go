@@ -106,4 +106,3 @@ func TestStatusSizeCost(t *testing.T) {
 		t.Logf("Notification status patch %-20s %s /s (mean %.0f); stored object %d bytes", name, strings.Join(s, ", "), sum/float64(len(s)), sizes[zeros])
 	}
 }
-
