@@ -43,15 +43,7 @@ func TestBudgetLifecycle(t *testing.T) {
 			}},
 		},
 	}
-	objs := []client.Object{rule}
-	for i := range 5 {
-		objs = append(objs, &corev1.Event{
-			ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("e%d", i), Namespace: "ns", UID: types.UID(fmt.Sprintf("e%d", i))},
-			InvolvedObject: corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: "ns", Name: fmt.Sprintf("web-%d", i)},
-			Type:           "Warning", Reason: "BackOff", Message: "crashing", Count: 1,
-			LastTimestamp: metav1.NewTime(now),
-		})
-	}
+	objs := append([]client.Object{rule}, crashingPods(5, now)...)
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(rule).Build()
 	recorder := events.NewFakeRecorder(100)
 	r := &Reconciler{Client: c, APIReader: c, Recorder: recorder, Clock: clk, MaxNotificationsPerMinute: 60}
@@ -128,4 +120,19 @@ func TestBudgetLifecycle(t *testing.T) {
 	if b := r.budgetFor(renamed, now); b == first || b.uid != "uid-2" {
 		t.Error("a new rule of the same name shares the old one's budget")
 	}
+}
+
+// crashingPods are n Warning Events in namespace ns, each about a Pod of
+// its own, last seen at at.
+func crashingPods(n int, at time.Time) []client.Object {
+	var out []client.Object
+	for i := range n {
+		out = append(out, &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("e%d", i), Namespace: "ns", UID: types.UID(fmt.Sprintf("e%d", i))},
+			InvolvedObject: corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: "ns", Name: fmt.Sprintf("web-%d", i)},
+			Type:           "Warning", Reason: "BackOff", Message: "crashing", Count: 1,
+			LastTimestamp: metav1.NewTime(at),
+		})
+	}
+	return out
 }

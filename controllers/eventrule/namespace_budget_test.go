@@ -210,15 +210,7 @@ func TestGroupedPartsWaitForTheNamespaceBudget(t *testing.T) {
 			}},
 		},
 	}
-	objs := []client.Object{rule}
-	for i := range 3 {
-		objs = append(objs, &corev1.Event{
-			ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("e%d", i), Namespace: "ns", UID: types.UID(fmt.Sprintf("e%d", i))},
-			InvolvedObject: corev1.ObjectReference{APIVersion: "v1", Kind: "Pod", Namespace: "ns", Name: fmt.Sprintf("web-%d", i)},
-			Type:           "Warning", Reason: "BackOff", Message: "crashing", Count: 1,
-			LastTimestamp: metav1.NewTime(base),
-		})
-	}
+	objs := append([]client.Object{rule}, crashingPods(3, base)...)
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(rule).Build()
 	recorder := events.NewFakeRecorder(100)
 	r := &Reconciler{Client: c, APIReader: c, Recorder: recorder, Clock: clk, MaxNotificationsPerMinute: 60, NamespaceMaxNotificationsPerMinute: 1}
