@@ -27,24 +27,8 @@ import (
 //
 //	KUBEBUILDER_ASSETS=$PWD/bin/k8s go test -tags bench -run TestRuleCost -v ./bench/
 func TestRuleCost(t *testing.T) {
-	ctrllog.SetLogger(logr.Discard())
-	h := &harness{t: t, report: newReport()}
-	env, err := heraldenvtest.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.env = env
-	cfg, err := heraldenvtest.Start(env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
-	cfg.QPS, cfg.Burst = -1, 0
-	h.cfg = cfg
-	if h.c, err = client.New(cfg, client.Options{Scheme: env.Scheme}); err != nil {
-		t.Fatal(err)
-	}
-	if err := apiextensionsv1.AddToScheme(env.Scheme); err != nil {
+	h := writeCostHarness(t)
+	if err := apiextensionsv1.AddToScheme(h.env.Scheme); err != nil {
 		t.Fatal(err)
 	}
 	n := envInt("HERALD_BENCH_BOUND_N", 1000)
@@ -123,4 +107,28 @@ func (h *harness) setSpecRule(on bool) {
 	}); err != nil {
 		h.t.Fatalf("the CRD rule was not %v in time", map[bool]string{true: "applied", false: "removed"}[on])
 	}
+}
+
+// writeCostHarness starts a control plane of its own for a write-cost
+// measurement, with no controller and no client-side rate limit, and stops
+// it when the test ends.
+func writeCostHarness(t *testing.T) *harness {
+	ctrllog.SetLogger(logr.Discard())
+	h := &harness{t: t, report: newReport()}
+	env, err := heraldenvtest.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.env = env
+	cfg, err := heraldenvtest.Start(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	cfg.QPS, cfg.Burst = -1, 0
+	h.cfg = cfg
+	if h.c, err = client.New(cfg, client.Options{Scheme: env.Scheme}); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -10,13 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	notifyv1 "github.com/herald-dev/herald/api/notify/v1alpha1"
-	heraldenvtest "github.com/herald-dev/herald/internal/dev/testutil/envtest"
 )
 
 // TestStatusSizeCost measures what the zero counters of a Notification's
@@ -29,23 +26,7 @@ import (
 //
 //	KUBEBUILDER_ASSETS=$PWD/bin/k8s go test -tags bench -run TestStatusSizeCost -v ./bench/
 func TestStatusSizeCost(t *testing.T) {
-	ctrllog.SetLogger(logr.Discard())
-	h := &harness{t: t, report: newReport()}
-	env, err := heraldenvtest.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.env = env
-	cfg, err := heraldenvtest.Start(env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
-	cfg.QPS, cfg.Burst = -1, 0
-	h.cfg = cfg
-	if h.c, err = client.New(cfg, client.Options{Scheme: env.Scheme}); err != nil {
-		t.Fatal(err)
-	}
+	h := writeCostHarness(t)
 	n := envInt("HERALD_BENCH_BOUND_N", 1000)
 	rounds := envInt("HERALD_BENCH_ROUNDS", 5)
 	counts := func(zeros bool) string {
