@@ -81,18 +81,30 @@ func perMinuteLimit(n int) rate.Limit {
 // returns false. refund gives the token back, for a Notification that was
 // not made after all (it existed already, or was rejected).
 func (b *budget) take(now time.Time) (refund func(), ok bool) {
-	res := b.limiter.ReserveN(now, 1)
-	if !res.OK() || res.DelayFrom(now) > 0 {
-		res.CancelAt(now)
-		return nil, false
-	}
-	return func() { res.CancelAt(now) }, true
+	return takeAt(b.limiter, now)
 }
 
 // untilToken is how long from now until the bucket holds a token again.
 func (b *budget) untilToken(now time.Time) time.Duration {
-	res := b.limiter.ReserveN(now, 1)
-	defer res.CancelAt(now)
+	return untilTokenAt(b.limiter, now, now)
+}
+
+// takeAt takes one token of l at at, or nothing when there is none (a
+// budget never lends). refund gives it back.
+func takeAt(l *rate.Limiter, at time.Time) (refund func(), ok bool) {
+	res := l.ReserveN(at, 1)
+	if !res.OK() || res.DelayFrom(at) > 0 {
+		res.CancelAt(at)
+		return nil, false
+	}
+	return func() { res.CancelAt(at) }, true
+}
+
+// untilTokenAt is how long from now until l, asked at at, holds a token
+// again: at least minBudgetRecheck, at most budgetWindow.
+func untilTokenAt(l *rate.Limiter, at, now time.Time) time.Duration {
+	res := l.ReserveN(at, 1)
+	defer res.CancelAt(at)
 	if !res.OK() {
 		return budgetWindow
 	}

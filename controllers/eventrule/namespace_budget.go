@@ -68,16 +68,14 @@ func (n *namespaceBudget) at(now time.Time) time.Time {
 func (n *namespaceBudget) take(now time.Time) (refund func(), ok bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	at := n.at(now)
-	res := n.limiter.ReserveN(at, 1)
-	if !res.OK() || res.DelayFrom(at) > 0 {
-		res.CancelAt(at)
+	giveBack, ok := takeAt(n.limiter, n.at(now))
+	if !ok {
 		return nil, false
 	}
 	return func() {
 		n.mu.Lock()
 		defer n.mu.Unlock()
-		res.CancelAt(at)
+		giveBack()
 	}, true
 }
 
@@ -85,13 +83,7 @@ func (n *namespaceBudget) take(now time.Time) (refund func(), ok bool) {
 func (n *namespaceBudget) untilToken(now time.Time) time.Duration {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	at := n.at(now)
-	res := n.limiter.ReserveN(at, 1)
-	defer res.CancelAt(at)
-	if !res.OK() {
-		return budgetWindow
-	}
-	return max(res.DelayFrom(now), minBudgetRecheck)
+	return untilTokenAt(n.limiter, n.at(now), now)
 }
 
 // heldBy says which budget held a Notification back.
