@@ -472,8 +472,14 @@ export class HeraldInbox extends HTMLElement {
     this.rows = new Map();
     const rows = items.map((it) => {
       const k = key(it);
-      const look = shown(it);
       let row = before.get(k);
+      // An event replaces the object of the item it changes; every other
+      // item is the very object its row was made or checked for.
+      if (row && row.heraldItem === it) {
+        this.rows.set(k, row);
+        return row;
+      }
+      const look = shown(it);
       if (row && row.heraldShown === look) {
         row.dataset.seen = String(!!it.status?.seen);
       } else {
@@ -482,6 +488,7 @@ export class HeraldInbox extends HTMLElement {
         row.heraldShown = look;
         if (old && old.contains(document.activeElement)) refocus(document.activeElement, old, row);
       }
+      row.heraldItem = it;
       this.rows.set(k, row);
       return row;
     });
